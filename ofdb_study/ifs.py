@@ -1,0 +1,194 @@
+"""2D iterated function systems: maps, probabilities, weights and the official CSV format.
+
+An IFS category is N affine maps ``w_i(x, y) = (a x + b y + e, c x + d y + f)`` chosen with
+probabilities ``p_i``. On disk one category is one CSV file with one row ``a,b,c,d,e,f,p`` per map,
+written with NumPy's ``savetxt`` default ``%.18e`` (enough digits to round-trip every double), the
+format of the published FractalDB / OFDB parameter files.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ParamError
+
+COEFFICIENTS = ("a", "b", "c", "d", "e", "f")
+#: FractalDB's parameter-fluctuation factors, applied to one coefficient of every map at once.
+FLUCTUATION_FACTORS = (0.2, 0.6, 1.4, 1.8)
+#: Probabilities read from a CSV must sum to 1 within this tolerance.
+PROB_TOLERANCE = 1e-6
+_CSV_NAME = re.compile(r"^\d{5,}\.csv$")
+
+
+@dataclass(frozen=True, eq=False)
+class IFS:
+    """One IFS category.
+
+    Attributes:
+        maps: float64 array of shape (N, 6), the coefficients ``a, b, c, d, e, f`` of each map.
+        probs: float64 array of shape (N,), the map probabilities (sum 1), in map order.
+    """
+
+    maps: np.ndarray
+    probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        maps = np.ascontiguousarray(self.maps, dtype=np.float64)
+        probs = np.ascontiguousarray(self.probs, dtype=np.float64)
+        if maps.ndim != 2 or maps.shape[1] != 6 or maps.shape[0] < 1:
+            raise ParamError("maps", f"must have shape (N, 6) with N >= 1, got {maps.shape}")
+        if probs.shape != (maps.shape[0],):
+            raise ParamError("probs", f"must have shape ({maps.shape[0]},), got {probs.shape}")
+        object.__setattr__(self, "maps", maps)
+        object.__setattr__(self, "probs", probs)
+
+    @property
+    def n_maps(self) -> int:
+        return int(self.maps.shape[0])
+
+    def cumulative(self) -> np.ndarray:
+        """Cumulative probabilities accumulated in map order, as the chaos game compares them."""
+        out = np.empty_like(self.probs)
+        total = 0.0
+        for i, p in enumerate(self.probs):
+            total += float(p)
+            out[i] = total
+        return out
+
+    def weighted(self, weights) -> IFS:
+        """Return a copy whose coefficients are multiplied column-wise by ``weights`` (6,).
+
+        Probabilities are unchanged, as in the public generators.
+        """
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (6,):
+            raise ParamError("weights", f"must have 6 entries (a..f), got shape {w.shape}")
+        return IFS(self.maps * w, self.probs.copy())
+
+    def contraction_factors(self) -> np.ndarray:
+        """Spectral norm of each map's linear part, shape (N,); all < 1 means contractive."""
+        lin = self.maps[:, [0, 1, 2, 3]].reshape(-1, 2, 2)
+        return np.linalg.norm(lin, ord=2, axis=(1, 2))
+
+    def to_rows(self) -> np.ndarray:
+        """The official table, shape (N, 7): ``a, b, c, d, e, f, p`` per row."""
+        return np.column_stack([self.maps, self.probs])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IFS):
+            return NotImplemented
+        return np.array_equal(self.maps, other.maps) and np.array_equal(self.probs, other.probs)
+
+    def __repr__(self) -> str:
+        return f"IFS(n_maps={self.n_maps})"
+
+
+def probabilities_from_determinants(maps: np.ndarray) -> np.ndarray:
+    """``p_i = |a_i d_i - b_i c_i|`` normalised to sum 1, summed and divided in map order."""
+    dets = np.abs(maps[:, 0] * maps[:, 3] - maps[:, 1] * maps[:, 2])
+    total = 0.0
+    for v in dets:
+        total += float(v)
+    return dets / total
+
+
+def fluctuation_weights() -> np.ndarray:
+    """FractalDB's 25 weight rows, shape (25, 6).
+
+    Row 0 is the identity; rows 1..24 multiply one coefficient (a, then b, ..., f) by each of
+    ``FLUCTUATION_FACTORS`` in turn: row ``1 + 4 * k + j`` scales coefficient ``k`` by factor ``j``.
+    The OFDB generator's default (``a`` x 0.2) is row 1.
+    """
+    rows = [np.ones(6)]
+    for k in range(6):
+        for factor in FLUCTUATION_FACTORS:
+            w = np.ones(6)
+            w[k] = factor
+            rows.append(w)
+    return np.array(rows)
+
+
+def a_weights(a_weight: float = 0.2) -> np.ndarray:
+    """Weight row (6,) that scales only ``a``: the public 2D-OFDB generator renders with 0.2."""
+    w = np.ones(6)
+    w[0] = float(a_weight)
+    return w
+
+
+def format_rows(ifs: IFS) -> str:
+    """The CSV text of one category, identical to ``np.savetxt(f, rows, delimiter=',')``."""
+    return "".join(",".join(f"{v:.18e}" for v in row) + "\n" for row in ifs.to_rows())
+
+
+def write_csv(path: str | os.PathLike, ifs: IFS) -> None:
+    """Write one category atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(format_rows(ifs))
+    os.replace(tmp, path)
+
+
+def read_csv(path: str | os.PathLike) -> IFS:
+    """Read one category CSV (rows ``a,b,c,d,e,f,p``).
+
+    Raises:
+        ParamError: the file is missing, a row does not have 7 finite numbers, a probability is
+            negative, or the probabilities do not sum to 1 (within ``PROB_TOLERANCE``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError("params", f"no such CSV file: {path}")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.split(",")
+        try:
+            values = [float(v) for v in parts]
+        except ValueError:
+            raise ParamError("params", f"{path}:{lineno}: not a row of numbers") from None
+        if len(values) != 7:
+            raise ParamError("params", f"{path}:{lineno}: expected 7 values a,b,c,d,e,f,p, got {len(values)}")
+        rows.append(values)
+    if not rows:
+        raise ParamError("params", f"{path}: no maps in file")
+    table = np.array(rows, dtype=np.float64)
+    if not np.all(np.isfinite(table)):
+        raise ParamError("params", f"{path}: values must be finite")
+    probs = table[:, 6]
+    if np.any(probs < 0):
+        raise ParamError("params", f"{path}: probabilities must be >= 0")
+    if abs(probs.sum() - 1.0) > PROB_TOLERANCE:
+        raise ParamError("params", f"{path}: probabilities sum to {probs.sum():.9g}, must sum to 1")
+    return IFS(table[:, :6], probs)
+
+
+def list_csvs(directory: str | os.PathLike) -> list[Path]:
+    """The category CSVs (``NNNNN.csv``) of a parameter folder, sorted by name."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ParamError("params", f"not a folder: {directory}")
+    files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
+    if not files:
+        raise ParamError("params", f"no NNNNN.csv category files in {directory}")
+    return files
+
+
+def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS]:
+    """Read the first ``limit`` (default all) categories of a parameter folder, in order."""
+    files = list_csvs(directory)
+    if limit is not None:
+        if limit > len(files):
+            raise ParamError("categories", f"asked for {limit}, {directory} holds {len(files)}")
+        files = files[:limit]
+    return [read_csv(p) for p in files]
+
+
+def category_name(index: int) -> str:
+    """Zero-padded category name: 0 -> '00000'."""
+    return f"{index:05d}"
