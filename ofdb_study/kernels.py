@@ -15,6 +15,8 @@ from . import mt
 #: Points the public NaN rule deletes before the first NaN.
 NAN_BACKOFF = 100
 _GRAY = np.uint8(127)
+#: Systems with up to this many maps take the unrolled map choice (the search draws 2..7).
+FAST_MAPS = 8
 
 
 @nb.njit(cache=True, nogil=True)
@@ -29,23 +31,22 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys):
         xs, ys: (>= n_points,) float64 outputs.
 
     Returns:
-        The number of points computed. Fewer than ``n_points`` means both coordinates became NaN
-        at the last computed point, so all later points are NaN too (and are not written).
+        ``n_points``, the number of points written (the NaN rule takes any count).
 
     Step ``i`` uses the first map ``j`` with ``r <= cum[j]``; when none qualifies (rounding), the
     point repeats. The map index is found without branches (a count of ``r > cum[k]``): the
     choice is random, so a branchy search would mispredict on most steps.
     """
     n_maps = maps.shape[0]
-    ca = np.empty(n_maps + 1)
-    cb = np.empty(n_maps + 1)
-    cc = np.empty(n_maps + 1)
-    cd = np.empty(n_maps + 1)
-    ce = np.empty(n_maps + 1)
-    cf = np.empty(n_maps + 1)
+    width = max(n_maps, FAST_MAPS)
+    # Coefficients in one flat table and cumulative probabilities padded with +inf, so that the
+    # map count is a fixed-length, unrolled sum of comparisons for up to FAST_MAPS maps.
+    coef = np.zeros(width * 6)
+    bound = np.full(width, np.inf)
     for j in range(n_maps):
-        ca[j], cb[j], cc[j], cd[j], ce[j], cf[j] = (maps[j, 0], maps[j, 1], maps[j, 2],
-                                                    maps[j, 3], maps[j, 4], maps[j, 5])
+        bound[j] = cum[j]
+        for q in range(6):
+            coef[6 * j + q] = maps[j, q]
     x = 0.0
     y = 0.0
     xs[0] = x
@@ -53,16 +54,19 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys):
     for i in range(1, n_points):
         r = uniforms[i - 1]
         j = 0
-        for k in range(n_maps):
-            j += r > cum[k]
+        if n_maps <= FAST_MAPS:
+            for k in range(FAST_MAPS):
+                j += r > bound[k]
+        else:
+            for k in range(n_maps):
+                j += r > bound[k]
         if j < n_maps:
-            nx = x * ca[j] + y * cb[j] + ce[j]
-            y = x * cc[j] + y * cd[j] + cf[j]
+            b = 6 * j
+            nx = x * coef[b] + y * coef[b + 1] + coef[b + 4]
+            y = x * coef[b + 2] + y * coef[b + 3] + coef[b + 5]
             x = nx
         xs[i] = x
         ys[i] = y
-        if x != x and y != y:
-            return i + 1
     return n_points
 
 
@@ -109,28 +113,33 @@ def _to_uint16(v):
 
 @nb.njit(cache=True, nogil=True)
 def _shift_and_scale(v, length, span, pad, out):
-    """``if min < 0: v -= min``; then ``uint16(v / (max - min) * span + pad)``, as NumPy does.
+    """NumPy's ``if v.min() < 0: v -= v.min()`` then ``uint16(v / (v.max() - v.min()) * span + pad)``.
 
-    ``v`` holds no NaN here. Infinities are possible: a shift by ``-inf`` turns every value into
-    NaN or ``+inf`` and NumPy's max is then NaN, so every pixel is 0, which is what we write.
+    ``v`` holds no NaN here. After a shift by ``lo`` the minimum is exactly 0 and the maximum is
+    ``max(v) - lo`` (rounding is monotonic), so one pass finds both and a second pass scales,
+    without the shifted copy. The common, finite case is a branch-free loop LLVM vectorises;
+    infinities (diverging systems) take a slow path that reproduces NumPy's NaN and overflow.
     """
     lo = v[0]
+    hi = v[0]
     for i in range(1, length):
         lo = min(lo, v[i])
-    if lo == -np.inf:
+        hi = max(hi, v[i])
+    shift = lo if lo < 0.0 else 0.0
+    rng = (hi - shift) - (0.0 if lo < 0.0 else lo)
+    if np.isfinite(lo) and np.isfinite(hi) and np.isfinite(rng) and rng > 0.0:
+        if lo < 0.0:
+            for i in range(length):
+                out[i] = np.uint16((v[i] - shift) / rng * span + pad)
+        else:
+            for i in range(length):
+                out[i] = np.uint16(v[i] / rng * span + pad)
+        return
+    if lo == -np.inf:  # v - (-inf) is +inf or NaN, NumPy's max is then NaN: every pixel is 0
         out[:length] = 0
         return
-    if lo < 0.0:
-        for i in range(length):
-            v[i] -= lo
-    vmax = v[0]
-    vmin = v[0]
-    for i in range(1, length):
-        vmax = max(vmax, v[i])
-        vmin = min(vmin, v[i])
-    rng = vmax - vmin
     for i in range(length):
-        out[i] = _to_uint16(v[i] / rng * span + pad)
+        out[i] = _to_uint16((v[i] - shift) / rng * span + pad)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -170,8 +179,18 @@ def _splitmix64(z):
 def patch_mask(seed, index):
     """The 9-bit patch mask (1..511) of point ``index`` for ``seed``: counter-based, so any
     point's mask is known without drawing the ones before it (same bytes for any worker count)."""
-    h = _splitmix64(_splitmix64(np.uint64(seed)) ^ np.uint64(index))
-    return 1 + np.int64(h % np.uint64(511))
+    h = _splitmix64(_splitmix64(np.uint64(seed)) + np.uint64(index))
+    return 1 + np.int64(((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
+
+
+def _mask_table():
+    bits = np.arange(9)
+    masks = np.arange(512)[:, None]
+    return np.where((masks >> bits) & 1, _GRAY, 0).astype(np.uint8).reshape(512, 3, 3)
+
+
+#: MASK_ROWS[m, r, c]: the value patch mask ``m`` writes at row r, column c (bit 3 r + c).
+MASK_ROWS = _mask_table()
 
 
 @nb.njit(cache=True, nogil=True)
@@ -187,16 +206,27 @@ def draw_points(px, py, n, size, flip, out):
 
 @nb.njit(cache=True, nogil=True)
 def draw_patches(px, py, n, size, flip, seed, out):
-    """Patch mode: a 3x3 block at (X + 1, Y + 1) per point, bit k of the mask lighting cell
-    (row k // 3, column k % 3) with 127; cleared bits write 0, so later points erase earlier."""
+    """Patch mode: a 3x3 block at (X + 1, Y + 1) per point, bit ``3 r + c`` of the mask lighting
+    (row r, column c) with 127; cleared bits write 0, so later points erase earlier ones."""
     out[:, :] = 0
+    key = _splitmix64(np.uint64(seed))
     for i in range(n):
-        mask = patch_mask(seed, i)
-        for k in range(9):
-            x = px[i] + 1 + k % 3
-            y = py[i] + 1 + k // 3
-            if x < size and y < size:
-                out[size - 1 - y if flip else y, x] = _GRAY if (mask >> k) & 1 else 0
+        h = _splitmix64(key + np.uint64(i))
+        mask = 1 + np.int64(((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
+        x0 = np.int64(px[i]) + 1
+        y0 = np.int64(py[i]) + 1
+        if x0 + 3 <= size and y0 + 3 <= size:
+            for r in range(3):
+                row = size - 1 - (y0 + r) if flip else y0 + r
+                out[row, x0] = MASK_ROWS[mask, r, 0]
+                out[row, x0 + 1] = MASK_ROWS[mask, r, 1]
+                out[row, x0 + 2] = MASK_ROWS[mask, r, 2]
+        else:
+            for k in range(9):
+                x = x0 + k % 3
+                y = y0 + k // 3
+                if x < size and y < size:
+                    out[size - 1 - y if flip else y, x] = MASK_ROWS[mask, k // 3, k % 3]
 
 
 @nb.njit(cache=True, nogil=True)

@@ -78,39 +78,53 @@ def next_u32(state):
 @nb.njit(cache=True, nogil=True)
 def next_double(state):
     """A uniform in [0, 1) from two words, exactly as ``RandomState.random_sample``."""
-    a = next_u32(state) >> np.uint32(5)
-    b = next_u32(state) >> np.uint32(6)
-    return (a * 67108864.0 + b) / 9007199254740992.0
+    first = next_u32(state)
+    return _to_double(first, next_u32(state))
+
+
+@nb.njit(cache=True, nogil=True)
+def _to_double(first, second):
+    return ((first >> np.uint32(5)) * 67108864.0 + (second >> np.uint32(6))) / 9007199254740992.0
 
 
 @nb.njit(cache=True, nogil=True)
 def fill_doubles(state, out, n):
     """Fill ``out[:n]`` with the next ``n`` uniforms, as ``random_sample(n)`` would.
 
-    Words are tempered a key block at a time, which keeps the loop free of calls and branches.
+    Words are tempered one key block at a time into a small buffer that stays in L1 cache; a
+    word pair that straddles two blocks is carried over.
     """
-    words = np.empty(2 * n, dtype=np.uint32)
-    done = 0
-    total = 2 * n
-    while done < total:
+    words = np.empty(N, dtype=np.uint32)
+    i = 0
+    carry = False
+    half = np.uint32(0)
+    while i < n:
         pos = state[N]
         if pos >= N:
             twist(state)
             pos = 0
-        step = min(total - done, N - pos)
+        step = min(N - pos, 2 * (n - i) - (1 if carry else 0))
         for k in range(step):
             y = state[pos + k]
             y ^= y >> np.uint32(11)
             y ^= (y << np.uint32(7)) & np.uint32(0x9D2C5680)
             y ^= (y << np.uint32(15)) & np.uint32(0xEFC60000)
             y ^= y >> np.uint32(18)
-            words[done + k] = y
+            words[k] = y
         state[N] = pos + step
-        done += step
-    for i in range(n):
-        a = words[2 * i] >> np.uint32(5)
-        b = words[2 * i + 1] >> np.uint32(6)
-        out[i] = (a * 67108864.0 + b) / 9007199254740992.0
+        j = 0
+        if carry:
+            out[i] = _to_double(half, words[0])
+            i += 1
+            j = 1
+            carry = False
+        while j + 1 < step:
+            out[i] = _to_double(words[j], words[j + 1])
+            i += 1
+            j += 2
+        if j < step:
+            half = words[j]
+            carry = True
 
 
 @nb.njit(cache=True, nogil=True)

@@ -301,6 +301,7 @@ def search_to_dir(
     resume: bool = False,
     force: bool = False,
     progress: bool = False,
+    batch: int = 1024,
 ) -> SearchResult:
     """Search and write ``out/NNNNN.csv``; ``resume`` continues an interrupted or shorter search.
 
@@ -338,7 +339,8 @@ def search_to_dir(
         written = _save_state(out, result, written)
 
     result = search(
-        n_categories, settings, workers=workers, resume_from=previous, progress=progress, on_batch=checkpoint
+        n_categories, settings, workers=workers, resume_from=previous, batch=batch, progress=progress,
+        on_batch=checkpoint,
     )
     written = _save_state(out, result, written)
     return result

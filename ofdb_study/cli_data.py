@@ -1,0 +1,139 @@
+"""Data commands: ``search``, ``render``, ``build`` and ``verify``."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+
+from .errors import ParamError
+
+
+def _finite(param: str):
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{param} must be a number, got {text!r}") from None
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{param} must be finite, got {text!r}")
+        return value
+
+    return parse
+
+
+def _common_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs); never changes the bytes")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
+    group.add_argument("--force", action="store_true", help="replace what is in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 200_000) -> None:
+    p.add_argument("--draw", default="patch", help="point | patch | color (default patch, as released)")
+    p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
+    p.add_argument("--points", type=int, default=points, help=f"chaos-game points (default {points})")
+    p.add_argument("--seed", type=int, default=0, help="patch-mask seed (default 0)")
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .search import SearchSettings, search_to_dir
+
+    settings = SearchSettings(seed=args.seed, rate=args.rate, points=args.points, size=args.size, pad=6)
+    start = time.perf_counter()
+    result = search_to_dir(args.out, args.categories, settings, workers=args.workers, resume=args.resume,
+                           force=args.force, progress=not args.quiet)
+    took = time.perf_counter() - start
+    print(f"{len(result.categories)} categories from {result.n_candidates} candidates "
+          f"({100 * result.acceptance_rate:.2f}% accepted) in {took:.1f} s -> {args.out}")
+    return 0
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from .datasets import build_ofdb
+    from .ifs import list_csvs
+
+    n = args.categories if args.categories is not None else len(list_csvs(args.params))
+    out = build_ofdb(args.out, n, params=args.params, size=args.size, points=args.points, mode=args.draw,
+                     a_weight=args.a_weight, mask_seed=args.seed, workers=args.workers, resume=args.resume,
+                     force=args.force, progress=not args.quiet)
+    print(f"rendered {n} categories -> {out}")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from . import datasets
+
+    common = dict(workers=args.workers, resume=args.resume, force=args.force, progress=not args.quiet)
+    start = time.perf_counter()
+    if args.kind == "ofdb":
+        out = datasets.build_ofdb(args.out, args.categories, params=args.params, size=args.size,
+                                  points=args.points, mode=args.draw, a_weight=args.a_weight,
+                                  mask_seed=args.seed, **common)
+    elif args.kind == "fractaldb":
+        out = datasets.build_fractaldb(args.out, args.categories, params=args.params, size=args.size,
+                                       points=args.points, mode=args.draw, seed=args.seed,
+                                       fluctuations=args.fluctuations, renders=args.renders,
+                                       flips=args.flips, **common)
+    else:
+        try:
+            from .ofdb3d import build_ofdb3d
+        except ModuleNotFoundError as exc:
+            raise ParamError("kind", "ofdb3d needs ofdb_study.ofdb3d, which this checkout lacks") from exc
+        out = build_ofdb3d(args.out, args.categories, seed=args.seed, **common)
+    manifest = datasets.load_manifest(out)
+    print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .datasets import load_manifest, verify
+
+    problems = verify(args.dir)
+    if problems:
+        for line in problems:
+            print(line)
+        print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{args.dir}: OK, {load_manifest(args.dir)['n_files']} files match the manifest")
+    return 0
+
+
+def register(sub) -> None:
+    p = sub.add_parser("search", help="exact FractalDB/OFDB category search -> DIR/NNNNN.csv")
+    p.add_argument("--categories", type=int, required=True, help="categories to find (1000 = FractalDB-1k)")
+    p.add_argument("--out", required=True, help="folder for NNNNN.csv")
+    p.add_argument("--seed", type=int, default=1, help="NumPy legacy seed (default 1, the published data)")
+    p.add_argument("--rate", type=_finite("--rate"), default=0.2, help="fill-rate threshold (default 0.2)")
+    p.add_argument("--points", type=int, default=100_000, help="chaos-game points (default 100000)")
+    p.add_argument("--size", type=int, default=512, help="image side for the fill test (default 512)")
+    _common_out(p)
+    p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser("render", help="render one image per category of a parameter folder")
+    p.add_argument("--params", required=True, help="folder of NNNNN.csv")
+    p.add_argument("--out", required=True, help="output tree DIR2/NNNNN/NNNNN.png")
+    p.add_argument("--categories", type=int, default=None, help="first N categories (default all)")
+    p.add_argument("--a-weight", type=_finite("--a-weight"), default=0.2, help="factor on every map's a (default 0.2)")
+    _render_options(p)
+    _common_out(p)
+    p.set_defaults(func=cmd_render)
+
+    p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb or ofdb3d")
+    p.add_argument("kind", choices=("ofdb", "fractaldb", "ofdb3d"))
+    p.add_argument("--categories", type=int, required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
+    p.add_argument("--a-weight", type=_finite("--a-weight"), default=0.2, help="ofdb: factor on a (default 0.2)")
+    p.add_argument("--fluctuations", type=int, default=25, help="fractaldb: weight rows, 1..25 (default 25)")
+    p.add_argument("--renders", type=int, default=10, help="fractaldb: patch renders per row (default 10)")
+    p.add_argument("--flips", type=int, default=4, help="fractaldb: flips, 1..4 (default 4)")
+    _render_options(p)
+    _common_out(p)
+    p.set_defaults(func=cmd_build)
+
+    p = sub.add_parser("verify", help="check a dataset tree against its manifest")
+    p.add_argument("dir")
+    p.set_defaults(func=cmd_verify)

@@ -1,0 +1,128 @@
+"""The renderer: the published pixel counts, the NumPy reference, patch masks, seeds, modes."""
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from ofdb_study import kernels, render
+from ofdb_study.errors import ParamError
+from ofdb_study.ifs import IFS, fluctuation_weights, probabilities_from_determinants
+from ofdb_study.search import search
+
+import ifs_reference as ref
+
+
+@pytest.fixture(scope="module")
+def cats():
+    return search(5, workers=2).categories
+
+
+def _sha(img):
+    return hashlib.sha256(img.tobytes()).hexdigest()
+
+
+@pytest.mark.parametrize("index, lit", [(0, 26_574), (4, 37_868)])
+def test_point_mode_matches_public_generator(cats, index, lit):
+    img = render.render(cats[index], mode="point")
+    assert img.shape == (362, 362) and img.dtype == np.uint8
+    assert np.count_nonzero(img) == lit
+    assert set(np.unique(img)) == {0, 127}
+
+
+def _random_system(rng, n, scale):
+    maps = rng.uniform(-scale, scale, (n, 6))
+    return IFS(maps, probabilities_from_determinants(maps))
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.0, 1.6])
+def test_kernels_equal_numpy_reference_including_divergent_systems(scale):
+    rng = np.random.default_rng(int(scale * 10))
+    u = np.random.RandomState(100).random_sample(3000)
+    for _ in range(8):
+        system = _random_system(rng, int(rng.integers(2, 6)), scale)
+        xs_ref, ys_ref = ref.chaos(system.maps, system.probs, u, 3000)
+        xs = np.empty(3000)
+        ys = np.empty(3000)
+        count = kernels.chaos_game(system.maps, system.cumulative(), u, 3000, xs, ys)
+        np.testing.assert_array_equal(xs[:count], xs_ref[:count])
+        X_ref, Y_ref = ref.nan_rule_and_rescale(xs_ref, ys_ref, 128, 6)
+        px = np.empty(3000, np.uint16)
+        py = np.empty(3000, np.uint16)
+        n = kernels.nan_rule_and_rescale(xs, ys, count, 3000, 128, 6, px, py)
+        assert n == X_ref.size
+        np.testing.assert_array_equal(px[:n], X_ref)
+        np.testing.assert_array_equal(py[:n], Y_ref)
+
+
+def test_nan_rule_deletes_hundred_points_before_first_nan():
+    xs = np.arange(1000, dtype=np.float64)
+    ys = np.arange(1000, dtype=np.float64)
+    xs[500:] = np.nan
+    ys[501:] = np.nan
+    px = np.empty(1000, np.uint16)
+    py = np.empty(1000, np.uint16)
+    n = kernels.nan_rule_and_rescale(xs.copy(), ys.copy(), 1000, 1000, 64, 4, px, py)
+    X_ref, Y_ref = ref.nan_rule_and_rescale(xs, ys, 64, 4)
+    assert n == 400 == X_ref.size
+    np.testing.assert_array_equal(px[:n], X_ref)
+
+
+def test_point_image_equals_reference(cats):
+    system = cats[2].weighted(render.effective_weights(0.2))
+    u = render.chaos_uniforms(20_000)
+    xs, ys = ref.chaos(system.maps, system.probs, u, 20_000)
+    X, Y = ref.nan_rule_and_rescale(xs, ys, 200, 6)
+    expected = ref.point_image(X, Y, 200)
+    got = render.render(cats[2], size=200, n_points=20_000, mode="point")
+    np.testing.assert_array_equal(got, expected)
+
+
+def test_patch_masks_are_seeded_and_placed(cats):
+    pts = render.points(cats[1], size=128, n_points=5000)
+    a = render.draw(pts, mode="patch", mask_seed=3)
+    assert _sha(a) == _sha(render.draw(pts, mode="patch", mask_seed=3))
+    assert _sha(a) != _sha(render.draw(pts, mode="patch", mask_seed=4))
+    masks = np.array([kernels.patch_mask(3, i) for i in range(5000)])
+    assert masks.min() >= 1 and masks.max() <= 511 and len(np.unique(masks)) > 400
+    # The last point's block is written whole (top-left at X+1, Y+1 before the flip).
+    x0, y0 = int(pts.x[-1]) + 1, int(pts.y[-1]) + 1
+    unflipped = a[::-1]
+    block = unflipped[y0 : y0 + 3, x0 : x0 + 3]
+    expected = np.array([[127 if (masks[-1] >> (3 * r + c)) & 1 else 0 for c in range(3)] for r in range(3)])
+    np.testing.assert_array_equal(block, expected)
+
+
+def test_color_mode_and_flip(cats):
+    pts = render.points(cats[0], size=96, n_points=4000)
+    col = render.draw(pts, mode="color")
+    assert col.shape == (96, 96, 3) and col.max() == 255
+    flat = render.draw(pts, mode="point", flip=False)
+    np.testing.assert_array_equal(flat[::-1], render.draw(pts, mode="point"))
+    assert render.fill_rate(col) == render.fill_rate(render.draw(pts, mode="point"))
+
+
+def test_weights_change_the_points(cats):
+    rows = fluctuation_weights()
+    assert rows.shape == (25, 6) and np.all(rows[0] == 1)
+    assert sorted(set(rows[1:].ravel()) - {1.0}) == [0.2, 0.6, 1.4, 1.8]
+    base = render.points(cats[0], size=128, n_points=4000, a_weight=1.0)
+    row1 = render.points(cats[0], size=128, n_points=4000, a_weight=1.0, weights=rows[1])
+    ofdb = render.points(cats[0], size=128, n_points=4000)  # a x 0.2 == row 1
+    assert not np.array_equal(base.x, row1.x)
+    np.testing.assert_array_equal(row1.x, ofdb.x)
+
+
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        (dict(size=15), "size"),
+        (dict(n_points=1), "points"),
+        (dict(mode="dots"), "draw"),
+        (dict(weights=[1, 2]), "weights"),
+        (dict(mask_seed=-1), "seed"),
+    ],
+)
+def test_bad_render_arguments(cats, kwargs, param):
+    with pytest.raises(ParamError, match=param):
+        render.render(cats[0], **kwargs)
