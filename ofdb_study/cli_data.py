@@ -23,6 +23,17 @@ def _finite(param: str):
     return parse
 
 
+def _weights(text: str) -> list[float]:
+    parts = text.split(",")
+    try:
+        values = [float(v) for v in parts]
+    except ValueError:
+        values = []
+    if len(values) != 6 or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"--weights must be six finite numbers a,b,c,d,e,f, got {text!r}")
+    return values
+
+
 def _common_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs); never changes the bytes")
     group = p.add_mutually_exclusive_group()
@@ -36,6 +47,8 @@ def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 2
     p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
     p.add_argument("--points", type=int, default=points, help=f"chaos-game points (default {points})")
     p.add_argument("--seed", type=int, default=0, help="patch-mask seed (default 0)")
+    p.add_argument("--weights", type=_weights, default=None,
+                   help="ofdb/render: factors on a,b,c,d,e,f, applied with --a-weight (e.g. 1,1,1,1,1.4,1)")
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -57,7 +70,8 @@ def cmd_render(args: argparse.Namespace) -> int:
 
     n = args.categories if args.categories is not None else len(list_csvs(args.params))
     out = build_ofdb(args.out, n, params=args.params, size=args.size, points=args.points, mode=args.draw,
-                     a_weight=args.a_weight, mask_seed=args.seed, workers=args.workers, resume=args.resume,
+                     a_weight=args.a_weight, weights=args.weights, mask_seed=args.seed, workers=args.workers,
+                     resume=args.resume,
                      force=args.force, progress=not args.quiet)
     print(f"rendered {n} categories -> {out}")
     return 0
@@ -71,7 +85,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.kind == "ofdb":
         out = datasets.build_ofdb(args.out, args.categories, params=args.params, size=args.size,
                                   points=args.points, mode=args.draw, a_weight=args.a_weight,
-                                  mask_seed=args.seed, **common)
+                                  weights=args.weights, mask_seed=args.seed, **common)
     elif args.kind == "fractaldb":
         out = datasets.build_fractaldb(args.out, args.categories, params=args.params, size=args.size,
                                        points=args.points, mode=args.draw, seed=args.seed,

@@ -254,6 +254,7 @@ def build_ofdb(
     points: int = 200_000,
     mode: str = "patch",
     a_weight: float = 0.2,
+    weights: Sequence[float] | None = None,
     mask_seed: int = 0,
     workers: int | None = None,
     resume: bool = False,
@@ -262,21 +263,24 @@ def build_ofdb(
 ) -> Path:
     """OFDB-N: one image per category, ``DIR/NNNNN/NNNNN.png`` (the public generator's settings).
 
+    ``weights`` (6,) multiplies a..f on top of ``a_weight`` (for example a FractalDB row).
+
     ``mask_seed`` seeds the patch masks; every category uses the same masks stream, as every
     category also uses the same chaos-game stream.
     """
     check_render_args(size, points, 6, mode)
     check_positive_int("seed", mask_seed, minimum=0)
+    w6 = render.effective_weights(1.0, weights)
     systems = category_params(categories, params, workers)
     settings = {"categories": len(systems), "size": size, "points": points, "mode": mode,
-                "a_weight": a_weight, "mask_seed": mask_seed, "chaos_seed": 100, "pad": 6,
+                "a_weight": a_weight, "weights": w6.tolist(), "mask_seed": mask_seed, "chaos_seed": 100, "pad": 6,
                 "params": "search seed 1" if params is None else str(params)}
 
     def job(i: int, system: IFS) -> Job:
         name = category_name(i)
 
         def fn():
-            pts = render.points(system, size=size, n_points=points, a_weight=a_weight)
+            pts = render.points(system, size=size, n_points=points, a_weight=a_weight, weights=w6)
             return render.draw(pts, mode=mode, mask_seed=mask_seed)
 
         return f"{name}/{name}.png", fn

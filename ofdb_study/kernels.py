@@ -20,39 +20,34 @@ FAST_MAPS = 8
 
 
 @nb.njit(cache=True, nogil=True)
-def chaos_game(maps, cum, uniforms, n_points, xs, ys):
-    """Run the chaos game from (0, 0), which is kept as point 0.
+def chaos_tables(maps, cum):
+    """Flat coefficient table (6 per map) and cumulative bounds padded with +inf.
 
-    Args:
-        maps: (N, 6) float64 coefficients a..f.
-        cum: (N,) cumulative probabilities, accumulated in map order.
-        uniforms: (>= n_points - 1,) float64 uniforms; step ``i`` uses ``uniforms[i - 1]``.
-        n_points: points wanted, including the start point.
-        xs, ys: (>= n_points,) float64 outputs.
-
-    Returns:
-        ``n_points``, the number of points written (the NaN rule takes any count).
-
-    Step ``i`` uses the first map ``j`` with ``r <= cum[j]``; when none qualifies (rounding), the
-    point repeats. The map index is found without branches (a count of ``r > cum[k]``): the
-    choice is random, so a branchy search would mispredict on most steps.
+    The padding makes the map choice a fixed-length, unrolled count of comparisons for up to
+    ``FAST_MAPS`` maps.
     """
     n_maps = maps.shape[0]
     width = max(n_maps, FAST_MAPS)
-    # Coefficients in one flat table and cumulative probabilities padded with +inf, so that the
-    # map count is a fixed-length, unrolled sum of comparisons for up to FAST_MAPS maps.
     coef = np.zeros(width * 6)
     bound = np.full(width, np.inf)
     for j in range(n_maps):
         bound[j] = cum[j]
         for q in range(6):
             coef[6 * j + q] = maps[j, q]
-    x = 0.0
-    y = 0.0
-    xs[0] = x
-    ys[0] = y
-    for i in range(1, n_points):
-        r = uniforms[i - 1]
+    return coef, bound
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, start, stop):
+    """Steps ``start .. stop - 1`` of the chaos game from point (x, y); step ``start + k`` uses
+    ``uniforms[k]``. Returns the last point, so a game can run in chunks.
+
+    Step ``i`` uses the first map ``j`` with ``r <= cum[j]``; when none qualifies (rounding), the
+    point repeats. The map index is counted without branches: the choice is random, so a
+    branchy search would mispredict on most steps.
+    """
+    for i in range(start, stop):
+        r = uniforms[i - start]
         j = 0
         if n_maps <= FAST_MAPS:
             for k in range(FAST_MAPS):
@@ -67,6 +62,27 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys):
             x = nx
         xs[i] = x
         ys[i] = y
+    return x, y
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_game(maps, cum, uniforms, n_points, xs, ys):
+    """Run the chaos game from (0, 0), which is kept as point 0.
+
+    Args:
+        maps: (N, 6) float64 coefficients a..f.
+        cum: (N,) cumulative probabilities, accumulated in map order.
+        uniforms: (>= n_points - 1,) float64 uniforms; step ``i`` uses ``uniforms[i - 1]``.
+        n_points: points wanted, including the start point.
+        xs, ys: (>= n_points,) float64 outputs.
+
+    Returns:
+        ``n_points``, the number of points written (the NaN rule takes any count).
+    """
+    coef, bound = chaos_tables(maps, cum)
+    xs[0] = 0.0
+    ys[0] = 0.0
+    chaos_steps(coef, bound, maps.shape[0], uniforms, 0.0, 0.0, xs, ys, 1, n_points)
     return n_points
 
 

@@ -33,12 +33,14 @@ import numpy as np
 from . import mt
 from .errors import ParamError, check_positive_int
 from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, write_csv
-from .kernels import chaos_game, nan_rule_and_rescale
+from .kernels import chaos_steps, chaos_tables, nan_rule_and_rescale
 
 MAX_MAPS = 7
 STATE_FILE = "search_state.json"
 LOG_FILE = "search_log.csv"
 HIST_BINS = 100
+#: Uniforms generated per chunk of chaos-game steps (32 KiB: stays in L1/L2 cache).
+UNIFORM_CHUNK = 4096
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,7 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
     ys = np.empty(n_points, dtype=np.float64)
     px = np.empty(n_points, dtype=np.uint16)
     py = np.empty(n_points, dtype=np.uint16)
-    uniforms = np.empty(n_points)
+    uniforms = np.empty(UNIFORM_CHUNK)
     canvas = np.zeros(size * size, dtype=np.uint8)
     state = np.empty(states.shape[1], dtype=np.uint32)
     for k in index:
@@ -128,9 +130,19 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
             acc += dets[i] / total
             cum[i] = acc
         state[:] = states[k]
-        mt.fill_doubles(state, uniforms, n_points)
-        count = chaos_game(maps, cum, uniforms, n_points, xs, ys)
-        n_kept = nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py)
+        # Uniforms are made a cache-sized chunk at a time, just ahead of the steps that use them.
+        coef, bound = chaos_tables(maps, cum)
+        xs[0] = 0.0
+        ys[0] = 0.0
+        x = 0.0
+        y = 0.0
+        i = 1
+        while i < n_points:
+            m = min(UNIFORM_CHUNK, n_points - i)
+            mt.fill_doubles(state, uniforms, m)
+            x, y = chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, i, i + m)
+            i += m
+        n_kept = nan_rule_and_rescale(xs, ys, n_points, n_points, size, pad, px, py)
         lit = 0
         for i in range(n_kept):
             if px[i] < size and py[i] < size:
@@ -138,9 +150,7 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
                 if canvas[cell] == 0:
                     canvas[cell] = 1
                     lit += 1
-        for i in range(n_kept):
-            if px[i] < size and py[i] < size:
-                canvas[np.int64(py[i]) * size + px[i]] = 0
+        canvas[:] = 0
         fills[k] = lit / (size * size)
 
 

@@ -57,6 +57,8 @@ def _bad_csv(tmp_path, text):
         (["render", "--size", "12"], "size"),
         (["render", "--points", "1"], "points"),
         (["render", "--draw", "dots"], "draw"),
+        (["render", "--weights", "1,2"], "weights"),
+        (["render", "--a-weight", "nan"], "a-weight"),
         (["build", "ofdb", "--categories", "-3"], "categories"),
         (["build", "cifar", "--categories", "3"], "kind"),
     ],
