@@ -77,26 +77,36 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Per-kind defaults of the shared build options (None on the command line means "not given").
+BUILD_DEFAULTS = {
+    "ofdb": dict(size=362, points=200_000, a_weight=0.2, seed=0),
+    "fractaldb": dict(size=362, points=200_000, a_weight=1.0, seed=0),
+    "ofdb3d": dict(size=224, points=100_000, a_weight=0.4, seed=1),
+}
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from . import datasets
 
+    opts = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in BUILD_DEFAULTS[args.kind].items()}
     common = dict(workers=args.workers, resume=args.resume, force=args.force, progress=not args.quiet)
     start = time.perf_counter()
     if args.kind == "ofdb":
-        out = datasets.build_ofdb(args.out, args.categories, params=args.params, size=args.size,
-                                  points=args.points, mode=args.draw, a_weight=args.a_weight,
-                                  weights=args.weights, mask_seed=args.seed, **common)
+        out = datasets.build_ofdb(args.out, args.categories, params=args.params, size=opts["size"],
+                                  points=opts["points"], mode=args.draw, a_weight=opts["a_weight"],
+                                  weights=args.weights, mask_seed=opts["seed"], **common)
     elif args.kind == "fractaldb":
-        out = datasets.build_fractaldb(args.out, args.categories, params=args.params, size=args.size,
-                                       points=args.points, mode=args.draw, seed=args.seed,
+        if args.a_weight is not None or args.weights is not None:
+            raise ParamError("a-weight", "fractaldb uses its 25 fluctuation rows; use --fluctuations")
+        out = datasets.build_fractaldb(args.out, args.categories, params=args.params, size=opts["size"],
+                                       points=opts["points"], mode=args.draw, seed=opts["seed"],
                                        fluctuations=args.fluctuations, renders=args.renders,
                                        flips=args.flips, **common)
     else:
-        try:
-            from .ofdb3d import build_ofdb3d
-        except ModuleNotFoundError as exc:
-            raise ParamError("kind", "ofdb3d needs ofdb_study.ofdb3d, which this checkout lacks") from exc
-        out = build_ofdb3d(args.out, args.categories, seed=args.seed, **common)
+        from .ofdb3d import build_ofdb3d
+
+        out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], params=args.params, size=opts["size"],
+                           points=opts["points"], a_weight=opts["a_weight"], **common)
     manifest = datasets.load_manifest(out)
     print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
     return 0
@@ -136,15 +146,21 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb or ofdb3d")
-    p.add_argument("kind", choices=("ofdb", "fractaldb", "ofdb3d"))
+    p.add_argument("kind", choices=tuple(BUILD_DEFAULTS))
     p.add_argument("--categories", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
-    p.add_argument("--a-weight", type=_finite("--a-weight"), default=0.2, help="ofdb: factor on a (default 0.2)")
+    p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
+    p.add_argument("--size", type=int, default=None, help="image side (default 362; ofdb3d 224)")
+    p.add_argument("--points", type=int, default=None, help="chaos-game points (default 200000; ofdb3d 100000)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="patch-mask seed (default 0); ofdb3d: search and jitter seed (default 1)")
+    p.add_argument("--a-weight", type=_finite("--a-weight"), default=None,
+                   help="factor on a (default 0.2; ofdb3d: A[0,0] x 0.4)")
+    p.add_argument("--weights", type=_weights, default=None, help="ofdb: factors on a,b,c,d,e,f as well")
     p.add_argument("--fluctuations", type=int, default=25, help="fractaldb: weight rows, 1..25 (default 25)")
     p.add_argument("--renders", type=int, default=10, help="fractaldb: patch renders per row (default 10)")
     p.add_argument("--flips", type=int, default=4, help="fractaldb: flips, 1..4 (default 4)")
-    _render_options(p)
     _common_out(p)
     p.set_defaults(func=cmd_build)
 

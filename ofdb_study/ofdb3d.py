@@ -1,0 +1,964 @@
+"""3D-OFDB: 3D IFS categories, their seeded search and a numba multi-view point renderer.
+
+A 3D category is N affine maps ``x' = A_i x + t_i`` (``A_i`` 3x3, ``t_i`` in R^3) chosen with
+probabilities ``p_i`` proportional to ``|det A_i|`` (facts section 4). On disk one category is one
+CSV file, one row per map of 13 numbers, NumPy ``savetxt``'s ``%.18e`` joined by commas::
+
+    a11,a12,a13,a21,a22,a23,a31,a32,a33,t1,t2,t3,p
+
+(``A`` row-major, then ``t``, then the probability), so ``a11`` is the public generator's ``a``.
+
+The search (our definition; the public 3D stream is not published)
+------------------------------------------------------------------
+One MT19937 stream, ``np.random.RandomState(seed)``, seeded once. Per candidate, in this order:
+
+1. ``N = randint(2, 8)`` (2..7 maps);
+2. ``uniform(-1, 1, size=(N, 12))``: per map the 12 numbers in the CSV order above;
+3. ``p_i = |det A_i| / sum_j |det A_j|`` (summed and divided in map order; no draws);
+4. ``random_sample(points)`` (10,000 by default): the chaos-game uniforms, always drawn in full.
+
+The chaos game starts at the origin, which is kept as point 0; step ``i`` (1..points-1) uses
+uniform ``i - 1`` and the first map ``j`` with ``r <= cumsum(p)[j]`` (the point repeats when none
+qualifies), so the last uniform is drawn but unused, as in the 2D search. A step computes
+``x' = (A00 x + A01 y) + (A02 z + t0)`` (likewise y', z') in float64 without fast-math, so the
+points are the same on every machine. The candidate is accepted when every point is finite and,
+after normalising all coordinates jointly to [-1, 1] (``(v - min) / (max - min) * 2 - 1`` over
+all 3 x points numbers) and subtracting the centroid, the population variance of each of x, y
+and z exceeds ``min_var`` (0.05). The draws are exactly NumPy's (``tests/test_ofdb3d.py``
+replays the stream with NumPy); the variance is computed without storing the normalised cloud
+(``normalized_variances``), equal to normalise-then-``var`` up to rounding.
+
+Rendering
+---------
+The instance is the chaos game of the system with ``A[0, 0]`` multiplied by ``a_weight`` (0.4 in
+the public generator; 1.0 is the unweighted system), run for ``points`` points (100,000 by
+default) on the seed-100 stream shared by every category (the 2D generators' convention),
+normalised as in the search. Points after a divergence (a non-finite coordinate) are dropped. The
+camera is OpenGL's ``gluPerspective(45, 1, 1, 100)`` + ``gluLookAt(eye, origin, +y)`` with
+``eye = 4 (sin theta, 0, cos theta)``; view ``k`` of category ``c`` has
+``theta_k = 2 pi k / 12 + 30 deg + u_k`` with ``u_k`` uniform in ``[-jitter, jitter]`` degrees from
+``np.random.default_rng([seed, c])``. A point at depth ``d`` (along the viewing direction) and
+camera coordinates ``(xc, yc)`` lands at column ``floor((g xc + 1) W / 2)`` and row
+``floor((1 - g yc) H / 2)`` with ``g = f / d`` and ``f = 1 / tan(fov / 2)``, so the origin is at
+pixel (row, column) = (H / 2, W / 2); points outside ``near <= d <= far`` or outside the image are
+dropped; a z-buffer keeps the nearest point of each pixel; points are white (255) on black, one
+pixel each (with one value for all points the z-buffer cannot change the image and is skipped).
+The images are (H, W) uint8 gray; a loader converts them to RGB like any ImageFolder image.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numba as nb
+import numpy as np
+
+from . import mt
+from .errors import ParamError, check_positive_int
+
+MAX_MAPS = 7
+N_PARAMS = 12  # 9 for A (row-major) + 3 for t
+#: Stream used for every render's map choices (the 2D generators reset theirs to 100 as well).
+RENDER_SEED = 100
+DEFAULT_A_WEIGHT = 0.4
+DEFAULT_JITTER_DEG = 5.0
+#: Jitter must stay below half the 30-degree spacing so that views keep their order.
+MAX_JITTER_DEG = 15.0
+VIEW_OFFSET_DEG = 30.0
+FOV_DEG = 45.0
+NEAR = 1.0
+FAR = 100.0
+DISTANCE = 4.0
+MIN_SIZE = 8
+WHITE = 255
+PROB_TOLERANCE = 1e-6
+#: Uniforms regenerated per block in the search kernel.
+CHUNK = 1024
+_CSV_NAME = re.compile(r"^\d{5,}\.csv$")
+
+
+# ----------------------------------------------------------------------------------------------
+# The system and its CSV format.
+
+
+@dataclass(frozen=True, eq=False)
+class IFS3D:
+    """One 3D IFS category.
+
+    Attributes:
+        A: float64 (N, 3, 3), the linear parts.
+        t: float64 (N, 3), the translations.
+        probs: float64 (N,), the map probabilities (sum 1), in map order.
+    """
+
+    A: np.ndarray
+    t: np.ndarray
+    probs: np.ndarray
+
+    def __post_init__(self) -> None:
+        A = np.ascontiguousarray(self.A, dtype=np.float64)
+        t = np.ascontiguousarray(self.t, dtype=np.float64)
+        probs = np.ascontiguousarray(self.probs, dtype=np.float64)
+        if A.ndim != 3 or A.shape[1:] != (3, 3) or A.shape[0] < 1:
+            raise ParamError("A", f"must have shape (N, 3, 3) with N >= 1, got {A.shape}")
+        n = A.shape[0]
+        if t.shape != (n, 3):
+            raise ParamError("t", f"must have shape ({n}, 3), got {t.shape}")
+        if probs.shape != (n,):
+            raise ParamError("probs", f"must have shape ({n},), got {probs.shape}")
+        object.__setattr__(self, "A", A)
+        object.__setattr__(self, "t", t)
+        object.__setattr__(self, "probs", probs)
+
+    @property
+    def n_maps(self) -> int:
+        return int(self.A.shape[0])
+
+    @classmethod
+    def from_params(cls, params: np.ndarray) -> IFS3D:
+        """From an (N, 12) table (``A`` row-major, then ``t``), with ``p`` from the determinants."""
+        params = np.asarray(params, dtype=np.float64)
+        if params.ndim != 2 or params.shape[1] != N_PARAMS or params.shape[0] < 1:
+            raise ParamError("params", f"must have shape (N, 12) with N >= 1, got {params.shape}")
+        A = params[:, :9].reshape(-1, 3, 3)
+        return cls(A, params[:, 9:], probabilities_from_determinants(A))
+
+    def cumulative(self) -> np.ndarray:
+        """Cumulative probabilities accumulated in map order, as the chaos game compares them."""
+        out = np.empty_like(self.probs)
+        total = 0.0
+        for i, p in enumerate(self.probs):
+            total += float(p)
+            out[i] = total
+        return out
+
+    def weighted(self, a_weight: float) -> IFS3D:
+        """A copy with every map's ``A[0, 0]`` multiplied by ``a_weight`` (probabilities kept)."""
+        a_weight = check_weight(a_weight)
+        A = self.A.copy()
+        A[:, 0, 0] *= a_weight
+        return IFS3D(A, self.t.copy(), self.probs.copy())
+
+    def to_rows(self) -> np.ndarray:
+        """The CSV table, shape (N, 13): ``A`` row-major, ``t``, ``p``."""
+        return np.column_stack([self.A.reshape(-1, 9), self.t, self.probs])
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, IFS3D):
+            return NotImplemented
+        return (
+            np.array_equal(self.A, other.A)
+            and np.array_equal(self.t, other.t)
+            and np.array_equal(self.probs, other.probs)
+        )
+
+    def __repr__(self) -> str:
+        return f"IFS3D(n_maps={self.n_maps})"
+
+
+def probabilities_from_determinants(A: np.ndarray) -> np.ndarray:
+    """``p_i = |det A_i|`` normalised to sum 1 (summed in map order), shape (N,).
+
+    The determinant is expanded along the first row in a fixed order (not LAPACK's LU), so the
+    numba search kernel computes bit-identical values.
+    """
+    A = np.asarray(A, dtype=np.float64)
+    dets = np.array([abs(_det3(A[i])) for i in range(A.shape[0])])
+    total = 0.0
+    for v in dets:
+        total += float(v)
+    if not total > 0.0:
+        raise ParamError("A", "all determinants are 0: no map can be chosen")
+    return dets / total
+
+
+@nb.njit(cache=True, nogil=True)
+def _det3(m):
+    return (
+        m[0, 0] * (m[1, 1] * m[2, 2] - m[1, 2] * m[2, 1])
+        - m[0, 1] * (m[1, 0] * m[2, 2] - m[1, 2] * m[2, 0])
+        + m[0, 2] * (m[1, 0] * m[2, 1] - m[1, 1] * m[2, 0])
+    )
+
+
+def check_weight(a_weight: float) -> float:
+    """``a_weight`` as a float when finite and > 0; ParamError otherwise."""
+    try:
+        w = float(a_weight)
+    except (TypeError, ValueError):
+        raise ParamError("a_weight", f"must be a number > 0, got {a_weight!r}") from None
+    if not (math.isfinite(w) and w > 0.0):
+        raise ParamError("a_weight", f"must be finite and > 0, got {a_weight!r}")
+    return w
+
+
+def format_rows(ifs: IFS3D) -> str:
+    """The CSV text of one category, identical to ``np.savetxt(f, rows, delimiter=',')``."""
+    return "".join(",".join(f"{v:.18e}" for v in row) + "\n" for row in ifs.to_rows())
+
+
+def write_csv(path: str | os.PathLike, ifs: IFS3D) -> None:
+    """Write one category atomically (temporary file, then rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(format_rows(ifs))
+    os.replace(tmp, path)
+
+
+def read_csv(path: str | os.PathLike) -> IFS3D:
+    """Read one category CSV (13 numbers per row).
+
+    Raises:
+        ParamError: missing file, a row without 13 finite numbers, a negative probability, or
+            probabilities that do not sum to 1 (within ``PROB_TOLERANCE``).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ParamError("params", f"no such CSV file: {path}")
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in line.split(",")]
+        except ValueError:
+            raise ParamError("params", f"{path}:{lineno}: not a row of numbers") from None
+        if len(values) != N_PARAMS + 1:
+            raise ParamError("params", f"{path}:{lineno}: expected 13 values (A, t, p), got {len(values)}")
+        rows.append(values)
+    if not rows:
+        raise ParamError("params", f"{path}: no maps in file")
+    table = np.array(rows, dtype=np.float64)
+    if not np.all(np.isfinite(table)):
+        raise ParamError("params", f"{path}: values must be finite")
+    probs = table[:, 12]
+    if np.any(probs < 0) or abs(probs.sum() - 1.0) > PROB_TOLERANCE:
+        raise ParamError("params", f"{path}: probabilities must be >= 0 and sum to 1")
+    return IFS3D(table[:, :9].reshape(-1, 3, 3), table[:, 9:12], probs)
+
+
+def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS3D]:
+    """Read the first ``limit`` (default all) ``NNNNN.csv`` categories of a folder, in order."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ParamError("params", f"not a folder: {directory}")
+    files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
+    if not files:
+        raise ParamError("params", f"no NNNNN.csv category files in {directory}")
+    if limit is not None:
+        if limit > len(files):
+            raise ParamError("categories", f"asked for {limit}, {directory} holds {len(files)}")
+        files = files[:limit]
+    return [read_csv(p) for p in files]
+
+
+# ----------------------------------------------------------------------------------------------
+# Kernels: chaos game, normalisation, variance test, camera. Pure: arrays in, arrays out.
+
+
+@nb.njit(cache=True, nogil=True)
+def _run(lin, shift, cum, n_maps, uniforms, n_steps, start, x, y, z, out):
+    """``n_steps`` chaos-game steps from ``(x, y, z)``, writing points ``start + 1 ...``.
+
+    Step ``s`` uses ``uniforms[s]`` and the first map ``j`` with ``r <= cum[j]`` (none: the point
+    repeats). The index is a branch-free count of ``r > cum[k]``: the choice is random, so a
+    search loop would mispredict on most steps.
+
+    Returns:
+        ``(steps_done, x, y, z)``; ``steps_done < n_steps`` when step ``steps_done`` produced a
+        non-finite coordinate (it is not written).
+    """
+    for s in range(n_steps):
+        r = uniforms[s]
+        j = 0
+        for k in range(n_maps):
+            j += r > cum[k]
+        if j < n_maps:
+            # Paired sums: the x -> x' dependency chain is mul, add, add instead of four deep.
+            nx = (lin[j, 0, 0] * x + lin[j, 0, 1] * y) + (lin[j, 0, 2] * z + shift[j, 0])
+            ny = (lin[j, 1, 0] * x + lin[j, 1, 1] * y) + (lin[j, 1, 2] * z + shift[j, 1])
+            nz = (lin[j, 2, 0] * x + lin[j, 2, 1] * y) + (lin[j, 2, 2] * z + shift[j, 2])
+            # NaN fails every comparison, so this one test catches NaN and +-inf.
+            if not (abs(nx) + abs(ny) + abs(nz) < np.inf):
+                return s, x, y, z
+            x = nx
+            y = ny
+            z = nz
+        i = start + 1 + s
+        out[i, 0] = x
+        out[i, 1] = y
+        out[i, 2] = z
+    return n_steps, x, y, z
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_game_3d(lin, shift, cum, uniforms, n_points, out):
+    """Run the 3D chaos game from the origin, which is kept as point 0.
+
+    Args:
+        lin: (N, 3, 3) float64 linear parts.
+        shift: (N, 3) float64 translations.
+        cum: (N,) cumulative probabilities in map order.
+        uniforms: (>= n_points - 1,) float64; step ``i`` uses ``uniforms[i - 1]``.
+        n_points: points wanted, including the start point.
+        out: (>= n_points, 3) float64 output.
+
+    Returns:
+        The number of finite points written. Fewer than ``n_points`` means point ``count`` had a
+        non-finite coordinate (the system diverged); it and later points are not written.
+    """
+    out[0, :] = 0.0
+    done, _, _, _ = _run(lin, shift, cum, cum.shape[0], uniforms, n_points - 1, 0, 0.0, 0.0, 0.0, out)
+    return done + 1
+
+
+@nb.njit(cache=True, nogil=True)
+def normalize_cloud(pts, n):
+    """In place on ``pts[:n]`` (n, 3): jointly to [-1, 1], then minus the centroid.
+
+    Returns:
+        False (leaving ``pts`` partly changed) when a value is not finite or all values are
+        equal, i.e. when NumPy's version of the formula would produce a NaN.
+    """
+    if n < 1:
+        return False
+    lo = np.inf
+    hi = -np.inf
+    for i in range(n):
+        for k in range(3):
+            v = pts[i, k]
+            if not (abs(v) < np.inf):
+                return False
+            lo = min(lo, v)
+            hi = max(hi, v)
+    span = hi - lo
+    if not (0.0 < span < np.inf):
+        return False
+    for i in range(n):
+        for k in range(3):
+            pts[i, k] = (pts[i, k] - lo) / span * 2.0 - 1.0
+    for k in range(3):
+        total = 0.0
+        for i in range(n):
+            total += pts[i, k]
+        mean = total / n
+        for i in range(n):
+            pts[i, k] -= mean
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def axis_variances(pts, n, out):
+    """Population variance (ddof 0) of each axis of ``pts[:n]`` into ``out`` (3,)."""
+    for k in range(3):
+        total = 0.0
+        for i in range(n):
+            total += pts[i, k]
+        mean = total / n
+        acc = 0.0
+        for i in range(n):
+            d = pts[i, k] - mean
+            acc += d * d
+        out[k] = acc / n
+
+
+@nb.njit(cache=True, nogil=True)
+def normalized_variances(pts, n, out):
+    """Per-axis variance of ``pts[:n]`` after ``normalize_cloud``, into ``out`` (3,), read-only.
+
+    Shifts do not change a variance, so the answer is the variance (ddof 0) of
+    ``w = (v - lo) * (2 / span)``, recomputed on the fly instead of stored. Every sum is of values
+    in [0, 2], so nothing overflows even for clouds near 1e308. This is the search's test; it agrees
+    with ``normalize_cloud`` + ``axis_variances`` to rounding. ``pts`` must be finite.
+
+    Returns:
+        False when all values are equal or their range overflows (``normalize_cloud`` fails).
+    """
+    lo = pts[0, 0]
+    hi = pts[0, 0]
+    for i in range(n):
+        lo = min(lo, min(pts[i, 0], min(pts[i, 1], pts[i, 2])))
+        hi = max(hi, max(pts[i, 0], max(pts[i, 1], pts[i, 2])))
+    span = hi - lo
+    if not (0.0 < span < np.inf):
+        return False
+    scale = 2.0 / span  # a multiply per value instead of a divide
+    if not scale < np.inf:  # span below 2 / DBL_MAX: subnormal, treat as degenerate
+        return False
+    s0 = 0.0
+    s1 = 0.0
+    s2 = 0.0
+    for i in range(n):
+        s0 += (pts[i, 0] - lo) * scale
+        s1 += (pts[i, 1] - lo) * scale
+        s2 += (pts[i, 2] - lo) * scale
+    m0 = s0 / n
+    m1 = s1 / n
+    m2 = s2 / n
+    q0 = 0.0
+    q1 = 0.0
+    q2 = 0.0
+    for i in range(n):
+        d0 = (pts[i, 0] - lo) * scale - m0
+        d1 = (pts[i, 1] - lo) * scale - m1
+        d2 = (pts[i, 2] - lo) * scale - m2
+        q0 += d0 * d0
+        q1 += d1 * d1
+        q2 += d2 * d2
+    out[0] = q0 / n
+    out[1] = q1 / n
+    out[2] = q2 / n
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _split(params, n_maps, lin, shift, cum):
+    """Unpack an (>= n_maps, 12) parameter table; returns False when every det is 0."""
+    total = 0.0
+    dets = np.empty(n_maps)
+    for i in range(n_maps):
+        for r in range(3):
+            for c in range(3):
+                lin[i, r, c] = params[i, 3 * r + c]
+            shift[i, r] = params[i, 9 + r]
+        dets[i] = abs(_det3(lin[i]))
+        total += dets[i]
+    if not total > 0.0:
+        return False
+    acc = 0.0
+    for i in range(n_maps):
+        acc += dets[i] / total
+        cum[i] = acc
+    return True
+
+
+@nb.njit(cache=True, nogil=True)
+def _draw_batch(state, n, n_words, params_out, nmaps_out, states_out):
+    """Draw ``n`` candidates' maps and snapshot the state where each one's uniforms begin.
+
+    ``uniform(-1, 1)`` is ``-1 + 2 * random_sample()`` in NumPy's legacy generator; the
+    uniforms themselves (``n_words`` words) are skipped here and regenerated by the scorer.
+    """
+    for k in range(n):
+        n_maps = mt.randint_masked(state, 2, MAX_MAPS + 1)
+        nmaps_out[k] = n_maps
+        for i in range(n_maps):
+            for j in range(N_PARAMS):
+                params_out[k, i, j] = -1.0 + 2.0 * mt.next_double(state)
+        states_out[k, :] = state
+        mt.skip(state, n_words)
+
+
+@nb.njit(cache=True, nogil=True)
+def _score(params, nmaps, states, index, n_points, min_var, variances, accepted):
+    """Variance test of the candidates ``index`` (a shard of the batch).
+
+    The uniforms are regenerated from the snapshot a block at a time, so a candidate that
+    diverges early costs little.
+    """
+    pts = np.empty((n_points, 3))
+    lin = np.empty((MAX_MAPS, 3, 3))
+    shift = np.empty((MAX_MAPS, 3))
+    cum_all = np.empty(MAX_MAPS)
+    state = np.empty(states.shape[1], dtype=np.uint32)
+    var = np.empty(3)
+    buf = np.empty(CHUNK)
+    for k in index:
+        n_maps = nmaps[k]
+        accepted[k] = False
+        variances[k, :] = np.nan
+        if not _split(params[k], n_maps, lin, shift, cum_all):
+            continue
+        state[:] = states[k]
+        pts[0, :] = 0.0
+        x = 0.0
+        y = 0.0
+        z = 0.0
+        finite = True
+        start = 0
+        while start < n_points - 1:
+            # Uniforms a block at a time: a diverging candidate stops within one block.
+            step = min(CHUNK, n_points - 1 - start)
+            mt.fill_doubles(state, buf, step)
+            done, x, y, z = _run(lin, shift, cum_all, n_maps, buf, step, start, x, y, z, pts)
+            if done < step:
+                finite = False
+                break
+            start += step
+        if not finite or not normalized_variances(pts, n_points, var):
+            continue
+        variances[k, :] = var
+        accepted[k] = var[0] > min_var and var[1] > min_var and var[2] > min_var
+
+
+@nb.njit(cache=True, nogil=True)
+def render_views(pts, n, views, focal, near, far, values, use_depth, images, depth):
+    """Draw ``pts[:n]`` from each camera in ``views`` with a z-buffer.
+
+    Args:
+        pts: (>= n, 3) float64 world coordinates.
+        n: points to draw.
+        views: (V, 3, 4) float64 world-to-camera matrices ``[R | -R eye]``; rows are the camera's
+            right, up and backward axes (OpenGL: the camera looks down its -z axis).
+        focal: ``1 / tan(fov / 2)`` (square image, so the same for x and y).
+        near, far: depth range kept, in world units along the viewing direction.
+        values: (>= n,) uint8 value of each point (255 for white).
+        use_depth: keep the nearest point per pixel. When every point has the same value the
+            z-buffer cannot change the image, so callers pass False and skip its unpredictable
+            compare (same bytes, about twice as fast).
+        images: (V, H, W) uint8 output, cleared to 0 (black) first.
+        depth: (H, W) float64 scratch z-buffer (unused when ``use_depth`` is False).
+    """
+    h = images.shape[1]
+    w = images.shape[2]
+    # Pixel = floor((f * xc / d + 1) * w / 2): fold the constants once per view.
+    hx = 0.5 * w
+    hy = 0.5 * h
+    off = h * w  # pixel index meaning "dropped"
+    pix = np.empty(n, dtype=np.int64)
+    dist = np.empty(n)
+    for v in range(views.shape[0]):
+        r00, r01, r02, r03 = views[v, 0, 0], views[v, 0, 1], views[v, 0, 2], views[v, 0, 3]
+        r10, r11, r12, r13 = views[v, 1, 0], views[v, 1, 1], views[v, 1, 2], views[v, 1, 3]
+        r20, r21, r22, r23 = views[v, 2, 0], views[v, 2, 1], views[v, 2, 2], views[v, 2, 3]
+        # Two passes: project every point, then draw. In one pass each image store waits on a
+        # long address computation and holds up the next point's loads (measured 2x slower).
+        for i in range(n):
+            px = pts[i, 0]
+            py = pts[i, 1]
+            pz = pts[i, 2]
+            d = -(r20 * px + r21 * py + r22 * pz + r23)
+            xc = r00 * px + r01 * py + r02 * pz + r03
+            yc = r10 * px + r11 * py + r12 * pz + r13
+            g = focal / d
+            sx = (g * xc + 1.0) * hx
+            sy = (1.0 - g * yc) * hy
+            # NaN fails every comparison, so a NaN projection is dropped too.
+            inside = (near <= d) & (d <= far) & (0.0 <= sx) & (sx < w) & (0.0 <= sy) & (sy < h)
+            pix[i] = np.int64(sy) * w + np.int64(sx) if inside else off
+            dist[i] = d
+        flat = images[v].ravel()
+        flat[:] = 0
+        if use_depth:
+            zbuf = depth.ravel()
+            zbuf[:] = np.inf
+            for i in range(n):
+                k = pix[i]
+                if k < off and dist[i] < zbuf[k]:
+                    zbuf[k] = dist[i]
+                    flat[k] = values[i]
+        else:
+            for i in range(n):
+                k = pix[i]
+                if k < off:
+                    flat[k] = values[i]
+
+
+# ----------------------------------------------------------------------------------------------
+# Search.
+
+
+@dataclass(frozen=True)
+class Search3DSettings:
+    """What defines a 3D search; equal settings give equal categories."""
+
+    seed: int = 1
+    points: int = 10_000
+    min_var: float = 0.05
+
+    def validate(self) -> Search3DSettings:
+        check_positive_int("seed", self.seed, minimum=0)
+        if self.seed > 2**32 - 1:
+            raise ParamError("seed", f"must be between 0 and 2**32 - 1, got {self.seed}")
+        check_positive_int("points", self.points, minimum=2)
+        if not (math.isfinite(float(self.min_var)) and float(self.min_var) >= 0.0):
+            raise ParamError("min_var", f"must be finite and >= 0, got {self.min_var!r}")
+        return self
+
+
+@dataclass
+class Search3DResult:
+    """Accepted categories, in order, with their 1-based candidate numbers and variances (3,)."""
+
+    settings: Search3DSettings
+    categories: list[IFS3D] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)
+    variances: list[np.ndarray] = field(default_factory=list)
+    n_candidates: int = 0
+
+    @property
+    def acceptance_rate(self) -> float:
+        return len(self.categories) / max(self.n_candidates, 1)
+
+
+def resolve_workers(workers: int | None) -> int:
+    if workers is None:
+        return max(1, len(os.sched_getaffinity(0)))
+    return check_positive_int("workers", workers)
+
+
+def search3d(
+    n_categories: int,
+    settings: Search3DSettings | None = None,
+    *,
+    workers: int | None = None,
+    batch: int = 512,
+    progress: bool = False,
+) -> Search3DResult:
+    """Run the seeded 3D category search until ``n_categories`` systems are accepted.
+
+    A producer walks the MT stream (maps drawn, uniforms skipped without tempering) while
+    ``workers`` threads run ``nogil`` scoring kernels on the previous batch; acceptance is then
+    read in candidate order, so the result does not depend on ``workers`` or ``batch``.
+
+    Args:
+        n_categories: categories wanted.
+        settings: seed, points per candidate, variance threshold.
+        workers: scoring threads (default: the CPUs available).
+        batch: candidates per producer step.
+        progress: show a tqdm bar.
+
+    Returns:
+        The first ``n_categories`` accepted categories and their bookkeeping.
+    """
+    settings = (settings or Search3DSettings()).validate()
+    n_categories = check_positive_int("categories", n_categories)
+    workers = resolve_workers(workers)
+    batch = check_positive_int("batch", batch)
+    result = Search3DResult(settings=settings)
+    state = mt.legacy_state(settings.seed)
+    words = 2 * settings.points
+    params = np.zeros((batch, MAX_MAPS, N_PARAMS))
+    nmaps = np.zeros(batch, dtype=np.int64)
+    states = np.zeros((batch, mt.STATE_LEN), dtype=np.uint32)
+    shards = [np.arange(w, batch, workers) for w in range(workers)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=n_categories, unit="cat", desc="search3d")
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            _draw_batch(state, batch, words, params, nmaps, states)
+            while len(result.categories) < n_categories:
+                cparams, cnmaps, cstates = params.copy(), nmaps.copy(), states.copy()
+                var = np.empty((batch, 3))
+                ok = np.zeros(batch, dtype=np.bool_)
+                jobs = [
+                    pool.submit(
+                        _score, cparams, cnmaps, cstates, s, settings.points, float(settings.min_var), var, ok
+                    )
+                    for s in shards
+                ]
+                # Draw the next batch while this one is scored (double buffering).
+                _draw_batch(state, batch, words, params, nmaps, states)
+                for j in jobs:
+                    j.result()
+                before = len(result.categories)
+                for k in range(batch):
+                    result.n_candidates += 1
+                    if ok[k]:
+                        result.categories.append(IFS3D.from_params(cparams[k, : cnmaps[k]]))
+                        result.candidates.append(result.n_candidates)
+                        result.variances.append(var[k].copy())
+                        if len(result.categories) == n_categories:
+                            break
+                if bar is not None:
+                    bar.update(len(result.categories) - before)
+    finally:
+        if bar is not None:
+            bar.close()
+    return result
+
+
+def score_system(ifs: IFS3D, uniforms: np.ndarray, min_var: float = 0.05) -> tuple[bool, np.ndarray]:
+    """The search's acceptance test for one system and its chaos-game uniforms.
+
+    Args:
+        ifs: the system.
+        uniforms: (points,) float64; the first ``points - 1`` drive the map choices.
+        min_var: the variance each axis must exceed.
+
+    Returns:
+        ``(accepted, variances)``; variances (3,) are NaN when the cloud is not finite.
+    """
+    uniforms = np.ascontiguousarray(uniforms, dtype=np.float64)
+    n = check_positive_int("points", uniforms.shape[0], minimum=2)
+    pts = np.empty((n, 3))
+    count = chaos_game_3d(ifs.A, ifs.t, ifs.cumulative(), uniforms, n, pts)
+    var = np.full(3, np.nan)
+    if count < n or not normalized_variances(pts, n, var):
+        return False, np.full(3, np.nan)
+    return bool(np.all(var > min_var)), var
+
+
+def search3d_to_dir(
+    out: str | os.PathLike,
+    n_categories: int,
+    settings: Search3DSettings | None = None,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    progress: bool = False,
+) -> Search3DResult:
+    """Search and write ``out/NNNNN.csv`` plus ``out/search3d_log.csv`` (candidate, variances).
+
+    A folder with files in it is refused unless ``force`` (which deletes its CSV files first).
+    Everything is validated before anything is written.
+    """
+    settings = (settings or Search3DSettings()).validate()
+    n_categories = check_positive_int("categories", n_categories)
+    if workers is not None:
+        check_positive_int("workers", workers)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ParamError("out", f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise ParamError("out", f"{out} is not empty; pass --force to replace its CSV files")
+        for p in out.iterdir():
+            if p.is_file() and p.suffix in (".csv", ".tmp"):
+                p.unlink()
+    result = search3d(n_categories, settings, workers=workers, progress=progress)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = ["category,candidate,n_maps,var_x,var_y,var_z\n"]
+    for i, (ifs, cand, var) in enumerate(zip(result.categories, result.candidates, result.variances)):
+        write_csv(out / f"{i:05d}.csv", ifs)
+        lines.append(f"{i:05d},{cand},{ifs.n_maps},{var[0]:.6f},{var[1]:.6f},{var[2]:.6f}\n")
+    tmp = out / "search3d_log.csv.tmp"
+    tmp.write_text("".join(lines))
+    os.replace(tmp, out / "search3d_log.csv")
+    return result
+
+
+# ----------------------------------------------------------------------------------------------
+# Camera and rendering.
+
+
+def check_render_args(size: int, points: int, views: int, jitter: float, a_weight: float) -> None:
+    """Raise ParamError for a bad render setting (before anything is computed or written)."""
+    check_positive_int("size", size, minimum=MIN_SIZE)
+    check_positive_int("points", points, minimum=2)
+    check_positive_int("views", views)
+    check_weight(a_weight)
+    try:
+        j = float(jitter)
+    except (TypeError, ValueError):
+        raise ParamError("jitter", f"must be a number of degrees, got {jitter!r}") from None
+    if not (0.0 <= j < MAX_JITTER_DEG):
+        raise ParamError("jitter", f"must be in [0, {MAX_JITTER_DEG}) degrees, got {jitter!r}")
+
+
+def view_angles(
+    views: int = 12, *, jitter: float = DEFAULT_JITTER_DEG, seed: int = 1, index: int = 0
+) -> np.ndarray:
+    """Azimuths (radians), shape (views,): ``2 pi k / views + 30 deg + u_k``.
+
+    ``u_k`` is uniform in ``[-jitter, jitter]`` degrees from ``np.random.default_rng([seed,
+    index])`` (``index`` is the category number), drawn even when ``jitter`` is 0 so that the
+    stream does not depend on it.
+    """
+    views = check_positive_int("views", views)
+    u = np.random.default_rng([int(seed), int(index)]).uniform(-1.0, 1.0, views)
+    k = np.arange(views)
+    return 2.0 * np.pi * k / views + np.deg2rad(VIEW_OFFSET_DEG) + np.deg2rad(float(jitter)) * u
+
+
+def look_at(angle: float, distance: float = DISTANCE) -> np.ndarray:
+    """World-to-camera matrix (3, 4) of ``gluLookAt(eye, origin, up=+y)``.
+
+    ``eye = distance (sin angle, 0, cos angle)``; angle 0 looks down -z from +z (OpenGL's
+    default view), and increasing angles orbit counter-clockwise seen from +y. The rows are the
+    camera's right ``(cos, 0, -sin)``, up ``(0, 1, 0)`` and backward ``(sin, 0, cos)`` axes, written
+    in closed form so that the translation is exactly ``(0, 0, -distance)``: the origin then maps to
+    the image centre without rounding noise.
+    """
+    c = math.cos(angle)
+    s = math.sin(angle)
+    return np.array([[c, 0.0, -s, 0.0], [0.0, 1.0, 0.0, 0.0], [s, 0.0, c, -float(distance)]])
+
+
+def render_cloud(
+    pts: np.ndarray,
+    angles: np.ndarray,
+    *,
+    size: int = 224,
+    fov: float = FOV_DEG,
+    near: float = NEAR,
+    far: float = FAR,
+    distance: float = DISTANCE,
+    values: np.ndarray | None = None,
+) -> np.ndarray:
+    """Render a point cloud (n, 3) from each azimuth in ``angles``; returns (V, size, size) uint8.
+
+    ``values`` (n,) uint8 gives each point's gray level (default all white).
+    """
+    pts = np.ascontiguousarray(pts, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 3:
+        raise ParamError("points", f"must have shape (n, 3), got {pts.shape}")
+    size = check_positive_int("size", size, minimum=MIN_SIZE)
+    if values is None:
+        values = np.full(pts.shape[0], WHITE, dtype=np.uint8)
+    values = np.ascontiguousarray(values, dtype=np.uint8)
+    if values.shape != (pts.shape[0],):
+        raise ParamError("values", f"must have shape ({pts.shape[0]},), got {values.shape}")
+    views = np.stack([look_at(float(a), distance) for a in np.atleast_1d(angles)])
+    images = np.empty((views.shape[0], size, size), dtype=np.uint8)
+    depth = np.empty((size, size))
+    focal = 1.0 / math.tan(math.radians(fov) / 2.0)
+    uniform = values.size == 0 or bool(np.all(values == values[0]))
+    render_views(pts, pts.shape[0], views, focal, float(near), float(far), values, not uniform, images, depth)
+    return images
+
+
+_UNIFORM_CACHE: dict[tuple[int, int], np.ndarray] = {}
+
+
+def render_uniforms(points: int, seed: int = RENDER_SEED) -> np.ndarray:
+    """``RandomState(seed).random_sample(points)``, shared (read-only) by every render."""
+    key = (int(seed), int(points))
+    u = _UNIFORM_CACHE.get(key)
+    if u is None:
+        u = np.random.RandomState(seed).random_sample(points)
+        u.flags.writeable = False
+        _UNIFORM_CACHE[key] = u
+    return u
+
+
+def instance_cloud(ifs: IFS3D, *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT) -> np.ndarray:
+    """The rendered instance: weighted chaos game, normalised and centred; shape (m, 3), m <= points.
+
+    Points from the first non-finite one on are dropped; a cloud that cannot be normalised
+    (fewer than 2 points left, or all equal) comes back empty.
+    """
+    points = check_positive_int("points", points, minimum=2)
+    system = ifs.weighted(a_weight)
+    pts = np.empty((points, 3))
+    count = chaos_game_3d(system.A, system.t, system.cumulative(), render_uniforms(points), points, pts)
+    pts = pts[:count]
+    if count < 2 or not normalize_cloud(pts, count):
+        return np.empty((0, 3))
+    return pts
+
+
+def render_category(
+    ifs: IFS3D,
+    *,
+    index: int = 0,
+    seed: int = 1,
+    views: int = 12,
+    size: int = 224,
+    a_weight: float = DEFAULT_A_WEIGHT,
+    jitter: float = DEFAULT_JITTER_DEG,
+    points: int = 100_000,
+) -> np.ndarray:
+    """The ``views`` images of one category, shape (views, size, size) uint8.
+
+    Args:
+        ifs: the category (unweighted, as stored).
+        index: category number (seeds the view jitter with ``seed``).
+        seed: base seed of the view jitter.
+        views, size: number of views and image side in pixels.
+        a_weight: factor on every map's ``A[0, 0]`` (0.4 public generator, 1.0 unweighted).
+        jitter: half-width in degrees of the uniform azimuth jitter.
+        points: chaos-game points of the instance.
+    """
+    check_render_args(size, points, views, jitter, a_weight)
+    cloud = instance_cloud(ifs, points=points, a_weight=a_weight)
+    return render_cloud(cloud, view_angles(views, jitter=jitter, seed=seed, index=index), size=size)
+
+
+def build_ofdb3d(
+    out: str | os.PathLike,
+    categories: int,
+    *,
+    seed: int = 1,
+    params: str | os.PathLike | None = None,
+    views: int = 12,
+    size: int = 224,
+    a_weight: float = DEFAULT_A_WEIGHT,
+    jitter: float = DEFAULT_JITTER_DEG,
+    points: int = 100_000,
+    search_points: int = 10_000,
+    min_var: float = 0.05,
+    workers: int | None = None,
+    resume: bool = False,
+    force: bool = False,
+    progress: bool = False,
+) -> Path:
+    """3D-OFDB-N: ``views`` images per category, ``DIR/NNNNN/NNNNN_vVV.png``, with a manifest.
+
+    Categories come from ``params`` (a folder of 3D ``NNNNN.csv`` files) or from
+    ``search3d(categories, Search3DSettings(seed, search_points, min_var))``. ``seed`` also seeds
+    the view jitter. One job per category renders all its views from one point cloud.
+    """
+    from .datasets import write_image_tree  # the writer imports the 2D renderer; keep it lazy
+
+    categories = check_positive_int("categories", categories)
+    check_render_args(size, points, views, jitter, a_weight)
+    settings3d = Search3DSettings(seed, search_points, min_var).validate()
+    if workers is not None:
+        check_positive_int("workers", workers)
+    if params is not None:
+        systems = read_dir(params, limit=categories)
+    else:
+        systems = search3d(categories, settings3d, workers=workers, progress=progress).categories
+    settings = {
+        "categories": categories,
+        "views": views,
+        "size": size,
+        "a_weight": float(a_weight),
+        "jitter_deg": float(jitter),
+        "points": points,
+        "seed": seed,
+        "chaos_seed": RENDER_SEED,
+        "fov_deg": FOV_DEG,
+        "near": NEAR,
+        "far": FAR,
+        "distance": DISTANCE,
+        "view_offset_deg": VIEW_OFFSET_DEG,
+        "params": (
+            f"search3d seed {seed}, {search_points} points, min_var {min_var}"
+            if params is None
+            else str(params)
+        ),
+    }
+
+    def job(i: int, system: IFS3D):
+        name = f"{i:05d}"
+        paths = [f"{name}/{name}_v{v:02d}.png" for v in range(views)]
+
+        def fn():
+            return list(
+                render_category(
+                    system,
+                    index=i,
+                    seed=seed,
+                    views=views,
+                    size=size,
+                    a_weight=a_weight,
+                    jitter=jitter,
+                    points=points,
+                )
+            )
+
+        return paths, fn
+
+    jobs = [job(i, s) for i, s in enumerate(systems)]
+    extra = {"params": {f"{i:05d}": s.to_rows().tolist() for i, s in enumerate(systems)}}
+    return write_image_tree(
+        out,
+        jobs,
+        "ofdb3d",
+        settings,
+        extra=extra,
+        resume=resume,
+        force=force,
+        progress=progress,
+        workers=workers,
+    )
