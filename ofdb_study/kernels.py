@@ -221,22 +221,33 @@ def draw_points(px, py, n, size, flip, out):
 
 
 @nb.njit(cache=True, nogil=True)
+def _max_u16(v, n):
+    m = 0
+    for i in range(n):
+        m = max(m, np.int64(v[i]))
+    return m
+
+
+@nb.njit(cache=True, nogil=True)
 def draw_patches(px, py, n, size, flip, seed, out):
     """Patch mode: a 3x3 block at (X + 1, Y + 1) per point, bit ``3 r + c`` of the mask lighting
     (row r, column c) with 127; cleared bits write 0, so later points erase earlier ones."""
     out[:, :] = 0
     key = _splitmix64(np.uint64(seed))
+    inside = _max_u16(px, n) + 4 <= size and _max_u16(py, n) + 4 <= size
+    step = -1 if flip else 1
     for i in range(n):
         h = _splitmix64(key + np.uint64(i))
         mask = 1 + np.int64(((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
         x0 = np.int64(px[i]) + 1
         y0 = np.int64(py[i]) + 1
-        if x0 + 3 <= size and y0 + 3 <= size:
+        if inside:  # the usual case (pad >= 3): no per-pixel bounds checks
+            row = size - 1 - y0 if flip else y0
             for r in range(3):
-                row = size - 1 - (y0 + r) if flip else y0 + r
                 out[row, x0] = MASK_ROWS[mask, r, 0]
                 out[row, x0 + 1] = MASK_ROWS[mask, r, 1]
                 out[row, x0 + 2] = MASK_ROWS[mask, r, 2]
+                row += step
         else:
             for k in range(9):
                 x = x0 + k % 3

@@ -12,6 +12,7 @@ training can cache a category's points once and re-draw them with fresh patch ma
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,6 +53,23 @@ def chaos_uniforms(n_points: int, seed: int = CHAOS_SEED) -> np.ndarray:
     u = np.random.RandomState(seed).random_sample(n_points)
     u.flags.writeable = False
     return u
+
+
+_scratch = threading.local()
+
+
+def _buffers(n_points: int) -> tuple[np.ndarray, ...]:
+    """Per-thread work arrays (xs, ys float64; px, py uint16), reused between calls.
+
+    Allocating 4 MB per image costs page faults worth a fifth of a render; threads each get
+    their own, so parallel builders stay independent.
+    """
+    bufs = getattr(_scratch, "bufs", None)
+    if bufs is None or bufs[0].shape[0] < n_points:
+        bufs = (np.empty(n_points), np.empty(n_points),
+                np.empty(n_points, dtype=np.uint16), np.empty(n_points, dtype=np.uint16))
+        _scratch.bufs = bufs
+    return bufs
 
 
 def check_render_args(size: int, points: int, pad: int, draw: str) -> None:
@@ -103,11 +121,8 @@ def points(
     w = effective_weights(a_weight, weights)
     sys_ = ifs.weighted(w)
     u = chaos_uniforms(n_points, chaos_seed)
-    xs = np.empty(n_points)
-    ys = np.empty(n_points)
+    xs, ys, px, py = _buffers(n_points)
     count = kernels.chaos_game(sys_.maps, sys_.cumulative(), u, n_points, xs, ys)
-    px = np.empty(n_points, dtype=np.uint16)
-    py = np.empty(n_points, dtype=np.uint16)
     n = kernels.nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py)
     return Points(px[:n].copy(), py[:n].copy(), size)
 
