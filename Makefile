@@ -38,7 +38,7 @@ test-all: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -m "not gpu"
 
 study: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python -m ofdb_study study --profile $(PROFILE)
+	HF_HUB_OFFLINE=1 $(BIN)/python -m ofdb_study study --profile $(PROFILE) --book
 
 bench: setup
 	$(BIN)/python benchmarks/bench_ifs.py
