@@ -16,8 +16,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 from ofdb_study import render
 from ofdb_study.datasets import build_ofdb
 from ofdb_study.png import write_png_atomic

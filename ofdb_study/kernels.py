@@ -10,8 +10,6 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from . import mt
-
 #: Points the public NaN rule deletes before the first NaN.
 NAN_BACKOFF = 100
 _GRAY = np.uint8(127)

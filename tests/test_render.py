@@ -2,6 +2,7 @@
 
 import hashlib
 
+import ifs_reference as ref
 import numpy as np
 import pytest
 
@@ -9,8 +10,6 @@ from ofdb_study import kernels, render
 from ofdb_study.errors import ParamError
 from ofdb_study.ifs import IFS, fluctuation_weights, probabilities_from_determinants
 from ofdb_study.search import search
-
-import ifs_reference as ref
 
 
 @pytest.fixture(scope="module")
