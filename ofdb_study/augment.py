@@ -1,0 +1,171 @@
+"""Augmentation recipes: timm transforms and Mixup from a config, plus the paper's Table-1 options.
+
+Two layers:
+
+* Image-level recipes (``train_transform``, ``eval_transform``, ``build_mixup``) are thin calls of
+  ``timm.data.create_transform`` and ``timm.data.Mixup`` with the config's values; Mixup is built
+  only when Mixup or CutMix is on.
+* Instance-level options (``INSTANCE_AUGMENTS``) decide which fractal image a category yields each
+  time it is sampled, before the image-level recipe. They are the rows of the paper's Table 1:
+
+  - ``default``: the category's one fixed OFDB image (patch masks seeded by the category index).
+  - ``fluctuation``: one of FractalDB's 25 weight rows (``ifs.fluctuation_weights()``) drawn per
+    sample and applied to the coefficients (with ``a`` x 1, since the OFDB ``a`` x 0.2 is itself
+    row 1 of that table), points re-computed, drawn with the category's fixed masks.
+  - ``rotation``: one of FractalDB's four flips (none, top-bottom, left-right, both) per sample.
+  - ``pattern``: random pattern: the category's cached points drawn with fresh 3x3 masks.
+  - ``texture``: random texture (our definition; the paper's code has none): the shape of the
+    fixed image is kept and its lit pixels are re-shaded by a fresh random gray-level field, the
+    product of a smooth field (a g x g grid of uniforms in [0.2, 1], g uniform in 2..8, bilinearly
+    upsampled to the image) and per-pixel grain (uniform in [0.6, 1]); background stays black.
+  - ``both``: pattern, then texture.
+
+All randomness comes from the ``rng`` argument (a ``numpy.random.Generator``) so samples are
+reproducible from a seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ParamError
+from .ifs import fluctuation_weights
+
+INSTANCE_AUGMENTS = ("default", "fluctuation", "rotation", "pattern", "texture", "both")
+FLIPS = ("none", "tb", "lr", "both")
+
+
+def check_augment(name: str) -> str:
+    if name not in INSTANCE_AUGMENTS:
+        raise ParamError(
+            "augment", f"unknown augmentation {name!r}; choose from {', '.join(INSTANCE_AUGMENTS)}"
+        )
+    return name
+
+
+# ---- image-level recipes (timm) -----------------------------------------------------------------
+def train_transform(cfg):
+    """timm's training transform for ``cfg`` (a TrainConfig): PIL image -> float tensor (3, S, S)."""
+    from timm.data import create_transform
+
+    return create_transform(
+        input_size=cfg.img_size,
+        is_training=True,
+        scale=tuple(cfg.scale),
+        ratio=tuple(cfg.ratio),
+        hflip=cfg.hflip,
+        vflip=cfg.vflip,
+        color_jitter=cfg.color_jitter,
+        auto_augment=cfg.auto_augment,
+        interpolation=cfg.interpolation,
+        mean=tuple(cfg.mean),
+        std=tuple(cfg.std),
+        re_prob=cfg.re_prob,
+        re_mode=cfg.re_mode,
+        re_count=1,
+    )
+
+
+def eval_transform(cfg):
+    """Resize to ``img_size`` (no crop), tensor, normalise: PIL -> float tensor (3, S, S)."""
+    from timm.data import create_transform
+
+    return create_transform(
+        input_size=cfg.img_size,
+        is_training=False,
+        interpolation=cfg.interpolation,
+        mean=tuple(cfg.mean),
+        std=tuple(cfg.std),
+        crop_pct=1.0,
+    )
+
+
+def mixup_active(cfg) -> bool:
+    return cfg.mixup > 0 or cfg.cutmix > 0
+
+
+def build_mixup(cfg, num_classes: int):
+    """timm ``Mixup`` (batch (B, 3, S, S), labels (B,) -> mixed batch, soft targets (B, C)), or None."""
+    if not mixup_active(cfg):
+        return None
+    from timm.data import Mixup
+
+    return Mixup(
+        mixup_alpha=cfg.mixup,
+        cutmix_alpha=cfg.cutmix,
+        prob=cfg.mixup_prob,
+        switch_prob=cfg.mixup_switch_prob,
+        mode="batch",
+        label_smoothing=cfg.smoothing,
+        num_classes=num_classes,
+    )
+
+
+# ---- instance-level options (Table 1) ---------------------------------------------------------
+def flip(image: np.ndarray, which: str) -> np.ndarray:
+    """One of FractalDB's flips of an (H, W) or (H, W, C) image."""
+    if which == "tb":
+        return image[::-1]
+    if which == "lr":
+        return image[:, ::-1]
+    if which == "both":
+        return image[::-1, ::-1]
+    return image
+
+
+def random_texture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Re-shade the lit pixels of a gray image with a fresh random field (see module docstring).
+
+    Args:
+        image: uint8 (H, W); 0 is background.
+        rng: the random source.
+
+    Returns:
+        uint8 (H, W), zero where ``image`` is zero.
+    """
+    h, w = image.shape
+    g = int(rng.integers(2, 9))
+    grid = rng.uniform(0.2, 1.0, size=(g, g))
+    # bilinear upsampling of the grid to (h, w), grid corners on the image corners
+    ys = np.linspace(0, g - 1, h)
+    xs = np.linspace(0, g - 1, w)
+    y0 = np.minimum(ys.astype(int), g - 2)
+    x0 = np.minimum(xs.astype(int), g - 2)
+    ty = (ys - y0)[:, None]
+    tx = (xs - x0)[None, :]
+    top = grid[y0][:, x0] * (1 - tx) + grid[y0][:, x0 + 1] * tx
+    bottom = grid[y0 + 1][:, x0] * (1 - tx) + grid[y0 + 1][:, x0 + 1] * tx
+    field = top * (1 - ty) + bottom * ty
+    grain = rng.uniform(0.6, 1.0, size=(h, w))
+    shade = np.clip(255.0 * field * grain, 1, 255).astype(np.uint8)
+    return np.where(image > 0, shade, 0).astype(np.uint8)
+
+
+def instance_image(source, category: int, option: str, rng: np.random.Generator) -> np.ndarray:
+    """The image category ``category`` yields under Table-1 option ``option``.
+
+    Args:
+        source: a ``synthetic.FractalSource`` (cached points and fixed images per category).
+        category: category index.
+        option: one of ``INSTANCE_AUGMENTS``.
+        rng: the random source of this sample.
+
+    Returns:
+        uint8 gray image (S, S), S = the source's render size.
+    """
+    if option == "default":
+        return source.fixed_image(category)
+    if option == "fluctuation":
+        row = int(rng.integers(0, 25))
+        return source.weighted_image(category, fluctuation_weights()[row])
+    if option == "rotation":
+        return np.ascontiguousarray(flip(source.fixed_image(category), FLIPS[int(rng.integers(0, 4))]))
+    if option == "pattern":
+        return source.pattern_image(category, int(rng.integers(0, 2**62)))
+    if option == "texture":
+        return random_texture(source.fixed_image(category), rng)
+    if option == "both":
+        return random_texture(source.pattern_image(category, int(rng.integers(0, 2**62))), rng)
+    raise ParamError(
+        "augment", f"unknown augmentation {option!r}; choose from {', '.join(INSTANCE_AUGMENTS)}"
+    )

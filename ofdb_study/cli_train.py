@@ -1,0 +1,96 @@
+"""``pretrain`` and ``finetune`` subcommands of ``python -m ofdb_study``.
+
+Examples::
+
+    python -m ofdb_study pretrain --profile mini --data ofdb --categories 100 --augment pattern --out runs/p
+    python -m ofdb_study finetune --profile mini --dataset fashion-mnist --init runs/p/checkpoint.pt --out runs/f
+    torchrun --nproc-per-node 8 -m ofdb_study pretrain --profile paper --data ofdb --batch-size 32 --out runs/paper
+
+Any other setting of ``config.TrainConfig`` can be given as ``--set KEY=VALUE`` (VALUE is YAML).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import yaml
+
+from .errors import ParamError
+
+
+def _parse_sets(items: list[str] | None) -> dict:
+    out = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ParamError("set", f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+    return out
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", default="mini", help="smoke | mini | paper (default mini)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, help="per process; the global batch is this x world size")
+    p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
+    p.add_argument("--num-workers", type=int, help="data-loading processes")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile (CUDA only)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a run already in --out")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other config setting")
+
+
+def _overrides(args, keys: tuple[str, ...]) -> dict:
+    over = {
+        k: getattr(args, k)
+        for k in ("steps", "seed", "batch_size", "checkpoint_every", "num_workers", "compile") + keys
+    }
+    over.update(_parse_sets(args.set))
+    return over
+
+
+def _run(args, phase: str, keys: tuple[str, ...]) -> int:
+    from .config import phase_config
+    from .train import train
+
+    cfg = phase_config(args.profile, phase, **_overrides(args, keys))
+    summary = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
+    top = summary.get("top1_last")
+    best = summary.get("top1_best")
+    msg = f"{phase}: {summary['steps']} steps in {summary['wall_seconds']:.1f} s"
+    if top is not None:
+        msg += f"; top-1 last {top:.2f} %, best {best:.2f} %"
+    print(msg + f"; weights {summary['weights_sha256'][:16]} -> {args.out}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    return _run(args, "pretrain", ("data", "categories", "augment", "params"))
+
+
+def cmd_finetune(args) -> int:
+    return _run(args, "finetune", ("dataset", "init", "data_root", "download", "train_per_class"))
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("pretrain", help="pre-train a ViT on OFDB / FractalDB / an ImageFolder tree")
+    p.add_argument("--data", default="ofdb", help="ofdb | fractaldb | PATH (ImageFolder) | multiview:PATH")
+    p.add_argument("--categories", type=int, help="number of categories (default: the profile's)")
+    p.add_argument("--augment", help="default | fluctuation | rotation | pattern | texture | both")
+    p.add_argument("--params", help="folder of NNNNN.csv categories (default: the exact search, cached)")
+    _common(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    f = subparsers.add_parser(
+        "finetune", help="fine-tune a pre-trained (or scratch) ViT on a downstream task"
+    )
+    f.add_argument("--dataset", help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH")
+    f.add_argument("--init", required=True, help="RUN/checkpoint.pt, a pre-training run folder, or scratch")
+    f.add_argument("--data-root", help="folder holding the dataset files")
+    f.add_argument("--download", action="store_true", default=None, help="let torchvision download")
+    f.add_argument("--train-per-class", type=int, help="keep K training images per class")
+    _common(f)
+    f.set_defaults(func=cmd_finetune)

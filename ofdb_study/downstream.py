@@ -1,0 +1,226 @@
+"""Fine-tuning (downstream) datasets: Fashion-MNIST, CIFAR-10/100, any ImageFolder train/val tree.
+
+Files are read with our own small readers (IDX .gz, CIFAR's python pickles) so that any copy in
+the standard formats works offline; torchvision is used only to download where asked and a network
+exists. ``--train-per-class K`` keeps K training images per class, chosen with a seeded generator.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import os
+import pickle
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .errors import ParamError, check_positive_int
+
+try:
+    from torch.utils.data import Dataset
+except ImportError:  # pragma: no cover
+    Dataset = object
+
+NUM_CLASSES = {"fashion-mnist": 10, "cifar10": 10, "cifar100": 100}
+DATASETS = ("fashion-mnist", "cifar10", "cifar100", "imagefolder:PATH")
+FASHION_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_FILES = {
+    "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+    "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
+}
+CIFAR = {
+    "cifar10": ("cifar-10-batches-py", [f"data_batch_{i}" for i in range(1, 6)], ["test_batch"], b"labels"),
+    "cifar100": ("cifar-100-python", ["train"], ["test"], b"fine_labels"),
+}
+
+
+class ArrayDataset(Dataset):
+    """Images in memory: uint8 (N, H, W) gray or (N, H, W, 3) colour, labels (N,) -> (tensor, label).
+
+    Gray images are repeated to RGB, since the models take 3 channels.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, transform=None):
+        if len(images) != len(labels):
+            raise ParamError("dataset", f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels, self.transform = images, np.asarray(labels, dtype=np.int64), transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int):
+        arr = self.images[int(i)]
+        img = Image.fromarray(arr, mode="L" if arr.ndim == 2 else "RGB").convert("RGB")
+        return (self.transform(img) if self.transform else img), int(self.labels[int(i)])
+
+
+def read_idx(path: str | os.PathLike) -> np.ndarray:
+    """Read an IDX file (optionally .gz): unsigned-byte data of any rank -> uint8 array."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
+        raise ParamError("dataset", f"{path} is not an unsigned-byte IDX file")
+    ndim = raw[3]
+    dims = [int.from_bytes(raw[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim)]
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ParamError("dataset", f"{path}: header says {dims}, file holds {data.size} bytes")
+    return data.reshape(dims)
+
+
+def _fashion_dir(data_root: str | None, download: bool) -> Path:
+    candidates = []
+    if data_root:  # an explicit folder wins over the system copy
+        root = Path(data_root)
+        candidates += [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
+    candidates.append(FASHION_SYSTEM_DIR)
+    for d in candidates:
+        if all((d / f).is_file() for pair in FASHION_FILES.values() for f in pair):
+            return d
+    if download and data_root:
+        from torchvision.datasets import FashionMNIST
+
+        for train in (True, False):
+            FashionMNIST(data_root, train=train, download=True)
+        return Path(data_root) / "FashionMNIST" / "raw"
+    raise ParamError(
+        "dataset",
+        "fashion-mnist not found in /usr/share/datasets/fashion-mnist or --data-root; install it with "
+        "'apt-get install dataset-fashion-mnist', or pass --data-root DIR holding the four "
+        "*-ubyte.gz files, or --data-root DIR --download where a network exists",
+    )
+
+
+def load_fashion_mnist(data_root: str | None = None, download: bool = False):
+    """(train images (60000, 28, 28), train labels, test images (10000, 28, 28), test labels)."""
+    d = _fashion_dir(data_root, download)
+    out = []
+    for split in ("train", "test"):
+        images, labels = (read_idx(d / f) for f in FASHION_FILES[split])
+        out += [images, labels]
+    return tuple(out)
+
+
+def _read_cifar_batches(folder: Path, names: list[str], label_key: bytes):
+    images, labels = [], []
+    for name in names:
+        with open(folder / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
+        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+    return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
+
+
+def load_cifar(name: str, data_root: str | None = None, download: bool = False):
+    """(train images (N, 32, 32, 3), train labels, test images, test labels) from the python pickles."""
+    sub, train_names, test_names, key = CIFAR[name]
+    if not data_root:
+        raise ParamError(
+            "data_root", f"{name} needs --data-root DIR (holding {sub}/), with --download to fetch it"
+        )
+    folder = Path(data_root) / sub
+    if not all((folder / n).is_file() for n in train_names + test_names):
+        if not download:
+            raise ParamError(
+                "dataset", f"{folder} not found; pass --download to fetch {name} through torchvision"
+            )
+        from torchvision import datasets
+
+        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+        cls(data_root, train=True, download=True)
+    return (*_read_cifar_batches(folder, train_names, key), *_read_cifar_batches(folder, test_names, key))
+
+
+def per_class_subset(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """Indices of ``k`` samples per class, drawn without replacement by a seeded generator, sorted."""
+    k = check_positive_int("train_per_class", k)
+    rng = np.random.default_rng([seed, 0x5EED])
+    keep = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < k:
+            raise ParamError("train_per_class", f"class {c} has only {len(idx)} images, asked for {k}")
+        keep.append(rng.choice(idx, size=k, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def check_dataset(name: str) -> str:
+    if name in ("fashion-mnist", "cifar10", "cifar100") or name.startswith("imagefolder:"):
+        return name
+    raise ParamError("dataset", f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+
+
+def load_downstream(
+    name: str,
+    train_transform=None,
+    eval_transform=None,
+    *,
+    data_root: str | None = None,
+    download: bool = False,
+    train_per_class: int | None = None,
+    seed: int = 0,
+    test_per_class: int | None = None,
+):
+    """The fine-tuning datasets.
+
+    Args:
+        name: ``fashion-mnist``, ``cifar10``, ``cifar100`` or ``imagefolder:PATH`` (PATH/train, PATH/val).
+        train_transform, eval_transform: PIL -> tensor transforms.
+        data_root, download: where to look, and whether torchvision may download.
+        train_per_class: keep this many training images per class (seeded by ``seed``).
+        test_per_class: evaluate on this many test images per class (a fixed draw; None: all).
+
+    Returns:
+        (train dataset, test dataset, number of classes, data hash) - items are (tensor, label).
+    """
+    check_dataset(name)
+    if name.startswith("imagefolder:"):
+        from torch.utils.data import Subset
+        from torchvision.datasets import ImageFolder
+
+        root = Path(name.split(":", 1)[1])
+        for split in ("train", "val"):
+            if not (root / split).is_dir():
+                raise ParamError("dataset", f"{root} must hold train/ and val/ folders")
+        train = ImageFolder(str(root / "train"), transform=train_transform)
+        test = ImageFolder(str(root / "val"), transform=eval_transform)
+        digest = hashlib.sha256(repr(train.samples + test.samples).encode()).hexdigest()
+        if train_per_class:
+            train = Subset(train, per_class_subset(np.array(train.targets), train_per_class, seed).tolist())
+        if test_per_class:
+            test = Subset(test, per_class_subset(np.array(test.targets), test_per_class, 0).tolist())
+        return train, test, len(test.classes), digest
+    xtr, ytr, xte, yte, digest = _arrays(name, data_root, download)
+    num_classes = max(NUM_CLASSES[name], int(max(ytr.max(), yte.max())) + 1)
+    if train_per_class:
+        keep = per_class_subset(ytr, train_per_class, seed)
+        xtr, ytr = xtr[keep], ytr[keep]
+    if test_per_class:
+        keep = per_class_subset(yte, test_per_class, 0)
+        xte, yte = xte[keep], yte[keep]
+        digest = hashlib.sha256(f"{digest}:test_per_class={test_per_class}".encode()).hexdigest()
+    return (
+        ArrayDataset(xtr, ytr, train_transform),
+        ArrayDataset(xte, yte, eval_transform),
+        num_classes,
+        digest,
+    )
+
+
+@functools.lru_cache(maxsize=2)
+def _arrays(name: str, data_root: str | None, download: bool):
+    """Arrays of a file-based dataset and their sha256, cached: a study loads them many times."""
+    if name == "fashion-mnist":
+        arrays = load_fashion_mnist(data_root, download)
+    else:
+        arrays = load_cifar(name, data_root, download)
+    h = hashlib.sha256()
+    for a in arrays:
+        a.flags.writeable = False
+        h.update(np.ascontiguousarray(a).tobytes())
+    return (*arrays, h.hexdigest())

@@ -1,0 +1,93 @@
+"""Models: ``timm.create_model`` from a config (never pretrained weights), checkpoint loading.
+
+Loading a pre-trained checkpoint into a fine-tuning model drops the classifier head (its class
+count differs), loads everything else and refuses, with a ParamError, any other tensor whose shape
+does not fit (a different width, depth, patch or image size).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .errors import ParamError, check_positive_int
+
+HEAD_PREFIXES = ("head.", "fc.", "classifier.")
+
+
+def check_model_args(cfg) -> None:
+    """Validate model settings before anything is built or written."""
+    import timm
+
+    if not timm.is_model(cfg.model):
+        raise ParamError("model", f"unknown timm model {cfg.model!r}")
+    check_positive_int("img_size", cfg.img_size)
+    check_positive_int("patch_size", cfg.patch_size)
+    if cfg.img_size % cfg.patch_size:
+        raise ParamError("img_size", f"{cfg.img_size} is not divisible by the patch size {cfg.patch_size}")
+    if cfg.embed_dim is not None and cfg.num_heads is not None and cfg.embed_dim % cfg.num_heads:
+        raise ParamError("embed_dim", f"{cfg.embed_dim} is not divisible by num_heads {cfg.num_heads}")
+
+
+def create_model(cfg, num_classes: int):
+    """A randomly initialised timm ViT for ``cfg``: images (B, 3, S, S) -> logits (B, num_classes)."""
+    import timm
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched
+    check_model_args(cfg)
+    kwargs = dict(
+        num_classes=num_classes,
+        img_size=cfg.img_size,
+        patch_size=cfg.patch_size,
+        drop_path_rate=cfg.drop_path,
+    )
+    for key in ("depth", "embed_dim", "num_heads", "global_pool"):
+        if getattr(cfg, key) is not None:
+            kwargs[key] = getattr(cfg, key)
+    return timm.create_model(cfg.model, pretrained=False, **kwargs)
+
+
+def is_head(key: str) -> bool:
+    return key.startswith(HEAD_PREFIXES)
+
+
+def read_state_dict(path: str | os.PathLike) -> dict:
+    """The model weights of a checkpoint written by train.py (or a bare state dict)."""
+    import torch
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.pt"
+    if not path.is_file():
+        raise ParamError("init", f"no checkpoint at {path}")
+    doc = torch.load(path, map_location="cpu", weights_only=False)
+    return doc["model"] if isinstance(doc, dict) and "model" in doc else doc
+
+
+def check_fits(model, state: dict) -> dict:
+    """The non-head tensors of ``state``; ParamError if any is missing or has another shape."""
+    own = model.state_dict()
+    keep = {k: v for k, v in state.items() if not is_head(k)}
+    wrong = [
+        f"{k} {tuple(v.shape)} vs {tuple(own[k].shape)}"
+        for k, v in keep.items()
+        if k in own and own[k].shape != v.shape
+    ]
+    missing = [k for k in own if not is_head(k) and k not in keep]
+    unexpected = [k for k in keep if k not in own]
+    if wrong or missing or unexpected:
+        parts = []
+        if wrong:
+            parts.append("shapes differ: " + "; ".join(wrong[:3]))
+        if missing:
+            parts.append("missing: " + ", ".join(missing[:3]))
+        if unexpected:
+            parts.append("unexpected: " + ", ".join(unexpected[:3]))
+        raise ParamError("init", "checkpoint does not fit the model (" + " | ".join(parts) + ")")
+    return keep
+
+
+def load_pretrained(model, path: str | os.PathLike) -> None:
+    """Load a checkpoint's weights into ``model`` except the classifier head (kept at its init)."""
+    keep = check_fits(model, read_state_dict(path))
+    model.load_state_dict(keep, strict=False)

@@ -1,0 +1,116 @@
+"""Downstream loaders on tiny files written in the real formats (IDX .gz, CIFAR pickles, folders)."""
+
+import gzip
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+from ofdb_study import downstream  # noqa: E402
+from ofdb_study.errors import ParamError  # noqa: E402
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """IDX unsigned-byte file (gzipped): magic 0 0 8 ndim, big-endian dims, bytes."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def make_fashion(root: Path, per_class_train: int = 6, per_class_test: int = 3, classes: int = 10) -> Path:
+    """A tiny Fashion-MNIST in the Debian layout: class c images are filled with 20 * c + noise."""
+    rng = np.random.default_rng(0)
+    root.mkdir(parents=True, exist_ok=True)
+    for split, k in (("train", per_class_train), ("t10k", per_class_test)):
+        labels = np.repeat(np.arange(classes), k).astype(np.uint8)
+        images = (labels[:, None, None] * 20 + rng.integers(0, 10, (len(labels), 28, 28))).astype(np.uint8)
+        write_idx(root / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(root / f"{split}-labels-idx1-ubyte.gz", labels)
+    return root
+
+
+def make_cifar(root: Path, name: str, n_train: int = 20, n_test: int = 10) -> Path:
+    sub, train_names, test_names, key = downstream.CIFAR[name]
+    folder = root / sub
+    folder.mkdir(parents=True)
+    classes = 10 if name == "cifar10" else 100
+    rng = np.random.default_rng(1)
+    for names, n in ((train_names, n_train), (test_names, n_test)):
+        for fname in names:
+            doc = {
+                b"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8),
+                key: [int(i % classes) for i in range(n)],
+            }
+            with open(folder / fname, "wb") as f:
+                pickle.dump(doc, f)
+    return root
+
+
+def test_read_idx_roundtrip(tmp_path):
+    a = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    write_idx(tmp_path / "a.gz", a)
+    np.testing.assert_array_equal(downstream.read_idx(tmp_path / "a.gz"), a)
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(b"\x00\x00\x09\x01\x00\x00\x00\x01x"))
+    with pytest.raises(ParamError):
+        downstream.read_idx(tmp_path / "bad.gz")
+
+
+def test_fashion_from_data_root_with_subset(tmp_path):
+    root = make_fashion(tmp_path / "fm")
+    train, test, n, digest = downstream.load_downstream(
+        "fashion-mnist", data_root=str(root), train_per_class=2
+    )
+    assert n == 10 and len(train) == 20 and len(test) == 30 and len(digest) == 64
+    img, label = train[0]
+    assert img.mode == "RGB" and img.size == (28, 28) and 0 <= label < 10
+    assert np.bincount(train.labels).tolist() == [2] * 10
+    again, *_ = downstream.load_downstream("fashion-mnist", data_root=str(root), train_per_class=2)
+    np.testing.assert_array_equal(train.images, again.images)  # seeded subset
+
+
+def test_fashion_missing_says_how(tmp_path, monkeypatch):
+    monkeypatch.setattr(downstream, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
+    with pytest.raises(ParamError, match="dataset-fashion-mnist"):
+        downstream.load_downstream("fashion-mnist", data_root=str(tmp_path))
+
+
+@pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
+def test_cifar_pickles(tmp_path, name, classes):
+    root = make_cifar(tmp_path, name)
+    train, test, n, _ = downstream.load_downstream(name, data_root=str(root))
+    assert n == classes
+    assert len(train) == (100 if name == "cifar10" else 20) and len(test) == 10
+    img, _ = test[0]
+    assert img.size == (32, 32)
+
+
+def test_cifar_missing_without_download(tmp_path):
+    with pytest.raises(ParamError, match="--download"):
+        downstream.load_downstream("cifar10", data_root=str(tmp_path))
+
+
+def test_imagefolder_train_val(tmp_path):
+    from PIL import Image
+
+    for split in ("train", "val"):
+        for c in ("a", "b"):
+            d = tmp_path / split / c
+            d.mkdir(parents=True)
+            for i in range(3):
+                Image.new("RGB", (16, 16), (i * 40, 0, 0)).save(d / f"{i}.png")
+    train, test, n, _ = downstream.load_downstream(f"imagefolder:{tmp_path}", train_per_class=2)
+    assert n == 2 and len(train) == 4 and len(test) == 6
+
+
+def test_unknown_dataset():
+    with pytest.raises(ParamError, match="unknown dataset"):
+        downstream.load_downstream("mnist3d")
+
+
+def test_per_class_subset_too_large():
+    with pytest.raises(ParamError, match="only 2"):
+        downstream.per_class_subset(np.array([0, 0, 1, 1]), 3, seed=0)

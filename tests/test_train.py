@@ -1,0 +1,220 @@
+"""The training loop: a 2-step CPU fit, resume bit-identity after SIGKILL, run folders, bad inputs."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+
+from test_downstream import make_fashion  # noqa: E402
+
+from ofdb_study import cli, experiments  # noqa: E402
+from ofdb_study.config import PROFILES, phase_config, resolve  # noqa: E402
+from ofdb_study.errors import ParamError  # noqa: E402
+from ofdb_study.train import train  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def search_cache(tmp_path_factory):
+    old = os.environ.get("OFDB_STUDY_CACHE")
+    os.environ["OFDB_STUDY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("OFDB_STUDY_CACHE")
+    else:
+        os.environ["OFDB_STUDY_CACHE"] = old
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "pre"
+    train(phase_config("smoke", "pretrain"), out, progress=False)
+    return out
+
+
+def test_two_step_pretrain_writes_run_folder(pretrained):
+    for f in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint.pt", "manifest.json"):
+        assert (pretrained / f).is_file(), f
+    summary = json.loads((pretrained / "summary.json").read_text())
+    assert summary["steps"] == 2 and len(summary["weights_sha256"]) == 64 and summary["top1_last"] is not None
+    rows = [json.loads(x) for x in (pretrained / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert {"step", "loss", "lr", "images_per_s"} <= set(rows[0]) and "top1" in rows[-1]
+    manifest = json.loads((pretrained / "manifest.json").read_text())
+    assert manifest["device"] == "cpu" and manifest["seed"] == 0 and len(manifest["dataset_sha256"]) == 64
+    assert manifest["versions"]["timm"]
+
+
+def test_finetune_from_checkpoint_and_scratch(pretrained, tmp_path, fashion):
+    cfg = phase_config("smoke", "finetune", data_root=fashion, init=str(pretrained / "checkpoint.pt"))
+    s = train(cfg, tmp_path / "ft", progress=False)
+    assert s["num_classes"] == 10 and s["top1_best"] is not None and s["top1_last"] is not None
+    s0 = train(cfg.replace(init="scratch"), tmp_path / "ft0", progress=False)
+    assert s0["weights_sha256"] != s["weights_sha256"]
+
+
+def test_checkpoint_that_does_not_fit(pretrained, tmp_path, fashion):
+    cfg = phase_config("smoke", "finetune", data_root=fashion, init=str(pretrained), embed_dim=48)
+    with pytest.raises(ParamError, match="does not fit"):
+        train(cfg, tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_existing_run_is_not_overwritten(pretrained):
+    cfg = phase_config("smoke", "pretrain")
+    before = (pretrained / "summary.json").read_text()
+    with pytest.raises(ParamError, match="--resume"):
+        train(cfg, pretrained, progress=False)
+    with pytest.raises(ParamError, match="other settings"):
+        train(cfg.replace(steps=3), pretrained, resume=True, progress=False)
+    assert (pretrained / "summary.json").read_text() == before
+
+
+def test_resume_after_sigkill_is_bit_identical(tmp_path):
+    args = [
+        "pretrain",
+        "--profile",
+        "smoke",
+        "--steps",
+        "5",
+        "--checkpoint-every",
+        "2",
+        "--no-progress",
+        "--set",
+        "mixup=0.8",
+        "--set",
+        "drop_path=0.1",
+    ]
+    env = {**os.environ, "OFDB_STUDY_KILL_AT": "4", "TQDM_DISABLE": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ofdb_study", *args, "--out", str(tmp_path / "killed")],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert not (tmp_path / "killed" / "summary.json").exists()
+    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
+    assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
+    a = json.loads((tmp_path / "killed" / "summary.json").read_text())
+    b = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    assert a["weights_sha256"] == b["weights_sha256"]
+    steps = [json.loads(x)["step"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_weights_do_not_depend_on_worker_count(tmp_path):
+    cfg = phase_config("smoke", "pretrain", steps=3, augment="both", mixup=0.8)
+    a = train(cfg.replace(num_workers=0), tmp_path / "w0", progress=False)
+    b = train(cfg.replace(num_workers=2), tmp_path / "w2", progress=False)
+    assert a["weights_sha256"] == b["weights_sha256"]
+
+
+@pytest.mark.parametrize(
+    "argv,param",
+    [
+        (["pretrain", "--profile", "huge"], "profile"),
+        (["pretrain", "--profile", "smoke", "--set", "model=vit_nonexistent"], "model"),
+        (["pretrain", "--profile", "smoke", "--augment", "sparkles"], "augment"),
+        (["pretrain", "--profile", "smoke", "--set", "img_size=30"], "img_size"),
+        (["pretrain", "--profile", "smoke", "--batch-size", "7", "--set", "mixup=0.8"], "batch_size"),
+        (["pretrain", "--profile", "smoke", "--set", "colour=1"], "colour"),
+        (["finetune", "--profile", "smoke", "--dataset", "mnist3d", "--init", "scratch"], "dataset"),
+    ],
+)
+def test_bad_inputs_exit_2_and_write_nothing(tmp_path, capsys, argv, param):
+    out = tmp_path / "run"
+    assert cli.main([*argv, "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and param in err[0]
+    assert not out.exists()
+
+
+def test_lr_scaling_is_explicit():
+    cfg = PROFILES["paper"].pretrain
+    r1, r8 = resolve(cfg, 1), resolve(cfg.replace(batch_size=32), 8)
+    assert r1.global_batch == r8.global_batch == 256 and r1.lr == pytest.approx(5e-4) == r8.lr
+    assert resolve(PROFILES["paper"].finetune).lr == pytest.approx(0.015)
+
+
+def test_experiments_cache_and_tables(tmp_path, fashion):
+    root = tmp_path / "runs"
+    df = experiments.instances_vs_augmentation(
+        "smoke", [0], root=root, rows=["ofdb+pattern", "scratch"], data_root=fashion
+    )
+    assert list(df.columns) == [
+        "row",
+        "pretrain",
+        "augment",
+        "seed",
+        "pretrain_run",
+        "finetune_run",
+        "top1_best",
+        "top1_last",
+        "pretrain_seconds",
+        "finetune_seconds",
+    ]
+    assert len(df) == 2 and set(df["pretrain"]) == {"ofdb", "scratch"}
+    pre = Path(df["pretrain_run"][0])
+    mtime = (pre / "summary.json").stat().st_mtime
+    assert experiments.pretrain_run("smoke", augment="pattern", root=root) == pre  # reused, not retrained
+    assert (pre / "summary.json").stat().st_mtime == mtime
+    curves = experiments.learning_curves(df["finetune_run"])
+    assert list(curves.columns) == ["run", "step", "loss", "lr", "top1"] and len(curves) == 4
+    scaling = experiments.category_scaling("smoke", [2], [0], root=root, data_root=fashion)
+    assert list(scaling.columns) == [
+        "categories",
+        "seed",
+        "pretrain_run",
+        "finetune_run",
+        "top1_best",
+        "top1_last",
+        "pretrain_seconds",
+    ]
+
+
+@pytest.mark.slow
+def test_ddp_two_cpu_processes(tmp_path):
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29517",
+        "-m",
+        "ofdb_study",
+        "pretrain",
+        "--profile",
+        "smoke",
+        "--batch-size",
+        "4",
+        "--steps",
+        "3",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
+    proc = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "TQDM_DISABLE": "1"}, capture_output=True, text=True, timeout=600
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((out / "summary.json").read_text())
+    assert s["world_size"] == 2 and s["global_batch"] == 8
+    assert s["lr"] == pytest.approx(PROFILES["smoke"].pretrain.base_lr * 8 / 512)
