@@ -1,0 +1,70 @@
+"""``python -m ofdb_study study``: run the study notebooks into the book's folder."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .study import DEFAULT_OUT, PROFILE_NAMES, NotebookFailed, build_book, run_study
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "study",
+        help="execute the study notebooks with papermill into the book",
+        description="Execute notebooks/NN_*.ipynb with papermill into the book's folder. Finished "
+        "training runs are reused (cached by their resolved config), so a second call only re-plots.",
+    )
+    p.add_argument("--profile", required=True, choices=PROFILE_NAMES, help="smoke (seconds), mini, paper")
+    p.add_argument(
+        "--only",
+        action="append",
+        metavar="NAME",
+        help="run only this notebook (name, number or name without number); repeatable",
+    )
+    p.add_argument(
+        "--seeds", type=int, nargs="+", metavar="SEED", help="training seeds (default: the profile's)"
+    )
+    p.add_argument(
+        "--out", default=DEFAULT_OUT, help=f"folder of the executed notebooks (default {DEFAULT_OUT})"
+    )
+    p.add_argument("--notebooks", default="notebooks", help="folder of the source notebooks")
+    p.add_argument("--data-root", default="data", help="data cache folder (default data)")
+    p.add_argument("--run-root", default="runs", help="training run cache folder (default runs)")
+    p.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
+    p.add_argument("--progress", action="store_true", help="show papermill's per-cell progress")
+    p.add_argument(
+        "--book",
+        action="store_true",
+        help="then build the book (offline, warnings as errors) from the folder above --out",
+    )
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        report = run_study(
+            args.profile,
+            only=args.only,
+            seeds=args.seeds,
+            out=args.out,
+            notebooks_dir=args.notebooks,
+            data_root=args.data_root,
+            run_root=args.run_root,
+            kernel_name=args.kernel,
+            progress=args.progress,
+        )
+    except NotebookFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    total = sum(n.seconds for n in report.notebooks)
+    print(f"[study] {len(report.notebooks)} notebook(s) in {total:.1f} s; executed notebooks in {report.out}")
+    if args.book:
+        try:
+            index = build_book(Path(args.out).resolve().parent)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"[study] the book: {index}")
+    return 0

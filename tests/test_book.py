@@ -1,0 +1,205 @@
+"""The built book in a real headless Chromium, served from localhost with no network.
+
+Uses the book that ``test_notebooks.build_study_and_book`` builds once per session. Checks that
+the figures load, that the widgets render from the saved state and react in the browser (the
+slider drives the stack through ``jslink``), that MathJax typesets from the local copy, and that
+no page asks for anything outside localhost (the performance resource entries and Chromium's own
+network log). Screenshots go to the pytest temporary folder.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+webdriver = pytest.importorskip("selenium.webdriver")
+
+from selenium.webdriver.common.by import By  # noqa: E402
+from selenium.webdriver.common.keys import Keys  # noqa: E402
+from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
+from test_notebooks import build_study_and_book  # noqa: E402  (one build per session)
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1280,1600",
+)
+LOCAL = ("127.0.0.1", "localhost")
+pytestmark = pytest.mark.skipif(
+    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium and chromedriver"
+)
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):  # keep pytest's output readable
+        pass
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """(base URL, html folder) of the built book behind a local HTTP server."""
+    sb = build_study_and_book(tmp_path_factory.mktemp("study"))
+    handler = functools.partial(_Quiet, directory=str(sb.html))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", sb.html
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for flag in FLAGS:
+        opts.add_argument(flag)
+    opts.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    opts.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    driver.set_page_load_timeout(60)
+    yield driver
+    driver.quit()
+
+
+def _requested(driver) -> list[str]:
+    """Every URL the page asked for: resource timing entries plus the DevTools network log."""
+    urls = list(
+        driver.execute_script(
+            "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href]);"
+        )
+    )
+    for entry in driver.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        if msg.get("method") == "Network.requestWillBeSent":
+            urls.append(msg["params"]["request"]["url"])
+    return urls
+
+
+def _outside(urls: list[str]) -> list[str]:
+    bad = []
+    for url in urls:
+        parts = urlsplit(url)
+        if parts.scheme in (
+            "data",
+            "blob",
+            "about",
+            "chrome",
+            "chrome-extension",
+            "chrome-untrusted",
+            "devtools",
+        ):
+            # browser-internal resources, never the network
+            continue
+        if parts.hostname not in LOCAL:
+            bad.append(url)
+    return bad
+
+
+def _uncaught(driver) -> list[str]:
+    """JavaScript exceptions the page raised (a broken widget view shows up here)."""
+    return [e["message"] for e in driver.get_log("browser") if "Uncaught" in e["message"]]
+
+
+def _open(driver, url: str) -> None:
+    driver.get_log("performance")  # drop the previous page's entries
+    driver.get_log("browser")
+    driver.get(url)
+    WebDriverWait(driver, 30).until(lambda d: d.execute_script("return document.readyState") == "complete")
+
+
+def test_data_page_figures_and_widgets(site, browser, tmp_path):
+    base, _ = site
+    _open(browser, f"{base}/study/01_data.html")
+    # figures: every image in the article decoded
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script(
+            "const imgs = [...document.querySelectorAll('main img')];"
+            "return imgs.length >= 3 && imgs.every(i => i.complete && i.naturalWidth > 0);"
+        )
+    )
+    # widgets: the html manager replaced the saved state with live views
+    handle = WebDriverWait(browser, 60).until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, ".widget-slider .noUi-handle")
+    )[0]
+    shown = (
+        "return [...document.querySelectorAll('.widget-image')].filter(i => i.offsetParent !== null)"
+        ".map(i => [i.naturalWidth, i.parentElement.innerText.trim()]);"
+    )
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script(shown) and d.execute_script(shown)[0][0] > 0)
+    first = browser.execute_script(shown)
+    assert len(first) == 1 and first[0][1] == "category 00000"  # the stack shows one frame at a time
+    # moving the slider turns the page in the browser alone (jslink), with no kernel behind it
+    handle.click()
+    handle.send_keys(Keys.ARROW_RIGHT)
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(shown) != first)
+    assert browser.execute_script(shown)[0][1] == "category 00001"
+    assert not _uncaught(browser)
+    browser.save_screenshot(str(tmp_path / "01_data.png"))
+    assert (tmp_path / "01_data.png").stat().st_size > 10_000
+    assert not _outside(_requested(browser))
+
+
+def test_math_and_results_pages_stay_local(site, browser, tmp_path):
+    base, _ = site
+    _open(browser, f"{base}/data.html")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "mjx-container"))
+    assert not _outside(_requested(browser))
+    for page in (
+        "results.html",
+        "study/02_instances_vs_augmentation.html",
+        "study/04_results.html",
+        "intro.html",
+    ):
+        _open(browser, f"{base}/{page}")
+        WebDriverWait(browser, 30).until(
+            lambda d: d.execute_script(
+                "return [...document.querySelectorAll('main img')].every(i => i.complete && i.naturalWidth > 0);"
+            )
+        )
+        assert not _outside(_requested(browser)), page
+    browser.save_screenshot(str(tmp_path / "intro.png"))
+
+
+def test_explorer_page_renders_offline(site, browser, tmp_path):
+    base, html = site
+    if not (html / "study" / "00_explorer.html").is_file():
+        pytest.skip("no explorer notebook in this checkout")
+    _open(browser, f"{base}/study/00_explorer.html")
+    WebDriverWait(browser, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, ".jupyter-widgets"))
+    # its kernel-free part: the row slider turns the frames (needs the Font Awesome setting in book/_ext)
+    rows = [
+        s
+        for s in browser.find_elements(By.CSS_SELECTOR, ".widget-slider")
+        if s.find_elements(By.CSS_SELECTOR, ".widget-label")
+        and s.find_elements(By.CSS_SELECTOR, ".widget-label")[0].text.strip() == "row"
+    ]
+    if rows:
+        caption = (
+            "return [...document.querySelectorAll('.widget-image')].filter(i => i.offsetParent !== null)"
+            ".map(i => i.parentElement.innerText.trim()).join('|');"
+        )
+        before = browser.execute_script(caption)
+        handle = rows[0].find_element(By.CSS_SELECTOR, ".noUi-handle")
+        handle.click()
+        handle.send_keys(Keys.ARROW_RIGHT)
+        WebDriverWait(browser, 10).until(lambda d: d.execute_script(caption) != before)
+    browser.save_screenshot(str(tmp_path / "00_explorer.png"))
+    assert not _uncaught(browser)
+    assert not _outside(_requested(browser))

@@ -1,0 +1,287 @@
+"""The study notebooks: committed clean, run through papermill at ``smoke``, and the book built from them.
+
+``study_book()`` runs the smoke study and builds the book once per test session (the browser test
+in ``test_book.py`` reuses it); everything it writes lives under a temporary folder, so the repo's
+``runs/``, ``data/`` and ``book/study/`` are never touched. The paper's tables and the small
+statistics of ``ofdb_study.results`` are checked here too, since the notebooks rest on them.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+
+from ofdb_study import results, study
+from ofdb_study.cli import main
+
+REPO = Path(__file__).resolve().parent.parent
+NOTEBOOKS = REPO / "notebooks"
+OURS = ("01_data", "02_instances_vs_augmentation", "03_category_scaling", "04_results")
+
+
+@dataclass
+class StudyBook:
+    root: Path
+    study_dir: Path
+    html: Path
+    data_root: Path
+    run_root: Path
+    seconds: float
+
+
+_CACHE: dict[str, StudyBook] = {}
+
+
+def build_study_and_book(root: Path) -> StudyBook:
+    """Run every study notebook at ``smoke`` into a copy of the book, then build it (once a session)."""
+    if "book" in _CACHE:
+        return _CACHE["book"]
+    from ofdb_study.vendor import ensure_vendor
+
+    try:
+        ensure_vendor()
+    except RuntimeError as exc:  # first use needs the npm registry
+        pytest.skip(f"book assets unavailable: {exc}")
+    book = root / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+    start = time.perf_counter()
+    study.run_study(
+        "smoke",
+        out=book / "study",
+        notebooks_dir=NOTEBOOKS,
+        data_root=str(root / "data"),
+        run_root=str(root / "runs"),
+        log=lambda line: None,
+    )
+    study.build_book(book)
+    _CACHE["book"] = StudyBook(
+        root,
+        book / "study",
+        book / "_build" / "html",
+        root / "data",
+        root / "runs",
+        time.perf_counter() - start,
+    )
+    return _CACHE["book"]
+
+
+@pytest.fixture(scope="session")
+def study_book(tmp_path_factory) -> StudyBook:
+    return build_study_and_book(tmp_path_factory.mktemp("study"))
+
+
+# ----------------------------------------------------------------------------------------------
+# The source notebooks.
+
+
+def _source(name: str):
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("name", OURS)
+def test_notebook_committed_clean_with_literal_parameters(name):
+    nb = _source(name)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(not c.outputs and c.execution_count is None for c in code), "strip outputs (nbstripout)"
+    tagged = [c for c in code if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for stmt in ast.parse(tagged[0].source).body:
+        assert isinstance(stmt, ast.Assign), ast.dump(stmt)
+        ast.literal_eval(stmt.value)  # papermill overrides only work on independent literals
+    names = {t.id for s in ast.parse(tagged[0].source).body for t in s.targets}
+    assert "profile" in names
+    # thin: no training loop in a cell
+    assert not any("for step" in c.source or ".backward(" in c.source for c in code)
+
+
+# ----------------------------------------------------------------------------------------------
+# Executed at smoke.
+
+
+def _executed(sb: StudyBook, name: str):
+    return nbformat.read(sb.study_dir / f"{name}.ipynb", as_version=4)
+
+
+def _glued(nb) -> set[str]:
+    # myst_nb.glue marks every glued output with its name (displayed or not)
+    return {
+        o.get("metadata", {}).get("scrapbook", {}).get("name") for c in nb.cells for o in c.get("outputs", [])
+    }
+
+
+@pytest.mark.parametrize("name", [n for n in study.NOTEBOOKS if (NOTEBOOKS / f"{n}.ipynb").is_file()])
+def test_every_notebook_ran_at_smoke(study_book, name):
+    nb = _executed(study_book, name)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors
+    assert nb.metadata["papermill"]["exception"] in (None, False)
+    if name in OURS:
+        assert nb.metadata["papermill"]["parameters"]["profile"] == "smoke"
+
+
+def test_key_numbers_are_glued(study_book):
+    assert {"acceptance_pct", "n_candidates", "ours_ofdb_h", "ours_fractaldb_h", "fig_fill_rates"} <= _glued(
+        _executed(study_book, "01_data")
+    )
+    assert {"fig_augmentation_bars", "top1_ofdb", "top1_scratch"} <= _glued(
+        _executed(study_book, "02_instances_vs_augmentation")
+    )
+    assert {"scaling_gain", "fig_scaling"} <= _glued(_executed(study_book, "03_category_scaling"))
+    assert {"n_claims", "n_agrees"} <= _glued(_executed(study_book, "04_results"))
+
+
+def test_widget_state_is_stored(study_book):
+    state = _executed(study_book, "01_data").metadata["widgets"]["application/vnd.jupyter.widget-state+json"]
+    models = {m["model_name"] for m in state["state"].values()}
+    assert {"IntSliderModel", "LinkModel", "StackModel", "ImageModel"} <= models
+
+
+def test_parameters_are_recorded(study_book):
+    rec = json.loads((study_book.study_dir / study.PARAMETERS_FILE).read_text())
+    assert rec["profile"] == "smoke" and rec["seeds"] == study.default_seeds("smoke")
+    assert set(OURS) <= set(rec["notebooks"])
+
+
+def test_book_pages_built_offline(study_book):
+    for page in ("intro", "data", "results", "reproduce", *(f"study/{n}" for n in OURS)):
+        assert (study_book.html / f"{page}.html").is_file(), page
+    for page in study_book.html.rglob("*.html"):
+        text = page.read_text()
+        for attr in ("src=", "href="):
+            for chunk in text.split(attr)[1:]:
+                url = chunk[1:].split(chunk[0], 1)[0] if chunk[:1] in "\"'" else ""
+                if "://" in url and not url.startswith(("http://localhost", "http://127.0.0.1")):
+                    # outbound links in prose are fine; scripts, styles and images are not
+                    assert not url.endswith((".js", ".css", ".png", ".woff2")), f"{page.name}: {url}"
+        assert "cdn.jsdelivr" not in text and "cdnjs" not in text and "unpkg.com" not in text, page.name
+    assert (study_book.html / "_static" / "vendor" / "html-manager" / "embed-amd.js").is_file()
+
+
+def test_second_run_reuses_finished_runs(study_book, capsys):
+    before = sorted(p.name for p in study_book.run_root.rglob("summary.json"))
+    code = main(
+        [
+            "study",
+            "--profile",
+            "smoke",
+            "--only",
+            "03",
+            "--out",
+            str(study_book.root / "again"),
+            "--data-root",
+            str(study_book.data_root),
+            "--run-root",
+            str(study_book.run_root),
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in study_book.run_root.rglob("summary.json")) == before
+    assert (study_book.root / "again" / "03_category_scaling.ipynb").is_file()
+
+
+# ----------------------------------------------------------------------------------------------
+# The runner's errors.
+
+
+def test_failing_cell_names_notebook_and_cell(tmp_path, capsys):
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}}
+    )
+    params = nbformat.v4.new_code_cell('profile = "smoke"')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [
+        params,
+        nbformat.v4.new_code_cell("x = 1"),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ]
+    src = tmp_path / "nbs"
+    src.mkdir()
+    nbformat.write(nb, src / "01_data.ipynb")
+    out = tmp_path / "out"
+    code = main(["study", "--profile", "smoke", "--notebooks", str(src), "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "01_data" in err and "cell" in err and "ValueError: boom" in err
+    partial = nbformat.read(out / "01_data.ipynb", as_version=4)
+    assert any(o.get("output_type") == "error" for c in partial.cells for o in c.get("outputs", []))
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["study", "--profile", "huge"],
+        ["study", "--profile", "smoke", "--only", "99_nothing"],
+        ["study", "--profile", "smoke", "--seeds", "1", "1"],
+    ],
+)
+def test_bad_input_exits_2(argv, tmp_path, capsys):
+    assert main([*argv, "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+# ----------------------------------------------------------------------------------------------
+# The paper's numbers and the statistics.
+
+
+def test_vendor_is_pinned_and_idempotent():
+    from ofdb_study import vendor
+
+    first = vendor.ensure_vendor()
+    stamp = (first / ".pins.json").stat().st_mtime_ns
+    assert vendor.ensure_vendor() == first and (first / ".pins.json").stat().st_mtime_ns == stamp
+    assert vendor.PINS["@jupyter-widgets/html-manager"].startswith("1.") and vendor.PINS[
+        "mathjax"
+    ].startswith("3.")
+    assert vendor.HTML_MANAGER_JS.is_file() and vendor.REQUIRE_JS.is_file() and vendor.MATHJAX_JS.is_file()
+
+
+def test_paper_tables_match_the_facts():
+    t2 = results.table2().set_index("pretrain")
+    assert t2.loc["2D-OFDB-1k w/ Aug", "C100"] == 85.3 and t2.loc["FractalDB-1k", "avg"] == 87.1
+    # each row's average is the mean of its seven data sets, to the paper's rounding
+    for _, row in t2.iterrows():
+        assert abs(row[list(results.TABLE2_DATASETS)].mean() - row["avg"]) < 0.1, row.name
+    c = results.construction_table().set_index("dataset")
+    assert (abs(c["search_h"] + c["render_h"] - c["total_h"]) < 1e-9).all()
+    assert math.isnan(results.table1().set_index("augment").loc["rotation", "ofdb3d"])
+    assert results.table3().set_index("pretrain").loc["2D-OFDB-21k", "gpu_hours"] == 1088
+    assert set(results.later_work()["method"]) == {"VisualAtom-1k", "1p-frac"}
+
+
+@pytest.mark.parametrize("df,q", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)])
+def test_t_quantile(df, q):
+    assert abs(results.t_quantile(0.975, df) - q) < 1e-3
+
+
+def test_summaries_and_claims():
+    rows = []
+    for seed, (o, f, s, p) in enumerate([(70, 65, 50, 72), (71, 66, 51, 73), (72, 64, 52, 74)]):
+        rows += [
+            {"row": "ofdb", "pretrain": "ofdb", "augment": "default", "seed": seed, "top1_best": o},
+            {"row": "fractaldb", "pretrain": "fractaldb", "augment": "default", "seed": seed, "top1_best": f},
+            {"row": "scratch", "pretrain": "scratch", "augment": None, "seed": seed, "top1_best": s},
+            {"row": "ofdb+pattern", "pretrain": "ofdb", "augment": "pattern", "seed": seed, "top1_best": p},
+        ]
+    runs = pd.DataFrame(rows)
+    summary = results.summarize(runs, ["row", "pretrain", "augment"])
+    ofdb = summary.set_index("row").loc["ofdb"]
+    assert ofdb["n"] == 3 and ofdb["mean"] == 71 and abs(ofdb["half"] - 4.3027 * 1 / math.sqrt(3)) < 1e-3
+    t1 = results.augmentation_vs_table1(summary).set_index("augment")
+    assert t1.loc["pattern", "ours_delta"] == 2 and abs(t1.loc["pattern", "paper_delta"] - 1.3) < 1e-9
+    t2 = results.pretraining_vs_table2(summary).set_index("paper_row")
+    assert t2.loc["FractalDB-1k", "ours_gap"] == 14 and "2D-OFDB-1k w/ Aug" in t2.index
+    claims = results.claims(runs, None, None).set_index("claim")["verdict"].tolist()
+    assert claims[:3] == ["agrees", "agrees", "agrees"] and claims[3] == "not run"
+    assert results.verdict(1.0, -0.5, 2.5, 1.3) == "inconclusive"
+    assert results.verdict(-1.0, -2.0, -0.5, 1.3) == "disagrees"
+    assert results.verdict(-1.0, math.nan, math.nan, 1.3) == "inconclusive"  # one seed
+    assert results.format_ci(84.04, math.nan) == "84.0"
