@@ -22,28 +22,53 @@ def chaos_tables(maps, cum):
     """Flat coefficient table (6 per map) and cumulative bounds padded with +inf.
 
     The padding makes the map choice a fixed-length, unrolled count of comparisons for up to
-    ``FAST_MAPS`` maps.
+    ``FAST_MAPS`` maps. Row ``N`` is the identity: when no map qualifies (``r`` above the last
+    cumulative probability, by rounding) the count lands there and the point repeats.
     """
     n_maps = maps.shape[0]
-    width = max(n_maps, FAST_MAPS)
+    width = max(n_maps, FAST_MAPS) + 1
     coef = np.zeros(width * 6)
     bound = np.full(width, np.inf)
     for j in range(n_maps):
         bound[j] = cum[j]
         for q in range(6):
             coef[6 * j + q] = maps[j, q]
+    coef[6 * n_maps] = 1.0
+    coef[6 * n_maps + 3] = 1.0
     return coef, bound
 
 
+def new_stats() -> np.ndarray:
+    """Running statistics of a chaos game: [min x, max x, min y, max y, flags]."""
+    return np.array([np.inf, -np.inf, np.inf, -np.inf, 0.0])
+
+
+#: Flags in ``stats[4]``: a NaN was seen; a step found no map (the identity row stood in).
+NAN_SEEN = 1
+NO_MAP_STEP = 2
+
+
 @nb.njit(cache=True, nogil=True)
-def chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, start, stop):
+def chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, start, stop, stats):
     """Steps ``start .. stop - 1`` of the chaos game from point (x, y); step ``start + k`` uses
     ``uniforms[k]``. Returns the last point, so a game can run in chunks.
 
-    Step ``i`` uses the first map ``j`` with ``r <= cum[j]``; when none qualifies (rounding), the
-    point repeats. The map index is counted without branches: the choice is random, so a
-    branchy search would mispredict on most steps.
+    Step ``i`` uses the first map ``j`` with ``r <= cum[j]``. The map index is counted without
+    branches (the choice is random, so a branchy search would mispredict on most steps) and the
+    point is updated without a branch either, through the identity row when no map qualifies.
+    ``x * 1 + y * 0 + 0`` equals the repeated point except for infinite ``y``, so such steps are
+    flagged and ``chaos_game`` redoes the game exactly in that (astronomically rare) case.
+
+    ``stats`` (from ``new_stats``) is updated with the running min and max of x and y and the
+    flags; the renderer then skips the NaN rule's scans and the min/max passes. These updates
+    sit beside the latency-bound recurrence and cost next to nothing.
     """
+    lox = stats[0]
+    hix = stats[1]
+    loy = stats[2]
+    hiy = stats[3]
+    nan = False
+    no_map = False
     for i in range(start, stop):
         r = uniforms[i - start]
         j = 0
@@ -53,18 +78,45 @@ def chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, start, stop):
         else:
             for k in range(n_maps):
                 j += r > bound[k]
-        if j < n_maps:
-            b = 6 * j
-            nx = x * coef[b] + y * coef[b + 1] + coef[b + 4]
-            y = x * coef[b + 2] + y * coef[b + 3] + coef[b + 5]
-            x = nx
+        no_map |= j == n_maps
+        b = 6 * j
+        nx = x * coef[b] + y * coef[b + 1] + coef[b + 4]
+        y = x * coef[b + 2] + y * coef[b + 3] + coef[b + 5]
+        x = nx
         xs[i] = x
         ys[i] = y
+        lox = min(lox, x)
+        hix = max(hix, x)
+        loy = min(loy, y)
+        hiy = max(hiy, y)
+        nan |= (x != x) | (y != y)
+    stats[0] = lox
+    stats[1] = hix
+    stats[2] = loy
+    stats[3] = hiy
+    stats[4] = np.int64(stats[4]) | (NAN_SEEN if nan else 0) | (NO_MAP_STEP if no_map else 0)
     return x, y
 
 
 @nb.njit(cache=True, nogil=True)
-def chaos_game(maps, cum, uniforms, n_points, xs, ys):
+def _exact_steps(maps, cum, uniforms, xs, ys, n_points):
+    """The plain, branchy chaos game (the public rule read literally), for the rare flagged case."""
+    x = 0.0
+    y = 0.0
+    for i in range(1, n_points):
+        r = uniforms[i - 1]
+        for j in range(maps.shape[0]):
+            if r <= cum[j]:
+                nx = x * maps[j, 0] + y * maps[j, 1] + maps[j, 4]
+                y = x * maps[j, 2] + y * maps[j, 3] + maps[j, 5]
+                x = nx
+                break
+        xs[i] = x
+        ys[i] = y
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_game(maps, cum, uniforms, n_points, xs, ys, stats):
     """Run the chaos game from (0, 0), which is kept as point 0.
 
     Args:
@@ -73,6 +125,7 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys):
         uniforms: (>= n_points - 1,) float64 uniforms; step ``i`` uses ``uniforms[i - 1]``.
         n_points: points wanted, including the start point.
         xs, ys: (>= n_points,) float64 outputs.
+        stats: (5,) from ``new_stats``, filled as ``chaos_steps`` describes.
 
     Returns:
         ``n_points``, the number of points written (the NaN rule takes any count).
@@ -80,7 +133,15 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys):
     coef, bound = chaos_tables(maps, cum)
     xs[0] = 0.0
     ys[0] = 0.0
-    chaos_steps(coef, bound, maps.shape[0], uniforms, 0.0, 0.0, xs, ys, 1, n_points)
+    stats[0] = 0.0
+    stats[1] = 0.0
+    stats[2] = 0.0
+    stats[3] = 0.0
+    stats[4] = 0.0
+    chaos_steps(coef, bound, maps.shape[0], uniforms, 0.0, 0.0, xs, ys, 1, n_points, stats)
+    if np.int64(stats[4]) & NO_MAP_STEP:
+        _exact_steps(maps, cum, uniforms, xs, ys, n_points)
+        stats[4] = NAN_SEEN  # min/max unknown now: take the general path
     return n_points
 
 
@@ -126,19 +187,24 @@ def _to_uint16(v):
 
 
 @nb.njit(cache=True, nogil=True)
-def _shift_and_scale(v, length, span, pad, out):
-    """NumPy's ``if v.min() < 0: v -= v.min()`` then ``uint16(v / (v.max() - v.min()) * span + pad)``.
-
-    ``v`` holds no NaN here. After a shift by ``lo`` the minimum is exactly 0 and the maximum is
-    ``max(v) - lo`` (rounding is monotonic), so one pass finds both and a second pass scales,
-    without the shifted copy. The common, finite case is a branch-free loop LLVM vectorises;
-    infinities (diverging systems) take a slow path that reproduces NumPy's NaN and overflow.
-    """
+def _min_max(v, length):
     lo = v[0]
     hi = v[0]
     for i in range(1, length):
         lo = min(lo, v[i])
         hi = max(hi, v[i])
+    return lo, hi
+
+
+@nb.njit(cache=True, nogil=True)
+def _shift_and_scale(v, length, lo, hi, span, pad, out):
+    """NumPy's ``if v.min() < 0: v -= v.min()`` then ``uint16(v / (v.max() - v.min()) * span + pad)``.
+
+    ``lo`` and ``hi`` are the min and max of ``v[:length]``, which holds no NaN. After a shift by
+    ``lo`` the minimum is exactly 0 and the maximum is ``hi - lo`` (rounding is monotonic), so no
+    shifted copy is needed. The common, finite case is a branch-free loop that LLVM vectorises;
+    infinities (diverging systems) take a slow path that reproduces NumPy's NaN and overflow.
+    """
     shift = lo if lo < 0.0 else 0.0
     rng = (hi - shift) - (0.0 if lo < 0.0 else lo)
     if np.isfinite(lo) and np.isfinite(hi) and np.isfinite(rng) and rng > 0.0:
@@ -157,27 +223,34 @@ def _shift_and_scale(v, length, span, pad, out):
 
 
 @nb.njit(cache=True, nogil=True)
-def nan_rule_and_rescale(xs, ys, count, n_total, size, pad, px, py):
+def nan_rule_and_rescale(xs, ys, count, n_total, size, pad, px, py, stats):
     """Apply the public NaN rule, then rescale the points to pixel coordinates.
 
     Args:
-        xs, ys: (>= count,) chaos-game points; modified in place.
+        xs, ys: (>= count,) chaos-game points; modified in place when the NaN rule deletes.
         count: points stored; points ``count .. n_total - 1`` are implied NaN.
         n_total: points the chaos game was asked for.
         size, pad: image side and padding in pixels.
         px, py: (>= n_total,) uint16 outputs, pixel column and row before any flip.
+        stats: from ``chaos_game``; with no NaN seen its min and max are used as they are.
 
     Returns:
         The number of points kept. ``X = uint16(x / (xmax - xmin) * (size - 2 pad) + pad)``
         after shifting by the minimum when it is negative; x and y are stretched independently.
     """
+    span = float(size - 2 * pad)
+    if count == n_total and not (np.int64(stats[4]) & NAN_SEEN):
+        _shift_and_scale(xs, count, stats[0], stats[1], span, float(pad), px)
+        _shift_and_scale(ys, count, stats[2], stats[3], span, float(pad), py)
+        return count
     length = _delete_nan_run(xs, ys, count, n_total)
     length = _delete_nan_run(ys, xs, length, length)
     if length == 0:
         return 0
-    span = float(size - 2 * pad)
-    _shift_and_scale(xs, length, span, float(pad), px)
-    _shift_and_scale(ys, length, span, float(pad), py)
+    lo, hi = _min_max(xs, length)
+    _shift_and_scale(xs, length, lo, hi, span, float(pad), px)
+    lo, hi = _min_max(ys, length)
+    _shift_and_scale(ys, length, lo, hi, span, float(pad), py)
     return length
 
 

@@ -122,8 +122,9 @@ def points(
     sys_ = ifs.weighted(w)
     u = chaos_uniforms(n_points, chaos_seed)
     xs, ys, px, py = _buffers(n_points)
-    count = kernels.chaos_game(sys_.maps, sys_.cumulative(), u, n_points, xs, ys)
-    n = kernels.nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py)
+    stats = kernels.new_stats()
+    count = kernels.chaos_game(sys_.maps, sys_.cumulative(), u, n_points, xs, ys, stats)
+    n = kernels.nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py, stats)
     return Points(px[:n].copy(), py[:n].copy(), size)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from . import mt
 from .errors import ParamError, check_positive_int
 from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, write_csv
-from .kernels import chaos_steps, chaos_tables, nan_rule_and_rescale
+from .kernels import NAN_SEEN, NO_MAP_STEP, _exact_steps, chaos_steps, chaos_tables, nan_rule_and_rescale
 
 MAX_MAPS = 7
 STATE_FILE = "search_state.json"
@@ -114,6 +114,8 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
     px = np.empty(n_points, dtype=np.uint16)
     py = np.empty(n_points, dtype=np.uint16)
     uniforms = np.empty(UNIFORM_CHUNK)
+    all_uniforms = np.empty(0)
+    stats = np.zeros(5)
     canvas = np.zeros(size * size, dtype=np.uint8)
     state = np.empty(states.shape[1], dtype=np.uint32)
     for k in index:
@@ -136,13 +138,21 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
         ys[0] = 0.0
         x = 0.0
         y = 0.0
+        stats[:] = 0.0
         i = 1
         while i < n_points:
             m = min(UNIFORM_CHUNK, n_points - i)
             mt.fill_doubles(state, uniforms, m)
-            x, y = chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, i, i + m)
+            x, y = chaos_steps(coef, bound, n_maps, uniforms, x, y, xs, ys, i, i + m, stats)
             i += m
-        n_kept = nan_rule_and_rescale(xs, ys, n_points, n_points, size, pad, px, py)
+        if np.int64(stats[4]) & NO_MAP_STEP:  # astronomically rare: redo with the literal rule
+            if all_uniforms.shape[0] < n_points:
+                all_uniforms = np.empty(n_points)
+            state[:] = states[k]
+            mt.fill_doubles(state, all_uniforms, n_points)
+            _exact_steps(maps, cum, all_uniforms, xs, ys, n_points)
+            stats[4] = NAN_SEEN
+        n_kept = nan_rule_and_rescale(xs, ys, n_points, n_points, size, pad, px, py, stats)
         lit = 0
         for i in range(n_kept):
             if px[i] < size and py[i] < size:

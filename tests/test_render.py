@@ -43,12 +43,13 @@ def test_kernels_equal_numpy_reference_including_divergent_systems(scale):
         xs_ref, ys_ref = ref.chaos(system.maps, system.probs, u, 3000)
         xs = np.empty(3000)
         ys = np.empty(3000)
-        count = kernels.chaos_game(system.maps, system.cumulative(), u, 3000, xs, ys)
+        stats = kernels.new_stats()
+        count = kernels.chaos_game(system.maps, system.cumulative(), u, 3000, xs, ys, stats)
         np.testing.assert_array_equal(xs[:count], xs_ref[:count])
         X_ref, Y_ref = ref.nan_rule_and_rescale(xs_ref, ys_ref, 128, 6)
         px = np.empty(3000, np.uint16)
         py = np.empty(3000, np.uint16)
-        n = kernels.nan_rule_and_rescale(xs, ys, count, 3000, 128, 6, px, py)
+        n = kernels.nan_rule_and_rescale(xs, ys, count, 3000, 128, 6, px, py, stats)
         assert n == X_ref.size
         np.testing.assert_array_equal(px[:n], X_ref)
         np.testing.assert_array_equal(py[:n], Y_ref)
@@ -61,10 +62,32 @@ def test_nan_rule_deletes_hundred_points_before_first_nan():
     ys[501:] = np.nan
     px = np.empty(1000, np.uint16)
     py = np.empty(1000, np.uint16)
-    n = kernels.nan_rule_and_rescale(xs.copy(), ys.copy(), 1000, 1000, 64, 4, px, py)
+    stats = kernels.new_stats()
+    stats[4] = kernels.NAN_SEEN
+    n = kernels.nan_rule_and_rescale(xs.copy(), ys.copy(), 1000, 1000, 64, 4, px, py, stats)
     X_ref, Y_ref = ref.nan_rule_and_rescale(xs, ys, 64, 4)
     assert n == 400 == X_ref.size
     np.testing.assert_array_equal(px[:n], X_ref)
+
+
+def test_step_with_no_qualifying_map_repeats_the_point():
+    # Probabilities summing to 0.6: every uniform above 0.6 picks no map, so the point repeats.
+    maps = np.array([[0.5, 0.1, -0.2, 0.4, 0.3, -0.1], [-0.3, 0.2, 0.1, 0.6, -0.2, 0.4]])
+    probs = np.array([0.3, 0.3])
+    u = np.random.RandomState(100).random_sample(5000)
+    xs_ref, ys_ref = ref.chaos(maps, probs, u, 5000)
+    xs = np.empty(5000)
+    ys = np.empty(5000)
+    stats = kernels.new_stats()
+    kernels.chaos_game(maps, np.cumsum(probs), u, 5000, xs, ys, stats)
+    np.testing.assert_array_equal(xs, xs_ref)
+    np.testing.assert_array_equal(ys, ys_ref)
+    X_ref, Y_ref = ref.nan_rule_and_rescale(xs_ref, ys_ref, 96, 6)
+    px = np.empty(5000, np.uint16)
+    py = np.empty(5000, np.uint16)
+    n = kernels.nan_rule_and_rescale(xs, ys, 5000, 5000, 96, 6, px, py, stats)
+    np.testing.assert_array_equal(px[:n], X_ref)
+    np.testing.assert_array_equal(py[:n], Y_ref)
 
 
 def test_point_image_equals_reference(cats):
