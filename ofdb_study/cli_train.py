@@ -29,7 +29,7 @@ def _parse_sets(items: list[str] | None) -> dict:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="mini", help="smoke | mini | paper (default mini)")
+    p.add_argument("--profile", default="mini", help="smoke | mini | paper | paper-21k (default mini)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)
