@@ -120,25 +120,27 @@ def a_weights(a_weight: float = 0.2) -> np.ndarray:
     return w
 
 
-def format_rows(ifs: IFS) -> str:
-    """The CSV text of one category, identical to ``np.savetxt(f, rows, delimiter=',')``."""
-    return "".join(",".join(f"{v:.18e}" for v in row) + "\n" for row in ifs.to_rows())
+def format_rows(system) -> str:
+    """The CSV text of a category (any system with ``to_rows()``, 2D or 3D), identical to
+    ``np.savetxt(f, rows, delimiter=',')``."""
+    return "".join(",".join(f"{v:.18e}" for v in row) + "\n" for row in system.to_rows())
 
 
-def write_csv(path: str | os.PathLike, ifs: IFS) -> None:
+def write_csv(path: str | os.PathLike, system) -> None:
     """Write one category atomically (temporary file, then rename)."""
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_rows(ifs))
+    tmp.write_text(format_rows(system))
     os.replace(tmp, path)
 
 
-def read_csv(path: str | os.PathLike) -> IFS:
-    """Read one category CSV (rows ``a,b,c,d,e,f,p``).
+def read_table(path: str | os.PathLike, n_values: int, layout: str) -> np.ndarray:
+    """Read a category CSV as a (N, n_values) float64 table whose last column is probabilities.
 
     Raises:
-        ParamError: the file is missing, a row does not have 7 finite numbers, a probability is
-            negative, or the probabilities do not sum to 1 (within ``PROB_TOLERANCE``).
+        ParamError: the file is missing, a row does not have ``n_values`` finite numbers (named
+            by ``layout``, e.g. ``a,b,c,d,e,f,p``), a probability is negative, or the
+            probabilities do not sum to 1 (within ``PROB_TOLERANCE``).
     """
     path = Path(path)
     if not path.is_file():
@@ -147,25 +149,30 @@ def read_csv(path: str | os.PathLike) -> IFS:
     for lineno, line in enumerate(path.read_text().splitlines(), 1):
         if not line.strip():
             continue
-        parts = line.split(",")
         try:
-            values = [float(v) for v in parts]
+            values = [float(v) for v in line.split(",")]
         except ValueError:
             raise ParamError("params", f"{path}:{lineno}: not a row of numbers") from None
-        if len(values) != 7:
-            raise ParamError("params", f"{path}:{lineno}: expected 7 values a,b,c,d,e,f,p, got {len(values)}")
+        if len(values) != n_values:
+            raise ParamError("params", f"{path}:{lineno}: expected {n_values} values {layout}, got {len(values)}")
         rows.append(values)
     if not rows:
         raise ParamError("params", f"{path}: no maps in file")
     table = np.array(rows, dtype=np.float64)
     if not np.all(np.isfinite(table)):
         raise ParamError("params", f"{path}: values must be finite")
-    probs = table[:, 6]
+    probs = table[:, -1]
     if np.any(probs < 0):
         raise ParamError("params", f"{path}: probabilities must be >= 0")
     if abs(probs.sum() - 1.0) > PROB_TOLERANCE:
         raise ParamError("params", f"{path}: probabilities sum to {probs.sum():.9g}, must sum to 1")
-    return IFS(table[:, :6], probs)
+    return table
+
+
+def read_csv(path: str | os.PathLike) -> IFS:
+    """Read one 2D category CSV (rows ``a,b,c,d,e,f,p``); see ``read_table`` for the errors."""
+    table = read_table(path, 7, "a,b,c,d,e,f,p")
+    return IFS(table[:, :6], table[:, 6])
 
 
 def list_csvs(directory: str | os.PathLike) -> list[Path]:
@@ -179,14 +186,15 @@ def list_csvs(directory: str | os.PathLike) -> list[Path]:
     return files
 
 
-def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS]:
-    """Read the first ``limit`` (default all) categories of a parameter folder, in order."""
+def read_dir(directory: str | os.PathLike, limit: int | None = None, reader=None) -> list:
+    """Read the first ``limit`` (default all) categories of a parameter folder, in order, with
+    ``reader`` (default ``read_csv``; the 3D module passes its own)."""
     files = list_csvs(directory)
     if limit is not None:
         if limit > len(files):
             raise ParamError("categories", f"asked for {limit}, {directory} holds {len(files)}")
         files = files[:limit]
-    return [read_csv(p) for p in files]
+    return [(reader or read_csv)(p) for p in files]
 
 
 def category_name(index: int) -> str:

@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,8 +57,10 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
+from . import ifs as ifs2d
 from . import mt
 from .errors import ParamError, check_positive_int
+from .ifs import format_rows, write_csv  # noqa: F401  (one CSV format for 2D and 3D: re-exported)
 
 MAX_MAPS = 7
 N_PARAMS = 12  # 9 for A (row-major) + 3 for t
@@ -76,10 +77,8 @@ FAR = 100.0
 DISTANCE = 4.0
 MIN_SIZE = 8
 WHITE = 255
-PROB_TOLERANCE = 1e-6
 #: Uniforms regenerated per block in the search kernel.
 CHUNK = 1024
-_CSV_NAME = re.compile(r"^\d{5,}\.csv$")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -197,64 +196,15 @@ def check_weight(a_weight: float) -> float:
     return w
 
 
-def format_rows(ifs: IFS3D) -> str:
-    """The CSV text of one category, identical to ``np.savetxt(f, rows, delimiter=',')``."""
-    return "".join(",".join(f"{v:.18e}" for v in row) + "\n" for row in ifs.to_rows())
-
-
-def write_csv(path: str | os.PathLike, ifs: IFS3D) -> None:
-    """Write one category atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_rows(ifs))
-    os.replace(tmp, path)
-
-
 def read_csv(path: str | os.PathLike) -> IFS3D:
-    """Read one category CSV (13 numbers per row).
-
-    Raises:
-        ParamError: missing file, a row without 13 finite numbers, a negative probability, or
-            probabilities that do not sum to 1 (within ``PROB_TOLERANCE``).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise ParamError("params", f"no such CSV file: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            values = [float(v) for v in line.split(",")]
-        except ValueError:
-            raise ParamError("params", f"{path}:{lineno}: not a row of numbers") from None
-        if len(values) != N_PARAMS + 1:
-            raise ParamError("params", f"{path}:{lineno}: expected 13 values (A, t, p), got {len(values)}")
-        rows.append(values)
-    if not rows:
-        raise ParamError("params", f"{path}: no maps in file")
-    table = np.array(rows, dtype=np.float64)
-    if not np.all(np.isfinite(table)):
-        raise ParamError("params", f"{path}: values must be finite")
-    probs = table[:, 12]
-    if np.any(probs < 0) or abs(probs.sum() - 1.0) > PROB_TOLERANCE:
-        raise ParamError("params", f"{path}: probabilities must be >= 0 and sum to 1")
-    return IFS3D(table[:, :9].reshape(-1, 3, 3), table[:, 9:12], probs)
+    """Read one 3D category CSV (13 numbers per row: A row-major, t, p); errors as ``ifs.read_table``."""
+    table = ifs2d.read_table(path, N_PARAMS + 1, "(A, t, p)")
+    return IFS3D(table[:, :9].reshape(-1, 3, 3), table[:, 9:12], table[:, 12])
 
 
 def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS3D]:
     """Read the first ``limit`` (default all) ``NNNNN.csv`` categories of a folder, in order."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ParamError("params", f"not a folder: {directory}")
-    files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
-    if not files:
-        raise ParamError("params", f"no NNNNN.csv category files in {directory}")
-    if limit is not None:
-        if limit > len(files):
-            raise ParamError("categories", f"asked for {limit}, {directory} holds {len(files)}")
-        files = files[:limit]
-    return [read_csv(p) for p in files]
+    return ifs2d.read_dir(directory, limit, reader=read_csv)
 
 
 # ----------------------------------------------------------------------------------------------
