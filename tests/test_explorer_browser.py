@@ -9,14 +9,11 @@ and none fails, and saves a screenshot.
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
 import json
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +23,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 webdriver = pytest.importorskip("selenium.webdriver")
 
+from chromium import QuietHandler, chromium, needs_chromium, serve  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
@@ -33,12 +31,8 @@ from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 from ofdb_study import explorer as ex  # noqa: E402
 from ofdb_study.ifs import IFS  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 HTML_MANAGER = "@jupyter-widgets/html-manager@1"
-pytestmark = pytest.mark.skipif(
-    not (CHROMIUM.exists() and CHROMEDRIVER.exists()), reason="needs Debian's chromium and chromedriver"
-)
+pytestmark = needs_chromium
 
 
 def _npm_html_manager(cache: Path) -> Path:
@@ -161,7 +155,7 @@ def _page(directory: Path, assets: tuple[Path, list[str]]) -> Path:
     return page
 
 
-class _Recording(http.server.SimpleHTTPRequestHandler):
+class _Recording(QuietHandler):
     """Serves quietly and records (path, status) of every request."""
 
     seen: list[tuple[str, int]] = []
@@ -169,48 +163,19 @@ class _Recording(http.server.SimpleHTTPRequestHandler):
     def log_request(self, code="-", size="-"):
         self.seen.append((self.path, int(getattr(code, "value", code))))
 
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory, assets):
     root = tmp_path_factory.mktemp("static-explorer")
     _page(root, assets)
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Recording, directory=str(root))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", root
-    server.shutdown()
-    server.server_close()
+    with serve(root, _Recording) as url:
+        yield url, root
 
 
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory):
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--window-size=1000,900",
-    ):
-        opts.add_argument(flag)
-    opts.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    opts.set_capability("goog:loggingPrefs", {"performance": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    driver.set_page_load_timeout(60)
-    yield driver
-    driver.quit()
+    with chromium(tmp_path_factory.mktemp("chromium-profile"), window="1000,900") as driver:
+        yield driver
 
 
 def _frame(driver):
