@@ -20,6 +20,12 @@ from dataclasses import dataclass, field
 from .errors import ParamError
 
 PHASES = ("pretrain", "finetune")
+#: Every row of the instances-vs-augmentation study (experiments.ROWS). The mini profile leaves
+#: ofdb3d out by default to stay within 45 minutes; pass rows=[..., "ofdb3d"] to add it.
+ALL_ROWS = (
+    "fractaldb", "ofdb", "ofdb+fluctuation", "ofdb+rotation", "ofdb+pattern", "ofdb+texture", "ofdb+both",
+    "ofdb3d", "scratch",
+)
 #: Learning rates in configs are given for this global batch and scaled linearly (DeiT convention).
 LR_REFERENCE_BATCH = 512
 #: Settings that change speed or bookkeeping but not the trained weights (data order and sample
@@ -169,6 +175,8 @@ class StudyPlan:
     seeds: tuple[int, ...]
     dataset: str
     train_per_class: int | None
+    # rows of the instances-vs-augmentation study (experiments.ROWS); None: all but ofdb3d
+    rows: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -258,6 +266,7 @@ PAPER = Profile(
         seeds=(0,),
         dataset="cifar100",
         train_per_class=None,
+        rows=ALL_ROWS,
     ),
     # measured (benchmarks/bench_train.py --paper-gpu): one H200 runs the ViT-Tiny step at about
     # 8,400 images/s (12,200 compiled): 2.0 h (1.4 h) for 240k steps at 256, if the data keeps up;
@@ -424,7 +433,8 @@ SMOKE = Profile(
     pretrain=_SMOKE_PRETRAIN,
     finetune=_SMOKE_FINETUNE,
     study=StudyPlan(
-        categories=4, scaling_categories=(2, 4), seeds=(0,), dataset="fashion-mnist", train_per_class=2
+        categories=4, scaling_categories=(2, 4), seeds=(0,), dataset="fashion-mnist", train_per_class=2,
+        rows=ALL_ROWS,
     ),
     expected_minutes=1.0,
     note="Seconds; what the tests and the notebook smoke runs use.",

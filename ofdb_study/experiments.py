@@ -35,8 +35,24 @@ ROWS = {
     "ofdb+pattern": ("ofdb", "pattern"),
     "ofdb+texture": ("ofdb", "texture"),
     "ofdb+both": ("ofdb", "both"),
+    "ofdb3d": ("ofdb3d", "default"),
     "scratch": (None, None),
 }
+
+
+def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
+    """Build (or reuse) the 3D-OFDB tree a profile pre-trains on; returns ``multiview:PATH``.
+
+    The views are rendered at the profile's render size (12 per category, the paper's camera) into
+    ``root/data/ofdb3d-<N>-<size>px``; training draws one random view per category per sample.
+    """
+    from .ofdb3d import build_ofdb3d
+
+    cfg = phase_config(profile, "pretrain")
+    path = (Path(root) / "data" / f"ofdb3d-{categories}-{cfg.render_size}px").resolve()
+    build_ofdb3d(path, categories, size=cfg.render_size, points=min(cfg.render_points, 100_000),
+                 resume=True, progress=False)
+    return f"multiview:{path}"
 
 
 def _tag(text: str) -> str:
@@ -69,7 +85,7 @@ def pretrain_run(
 
     Args:
         profile: smoke | mini | paper.
-        data: ofdb | fractaldb | PATH | multiview:PATH.
+        data: ofdb | fractaldb | ofdb3d (built here, see ``ofdb3d_data``) | PATH | multiview:PATH.
         categories: number of categories (default: the profile's study plan).
         augment: a Table-1 option (augment.INSTANCE_AUGMENTS).
         seed: run seed.
@@ -80,10 +96,13 @@ def pretrain_run(
         The run folder (holding summary.json and checkpoint.pt).
     """
     categories = categories or get_profile(profile).study.categories
+    tag = _tag(data)
+    if data == "ofdb3d":
+        data = ofdb3d_data(profile, categories, root)
     cfg = phase_config(
         profile, "pretrain", data=data, categories=categories, augment=augment, seed=seed, **overrides
     )
-    name = f"{_tag(data)}-{cfg.categories}-{cfg.augment}-s{seed}-{cfg.digest()[:10]}"
+    name = f"{tag}-{cfg.categories}-{cfg.augment}-s{seed}-{cfg.digest()[:10]}"
     return _run(cfg, Path(root) / "pretrain" / name, progress)
 
 
@@ -139,7 +158,7 @@ def instances_vs_augmentation(
     """
     import pandas as pd
 
-    rows = list(rows or ROWS)
+    rows = list(rows or get_profile(profile).study.rows or [r for r in ROWS if r != "ofdb3d"])
     for r in rows:
         if r not in ROWS:
             raise ParamError("rows", f"unknown row {r!r}; choose from {', '.join(ROWS)}")

@@ -76,6 +76,7 @@ STUDY_TO_TABLE2 = {
     "fractaldb": "FractalDB-1k",
     "ofdb": "2D-OFDB-1k",
     "ofdb-aug": "2D-OFDB-1k w/ Aug",
+    "ofdb3d": "3D-OFDB-1k",
 }
 
 
