@@ -25,6 +25,16 @@ PROB_TOLERANCE = 1e-6
 _CSV_NAME = re.compile(r"^\d{5,}\.csv$")
 
 
+def cumulative_probs(probs: np.ndarray) -> np.ndarray:
+    """Running sum of ``probs`` (N,), accumulated one by one in map order as the public code does."""
+    out = np.empty(len(probs), dtype=np.float64)
+    total = 0.0
+    for i, p in enumerate(probs):
+        total += float(p)
+        out[i] = total
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class IFS:
     """One IFS category.
@@ -53,12 +63,7 @@ class IFS:
 
     def cumulative(self) -> np.ndarray:
         """Cumulative probabilities accumulated in map order, as the chaos game compares them."""
-        out = np.empty_like(self.probs)
-        total = 0.0
-        for i, p in enumerate(self.probs):
-            total += float(p)
-            out[i] = total
-        return out
+        return cumulative_probs(self.probs)
 
     def weighted(self, weights) -> IFS:
         """Return a copy whose coefficients are multiplied column-wise by ``weights`` (6,).

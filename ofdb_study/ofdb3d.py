@@ -129,12 +129,7 @@ class IFS3D:
 
     def cumulative(self) -> np.ndarray:
         """Cumulative probabilities accumulated in map order, as the chaos game compares them."""
-        out = np.empty_like(self.probs)
-        total = 0.0
-        for i, p in enumerate(self.probs):
-            total += float(p)
-            out[i] = total
-        return out
+        return ifs2d.cumulative_probs(self.probs)
 
     def weighted(self, a_weight: float) -> IFS3D:
         """A copy with every map's ``A[0, 0]`` multiplied by ``a_weight`` (probabilities kept)."""
