@@ -7,6 +7,8 @@ order of the public generators (``x * a + y * b + e``, then ``x / (xmax - xmin) 
 
 from __future__ import annotations
 
+import math
+
 import numba as nb
 import numpy as np
 
@@ -115,8 +117,141 @@ def _exact_steps(maps, cum, uniforms, xs, ys, n_points):
         ys[i] = y
 
 
+#: Interleaved chaos game: independent segments per call, and the steps each segment's chain
+#: runs from (0, 0) before its first point so that it lands exactly on the true trajectory.
+CHAINS = 4
+WARM_STEPS = 1024
+#: Fewest points for which ``chaos_game`` interleaves (each segment at least 4 warm-ups long).
+INTERLEAVE_MIN = 1 + CHAINS * 4 * WARM_STEPS
+
+
 @nb.njit(cache=True, nogil=True)
-def chaos_game(maps, cum, uniforms, n_points, xs, ys, stats):
+def map_choices(bound, n_maps, uniforms, n, choice):
+    """``choice[i]`` = index of the map that uniform ``i`` picks (``n_maps``: none qualifies).
+
+    The choices depend on the uniforms only, not on the trajectory, so they are counted in a
+    separate loop that LLVM vectorises. Returns True if some uniform picks no map.
+    """
+    none = 0
+    if n_maps <= FAST_MAPS:
+        b0, b1, b2, b3 = bound[0], bound[1], bound[2], bound[3]
+        b4, b5, b6, b7 = bound[4], bound[5], bound[6], bound[7]
+        for i in range(n):
+            r = uniforms[i]
+            j = (np.int64(r > b0) + np.int64(r > b1) + np.int64(r > b2) + np.int64(r > b3)
+                 + np.int64(r > b4) + np.int64(r > b5) + np.int64(r > b6) + np.int64(r > b7))
+            none += j == n_maps
+            choice[i] = j
+    else:
+        for i in range(n):
+            r = uniforms[i]
+            j = 0
+            for k in range(n_maps):
+                j += r > bound[k]
+            none += j == n_maps
+            choice[i] = j
+    return none > 0
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _apply(coef, j, x, y):
+    """One step with map ``j`` of the flat table: ``(x a + y b + e, x c + y d + f)``."""
+    b = np.uint64(6) * np.uint64(j)
+    return (x * coef[b] + y * coef[b + np.uint64(1)] + coef[b + np.uint64(4)],
+            x * coef[b + np.uint64(2)] + y * coef[b + np.uint64(3)] + coef[b + np.uint64(5)])
+
+
+@nb.njit(cache=True, nogil=True)
+def _replay(coef, choice, x, y, xs, ys, start, stop):
+    """Steps ``start .. stop - 1`` from point (x, y), one after the other."""
+    for i in range(start, stop):
+        x, y = _apply(coef, choice[i - 1], x, y)
+        xs[i] = x
+        ys[i] = y
+
+
+@nb.njit(cache=True, nogil=True)
+def _same_bits(a, b):
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_interleaved(coef, choice, n_points, xs, ys, stats):
+    """Steps 1 .. n_points - 1 as ``CHAINS`` segments run side by side; exact, checked at every seam.
+
+    One chaos game is a chain of dependent multiply-adds, so a single chain waits on latency.
+    Segment ``k`` here starts ``WARM_STEPS`` steps early from (0, 0): the maps contract, so the
+    warmed-up point almost always equals the true one bit for bit, and from an equal point the
+    rest of the segment is equal too. Each seam is checked against the true point that the
+    previous segment produced; a segment whose seam differs (a system that contracts too slowly)
+    is recomputed from the true point. The result is the sequential game exactly, whatever the
+    seams do. A NaN, once reached, stays NaN through every later step, so the last point tells
+    whether one occurred.
+
+    Fills ``stats`` as ``chaos_steps`` does. Needs ``n_points >= INTERLEAVE_MIN``. Returns the
+    number of segments recomputed.
+    """
+    seg = (n_points - 1) // CHAINS
+    s1 = 1 + seg
+    s2 = 1 + 2 * seg
+    s3 = 1 + 3 * seg
+    x1 = y1 = x2 = y2 = x3 = y3 = 0.0
+    for t in range(WARM_STEPS):
+        x1, y1 = _apply(coef, choice[s1 - WARM_STEPS + t - 1], x1, y1)
+        x2, y2 = _apply(coef, choice[s2 - WARM_STEPS + t - 1], x2, y2)
+        x3, y3 = _apply(coef, choice[s3 - WARM_STEPS + t - 1], x3, y3)
+    warm_x = (x1, x2, x3)
+    warm_y = (y1, y2, y3)
+    x0 = y0 = 0.0
+    xs[0] = 0.0
+    ys[0] = 0.0
+    lox = hix = loy = hiy = 0.0
+    for t in range(seg):
+        x0, y0 = _apply(coef, choice[t], x0, y0)
+        xs[1 + t] = x0
+        ys[1 + t] = y0
+        x1, y1 = _apply(coef, choice[s1 + t - 1], x1, y1)
+        xs[s1 + t] = x1
+        ys[s1 + t] = y1
+        x2, y2 = _apply(coef, choice[s2 + t - 1], x2, y2)
+        xs[s2 + t] = x2
+        ys[s2 + t] = y2
+        x3, y3 = _apply(coef, choice[s3 + t - 1], x3, y3)
+        xs[s3 + t] = x3
+        ys[s3 + t] = y3
+        lox = min(lox, min(min(x0, x1), min(x2, x3)))
+        hix = max(hix, max(max(x0, x1), max(x2, x3)))
+        loy = min(loy, min(min(y0, y1), min(y2, y3)))
+        hiy = max(hiy, max(max(y0, y1), max(y2, y3)))
+    starts = (s1, s2, s3, 1 + CHAINS * seg)
+    _replay(coef, choice, x3, y3, xs, ys, starts[3], n_points)
+    redone = 0
+    for k in range(CHAINS - 1):
+        s = starts[k]
+        if not (_same_bits(xs[s - 1], warm_x[k]) and _same_bits(ys[s - 1], warm_y[k])):
+            stop = starts[k + 1] if k < CHAINS - 2 else n_points
+            _replay(coef, choice, xs[s - 1], ys[s - 1], xs, ys, s, stop)
+            redone += 1
+    for i in range(starts[3], n_points):
+        lox = min(lox, xs[i])
+        hix = max(hix, xs[i])
+        loy = min(loy, ys[i])
+        hiy = max(hiy, ys[i])
+    if redone:
+        lox, hix = _min_max(xs, n_points)
+        loy, hiy = _min_max(ys, n_points)
+    last_x = xs[n_points - 1]
+    last_y = ys[n_points - 1]
+    stats[0] = lox
+    stats[1] = hix
+    stats[2] = loy
+    stats[3] = hiy
+    stats[4] = NAN_SEEN if (last_x != last_x) | (last_y != last_y) else 0
+    return redone
+
+
+@nb.njit(cache=True, nogil=True)
+def chaos_game(maps, cum, uniforms, n_points, xs, ys, stats, choice=None):
     """Run the chaos game from (0, 0), which is kept as point 0.
 
     Args:
@@ -126,11 +261,15 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys, stats):
         n_points: points wanted, including the start point.
         xs, ys: (>= n_points,) float64 outputs.
         stats: (5,) from ``new_stats``, filled as ``chaos_steps`` describes.
+        choice: optional (>= n_points - 1,) uint8 work array. With it, and with at least
+            ``INTERLEAVE_MIN`` points and fewer than 255 maps, the game runs interleaved
+            (``chaos_interleaved``); the points are the same either way.
 
     Returns:
         ``n_points``, the number of points written (the NaN rule takes any count).
     """
     coef, bound = chaos_tables(maps, cum)
+    n_maps = maps.shape[0]
     xs[0] = 0.0
     ys[0] = 0.0
     stats[0] = 0.0
@@ -138,7 +277,13 @@ def chaos_game(maps, cum, uniforms, n_points, xs, ys, stats):
     stats[2] = 0.0
     stats[3] = 0.0
     stats[4] = 0.0
-    chaos_steps(coef, bound, maps.shape[0], uniforms, 0.0, 0.0, xs, ys, 1, n_points, stats)
+    if choice is not None and n_points >= INTERLEAVE_MIN and n_maps < 255:
+        if not map_choices(bound, n_maps, uniforms, n_points - 1, choice):
+            chaos_interleaved(coef, choice, n_points, xs, ys, stats)
+            return n_points
+        stats[4] = NO_MAP_STEP
+    else:
+        chaos_steps(coef, bound, n_maps, uniforms, 0.0, 0.0, xs, ys, 1, n_points, stats)
     if np.int64(stats[4]) & NO_MAP_STEP:
         _exact_steps(maps, cum, uniforms, xs, ys, n_points)
         stats[4] = NAN_SEEN  # min/max unknown now: take the general path
@@ -282,13 +427,26 @@ MASK_ROWS = _mask_table()
 
 @nb.njit(cache=True, nogil=True)
 def draw_points(px, py, n, size, flip, out):
-    """Point mode: each point one pixel of 127 on ``out`` (size, size) uint8, zeroed first."""
-    out[:, :] = 0
-    for i in range(n):
-        x = px[i]
-        y = py[i]
-        if x < size and y < size:
-            out[size - 1 - y if flip else y, x] = _GRAY
+    """Point mode: each point one pixel of 127 on ``out`` (size, size) uint8, zeroed first.
+
+    Indexes a flat view with unsigned offsets (no negative-index wrap-around per store).
+    """
+    flat = out.reshape(size * size)
+    flat[:] = 0
+    side = np.uint64(size)
+    if flip:
+        last_row = np.uint64((size - 1) * size)
+        for i in range(n):
+            x = np.uint64(px[i])
+            y = np.uint64(py[i])
+            if (x < side) & (y < side):
+                flat[last_row - y * side + x] = _GRAY
+    else:
+        for i in range(n):
+            x = np.uint64(px[i])
+            y = np.uint64(py[i])
+            if (x < side) & (y < side):
+                flat[y * side + x] = _GRAY
 
 
 @nb.njit(cache=True, nogil=True)

@@ -59,7 +59,7 @@ _scratch = threading.local()
 
 
 def _buffers(n_points: int) -> tuple[np.ndarray, ...]:
-    """Per-thread work arrays (xs, ys float64; px, py uint16), reused between calls.
+    """Per-thread work arrays (xs, ys float64; px, py uint16; map choices uint8), reused.
 
     Allocating 4 MB per image costs page faults worth a fifth of a render; threads each get
     their own, so parallel builders stay independent.
@@ -67,7 +67,8 @@ def _buffers(n_points: int) -> tuple[np.ndarray, ...]:
     bufs = getattr(_scratch, "bufs", None)
     if bufs is None or bufs[0].shape[0] < n_points:
         bufs = (np.empty(n_points), np.empty(n_points),
-                np.empty(n_points, dtype=np.uint16), np.empty(n_points, dtype=np.uint16))
+                np.empty(n_points, dtype=np.uint16), np.empty(n_points, dtype=np.uint16),
+                np.empty(n_points, dtype=np.uint8))
         _scratch.bufs = bufs
     return bufs
 
@@ -94,6 +95,19 @@ def effective_weights(a_weight: float = OFDB_A_WEIGHT, weights=None) -> np.ndarr
     return w
 
 
+def _pixels(ifs: IFS, size: int, n_points: int, pad: int, a_weight: float, weights,
+            chaos_seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel coordinates (px, py) of the kept points, as views of this thread's work arrays."""
+    w = effective_weights(a_weight, weights)
+    sys_ = ifs.weighted(w)
+    u = chaos_uniforms(n_points, chaos_seed)
+    xs, ys, px, py, choice = _buffers(n_points)
+    stats = kernels.new_stats()
+    count = kernels.chaos_game(sys_.maps, sys_.cumulative(), u, n_points, xs, ys, stats, choice)
+    n = kernels.nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py, stats)
+    return px[:n], py[:n]
+
+
 def points(
     ifs: IFS,
     *,
@@ -118,14 +132,8 @@ def points(
         The kept points in pixel coordinates.
     """
     check_render_args(size, n_points, pad, "point")
-    w = effective_weights(a_weight, weights)
-    sys_ = ifs.weighted(w)
-    u = chaos_uniforms(n_points, chaos_seed)
-    xs, ys, px, py = _buffers(n_points)
-    stats = kernels.new_stats()
-    count = kernels.chaos_game(sys_.maps, sys_.cumulative(), u, n_points, xs, ys, stats)
-    n = kernels.nan_rule_and_rescale(xs, ys, count, n_points, size, pad, px, py, stats)
-    return Points(px[:n].copy(), py[:n].copy(), size)
+    px, py = _pixels(ifs, size, n_points, pad, a_weight, weights, chaos_seed)
+    return Points(px.copy(), py.copy(), size)
 
 
 def draw(pts: Points, *, mode: str = "patch", mask_seed: int = 0, flip: bool = True) -> np.ndarray:
@@ -143,18 +151,21 @@ def draw(pts: Points, *, mode: str = "patch", mask_seed: int = 0, flip: bool = T
     """
     if mode not in DRAW_MODES:
         raise ParamError("draw", f"must be one of {', '.join(DRAW_MODES)}, got {mode!r}")
-    size = pts.size
-    n = len(pts)
+    return _draw(pts.x, pts.y, pts.size, mode, mask_seed, flip)
+
+
+def _draw(px: np.ndarray, py: np.ndarray, size: int, mode: str, mask_seed: int, flip: bool) -> np.ndarray:
+    n = int(px.shape[0])
     if mode == "color":
         out = np.empty((size, size, 3), dtype=np.uint8)
-        kernels.draw_colors(pts.x, pts.y, n, size, flip, out)
+        kernels.draw_colors(px, py, n, size, flip, out)
         return out
     out = np.empty((size, size), dtype=np.uint8)
     if mode == "point":
-        kernels.draw_points(pts.x, pts.y, n, size, flip, out)
+        kernels.draw_points(px, py, n, size, flip, out)
     else:
         seed = check_positive_int("seed", mask_seed, minimum=0)
-        kernels.draw_patches(pts.x, pts.y, n, size, flip, seed, out)
+        kernels.draw_patches(px, py, n, size, flip, seed, out)
     return out
 
 
@@ -177,9 +188,10 @@ def render(
         uint8 image (size, size), or (size, size, 3) in colour mode.
     """
     check_render_args(size, n_points, pad, mode)
-    pts = points(ifs, size=size, n_points=n_points, pad=pad, a_weight=a_weight, weights=weights,
-                 chaos_seed=chaos_seed)
-    return draw(pts, mode=mode, mask_seed=mask_seed, flip=flip)
+    if mode == "patch":
+        check_positive_int("seed", mask_seed, minimum=0)
+    px, py = _pixels(ifs, size, n_points, pad, a_weight, weights, chaos_seed)
+    return _draw(px, py, size, mode, mask_seed, flip)
 
 
 def fill_rate(image: np.ndarray) -> float:

@@ -90,6 +90,75 @@ def test_step_with_no_qualifying_map_repeats_the_point():
     np.testing.assert_array_equal(py[:n], Y_ref)
 
 
+def _both_ways(system, n):
+    """(xs, ys, stats) of the sequential and of the interleaved chaos game."""
+    u = np.random.RandomState(100).random_sample(n)
+    out = []
+    for choice in (None, np.empty(n, np.uint8)):
+        xs, ys, stats = np.empty(n), np.empty(n), kernels.new_stats()
+        kernels.chaos_game(system.maps, system.cumulative(), u, n, xs, ys, stats, choice)
+        out.append((xs, ys, stats))
+    return out
+
+
+def _assert_same_bits(a, b):
+    np.testing.assert_array_equal(a.view(np.int64), b.view(np.int64))
+
+
+@pytest.mark.parametrize("scale", [0.8, 1.0, 1.6])
+def test_interleaved_chaos_game_equals_sequential_bit_for_bit(scale):
+    rng = np.random.default_rng(100 + int(scale * 10))
+    n = kernels.INTERLEAVE_MIN + 123
+    flags = set()
+    for _ in range(6):
+        system = _random_system(rng, int(rng.integers(2, 8)), scale)
+        (xs, ys, st), (xs2, ys2, st2) = _both_ways(system, n)
+        _assert_same_bits(xs, xs2)
+        _assert_same_bits(ys, ys2)
+        assert bool(st[4]) == bool(st2[4])  # a NaN is seen by both or by neither
+        if not st[4]:
+            _assert_same_bits(st[:4], st2[:4])
+        flags.add(bool(st[4]))
+    if scale == 1.6:
+        assert True in flags  # diverging systems were among them
+
+
+def test_interleaved_seams_that_never_meet_are_recomputed():
+    # Two rotations by irrational angles: distances are kept, so chains from (0, 0) never meet
+    # the true trajectory and every seam must be recomputed from the true point.
+    maps = np.array([[np.cos(t), -np.sin(t), np.sin(t), np.cos(t), 0.1, 0.0] for t in (0.7, 2.1)])
+    system = IFS(maps, np.array([0.5, 0.5]))
+    n = kernels.INTERLEAVE_MIN
+    u = np.random.RandomState(100).random_sample(n)
+    coef, bound = kernels.chaos_tables(system.maps, system.cumulative())
+    choice = np.empty(n, np.uint8)
+    assert not kernels.map_choices(bound, 2, u, n - 1, choice)
+    xs, ys, stats = np.empty(n), np.empty(n), kernels.new_stats()
+    assert kernels.chaos_interleaved(coef, choice, n, xs, ys, stats) == kernels.CHAINS - 1
+    (xs_ref, ys_ref, st_ref), _ = _both_ways(system, n)
+    _assert_same_bits(xs, xs_ref)
+    _assert_same_bits(ys, ys_ref)
+    np.testing.assert_array_equal(stats, st_ref)
+
+
+def test_interleaved_game_with_steps_that_pick_no_map():
+    maps = np.array([[0.5, 0.1, -0.2, 0.4, 0.3, -0.1], [-0.3, 0.2, 0.1, 0.6, -0.2, 0.4]])
+    system = IFS(maps, np.array([0.3, 0.3]))
+    (xs, ys, _), (xs2, ys2, _) = _both_ways(system, kernels.INTERLEAVE_MIN)
+    _assert_same_bits(xs, xs2)
+    _assert_same_bits(ys, ys2)
+
+
+def test_render_agrees_with_reference_on_the_interleaved_path(cats):
+    n = kernels.INTERLEAVE_MIN + 7
+    system = cats[3].weighted(render.effective_weights(1.0))
+    u = render.chaos_uniforms(n)
+    xs, ys = ref.chaos(system.maps, system.probs, u, n)
+    X, Y = ref.nan_rule_and_rescale(xs, ys, 256, 6)
+    got = render.render(cats[3], size=256, n_points=n, mode="point", a_weight=1.0)
+    np.testing.assert_array_equal(got, ref.point_image(X, Y, 256))
+
+
 def test_point_image_equals_reference(cats):
     system = cats[2].weighted(render.effective_weights(0.2))
     u = render.chaos_uniforms(20_000)
