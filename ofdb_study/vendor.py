@@ -32,11 +32,29 @@ VENDOR_DIR = BOOK_STATIC / "vendor"
 MATHJAX_STATIC = "vendor/mathjax/tex-mml-chtml.js"
 REQUIRE_STATIC = "vendor/requirejs/require.js"
 HTML_MANAGER_STATIC = "vendor/html-manager/embed-amd.js"
+#: Our RequireJS configuration, loaded between RequireJS and the manager (see ``AMD_PATHS_SOURCE``).
+AMD_PATHS_STATIC = "vendor/html-manager/amd-paths.js"
 
 #: The same files on disk.
 MATHJAX_JS = BOOK_STATIC / MATHJAX_STATIC
 REQUIRE_JS = BOOK_STATIC / REQUIRE_STATIC
 HTML_MANAGER_JS = BOOK_STATIC / HTML_MANAGER_STATIC
+
+#: Each module of the AMD html-manager bundle sets its webpack public path to the folder of its own
+#: RequireJS URL, which by default is ``<page folder>/@jupyter-widgets/...``: the icon fonts of the
+#: Play buttons would be asked for there and get a 404. This points the module names into the
+#: folder of this script, where the fonts are copied. Nothing is fetched for the modules: they
+#: are all inline in ``embed-amd.js``. The folder is found at run time, so pages at any depth work.
+AMD_PATHS_SOURCE = """\
+// Written by ofdb_study.vendor: the ipywidgets html manager finds its icon fonts beside this file.
+(function () {
+  var here = document.currentScript.src.replace(/[^/]*$/, "");
+  var names = ["base", "base7", "controls", "controls7", "html-manager"];
+  var paths = {"@jupyter-widgets/html-manager/dist": here.slice(0, -1)};
+  names.forEach(function (name) { paths["@jupyter-widgets/" + name] = here + name; });
+  require.config({paths: paths});
+})();
+"""
 
 _STAMP = ".pins.json"
 # MathJax: the one combined component the page loads, plus what it fetches at run time (fonts,
@@ -73,6 +91,13 @@ def npm_install(npm_dir: Path = NPM_DIR, npm: str = "npm") -> Path:
     return npm_dir / "node_modules"
 
 
+def _write_amd_paths(vendor_dir: Path) -> None:
+    path = vendor_dir / "html-manager" / "amd-paths.js"
+    if not path.is_file() or path.read_text() != AMD_PATHS_SOURCE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(AMD_PATHS_SOURCE)
+
+
 def _copy_file(src: Path, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dst)
@@ -94,6 +119,7 @@ def copy_assets(node_modules: Path, vendor_dir: Path = VENDOR_DIR) -> Path:
     for font in hm.iterdir():
         if font.suffix in _FONT_SUFFIXES:
             _copy_file(font, vendor_dir / "html-manager" / font.name)
+    _write_amd_paths(vendor_dir)
     for pkg in ("mathjax", "requirejs", "@jupyter-widgets/html-manager"):
         lic = node_modules / pkg / "LICENSE"
         if lic.is_file():
@@ -117,6 +143,7 @@ def ensure_vendor(vendor_dir: Path = VENDOR_DIR, npm_dir: Path = NPM_DIR) -> Pat
         vendor_dir / "html-manager" / "embed-amd.js",
     )
     if _stamp_ok(vendor_dir) and all(p.is_file() for p in needed):
+        _write_amd_paths(vendor_dir)
         return vendor_dir
     return copy_assets(npm_install(npm_dir), vendor_dir)
 

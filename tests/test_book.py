@@ -40,18 +40,32 @@ def browser(tmp_path_factory):
         yield driver
 
 
-def _requested(driver) -> list[str]:
-    """Every URL the page asked for: resource timing entries plus the DevTools network log."""
+def _traffic(driver) -> tuple[list[str], list[str]]:
+    """(every URL the page asked for, those answered with an HTTP error) since the last call.
+
+    The URLs are the resource timing entries plus the DevTools network log; the failures come from
+    the log's responses (a missing icon font shows up only there).
+    """
     urls = list(
         driver.execute_script(
             "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href]);"
         )
     )
+    failed = []
     for entry in driver.get_log("performance"):
         msg = json.loads(entry["message"])["message"]
         if msg.get("method") == "Network.requestWillBeSent":
             urls.append(msg["params"]["request"]["url"])
-    return urls
+        elif msg.get("method") == "Network.responseReceived":
+            response = msg["params"]["response"]
+            # Chromium asks every site for /favicon.ico on its own; the book has none.
+            if int(response.get("status", 0)) >= 400 and not response["url"].endswith("/favicon.ico"):
+                failed.append(f"{response['status']} {response['url']}")
+    return urls, failed
+
+
+def _requested(driver) -> list[str]:
+    return _traffic(driver)[0]
 
 
 def _outside(urls: list[str]) -> list[str]:
@@ -115,7 +129,9 @@ def test_data_page_figures_and_widgets(site, browser, tmp_path):
     assert not _uncaught(browser)
     browser.save_screenshot(str(tmp_path / "01_data.png"))
     assert (tmp_path / "01_data.png").stat().st_size > 10_000
-    assert not _outside(_requested(browser))
+    urls, failed = _traffic(browser)
+    assert not _outside(urls)
+    assert not failed
 
 
 def test_math_and_results_pages_stay_local(site, browser, tmp_path):
@@ -162,6 +178,10 @@ def test_explorer_page_renders_offline(site, browser, tmp_path):
         handle.click()
         handle.send_keys(Keys.ARROW_RIGHT)
         WebDriverWait(browser, 10).until(lambda d: d.execute_script(caption) != before)
+    # the Play buttons' icon fonts come from the vendored html manager, not a 404
+    WebDriverWait(browser, 30).until(lambda d: d.execute_script("return document.fonts.status") == "loaded")
     browser.save_screenshot(str(tmp_path / "00_explorer.png"))
     assert not _uncaught(browser)
-    assert not _outside(_requested(browser))
+    urls, failed = _traffic(browser)
+    assert not _outside(urls)
+    assert not failed

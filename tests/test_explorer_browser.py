@@ -66,8 +66,9 @@ def _npm_html_manager(cache: Path) -> Path:
 def assets(request) -> tuple[Path, list[str]]:
     """(folder to serve as ``assets/``, scripts to load from it in order).
 
-    The book's own files when ``ofdb_study.vendor`` exists (RequireJS, then the AMD html manager,
-    as the built book loads them), else the plain ``embed.js`` bundle from npm.
+    The book's own files when ``ofdb_study.vendor`` exists (RequireJS, the paths shim that lets
+    the manager find its icon fonts, then the AMD html manager, as the built book loads them),
+    else the plain ``embed.js`` bundle from npm.
     """
     try:
         from ofdb_study import vendor
@@ -76,7 +77,8 @@ def assets(request) -> tuple[Path, list[str]]:
     if vendor is not None:
         try:
             folder = Path(vendor.ensure_vendor())
-            scripts = [Path(vendor.REQUIRE_JS), Path(vendor.HTML_MANAGER_JS)]
+            amd_paths = vendor.BOOK_STATIC / vendor.AMD_PATHS_STATIC
+            scripts = [Path(vendor.REQUIRE_JS), amd_paths, Path(vendor.HTML_MANAGER_JS)]
             return folder, [str(p.relative_to(folder)) for p in scripts]
         except (RuntimeError, AttributeError, ValueError):
             pass  # fall back to our own copy below
@@ -96,19 +98,6 @@ _TEMPLATE = """<!DOCTYPE html>
 {{snippet}}
 </body></html>
 """
-
-
-def _amd_font_paths(folder: str) -> str:
-    """RequireJS config that makes the AMD html manager find its icon fonts in ``folder``.
-
-    Each bundled module sets its webpack public path to the folder of its own RequireJS URL; by
-    default that is ``<page dir>/@jupyter-widgets/...`` (404: the Play buttons lose their icons).
-    Pointing the module names into ``folder`` fixes it; no module is fetched, they are all inline.
-    """
-    names = ("base", "base7", "controls", "controls7", "html-manager")
-    paths = {f"@jupyter-widgets/{n}": f"{folder}/{n}" for n in names}
-    paths["@jupyter-widgets/html-manager/dist"] = folder
-    return f"require.config({{paths: {json.dumps(paths)}}});"
 
 
 def _page(directory: Path, assets: tuple[Path, list[str]]) -> Path:
@@ -137,8 +126,6 @@ def _page(directory: Path, assets: tuple[Path, list[str]]) -> Path:
     (directory / "assets").symlink_to(folder, target_is_directory=True)
     *before, manager = scripts
     head = [f'<script src="assets/{s}"></script>' for s in before]
-    if before:  # the AMD build under RequireJS
-        head.append(f"<script>{_amd_font_paths(f'assets/{Path(manager).parent.as_posix()}')}</script>")
     # embed_minimal_html formats the template again: protect the scripts' braces.
     template = _TEMPLATE.format(scripts="\n".join(head).replace("{", "{{").replace("}", "}}"))
     page = directory / "index.html"
