@@ -12,375 +12,55 @@ Two front ends share one model:
   fluctuation rows) in nested ``Stack`` widgets whose ``selected_index`` is ``jslink``-ed to sliders
   and ``Play`` buttons, so moving through them works from saved widget state alone, offline.
 
-The state logic (``ExplorerModel``, ``Coalescer``) holds no widgets, so tests drive it without a
-browser. Rendering is coalesced: a burst of slider events triggers one render of the latest state.
+The state logic holds no widgets, so tests drive it without a browser: ``ExplorerModel`` (in
+``explorer_model``) and ``Coalescer`` (here), which makes a burst of slider events trigger one
+render of the latest state. The static version lives in ``explorer_static``; this module re-exports
+the public names of both, so ``from ofdb_study import explorer`` is all a notebook needs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import html
-import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from . import render
 from .errors import ParamError, check_positive_int
-from .ifs import (
-    COEFFICIENTS,
-    FLUCTUATION_FACTORS,
-    IFS,
-    category_name,
-    fluctuation_weights,
-    format_rows,
-    list_csvs,
-    probabilities_from_determinants,
-    read_csv,
-    write_csv,
+from .explorer_model import (  # noqa: F401  (the explorer's public names, in one place)
+    COEF_RANGE,
+    FILTER_A_WEIGHT,
+    FILTER_PAD,
+    FILTER_POINTS,
+    FILTER_RATE,
+    FILTER_SIZE,
+    SLIDER_STEP,
+    ExplorerModel,
+    Readouts,
+    ViewSettings,
+    augmentation_previews,
+    fluctuation_label,
+    folder_category,
+    random_ifs,
+    search_category,
+    warm_up,
 )
+from .explorer_static import (  # noqa: F401
+    STATIC_PROFILES,
+    StaticFrames,
+    static_explorer,
+    static_explorer_for_profile,
+    static_frames,
+)
+from .ifs import COEFFICIENTS, IFS, category_name
 from .png import encode_png
 
-#: The search's fill test (facts section 1): 512 px, pad 6, 100k points, every point one pixel, the
-#: plain system (``a`` x 1.0, no fluctuation row), kept when at least 20 % of the pixels are lit.
-#: The chaos game here uses the seed-100 stream of the renderer, not the candidate's own uniforms from
-#: the search stream (an edited system has none). Fill rates move by about 0.01 between streams (search
-#: category 00000: 0.2237 recorded, 0.2124 here), so a system near 0.2 can pass in one and fail in the
-#: other; a category loaded from the search also shows the search's own record.
-FILTER_SIZE = 512
-FILTER_PAD = 6
-FILTER_POINTS = 100_000
-FILTER_A_WEIGHT = 1.0
-FILTER_RATE = 0.2
-#: Coefficient sliders span [-1, 1] (the search's range), widened when a loaded system needs more.
-COEF_RANGE = 1.0
-SLIDER_STEP = 0.001
 #: Seconds to wait after the first change before rendering, so a burst of slider events collapses
 #: into one render of its last state; small against the 50 ms budget of one update.
 DEBOUNCE_S = 0.01
-#: Settings of the static explorer per profile (frames are embedded in the page, so keep them small).
-STATIC_PROFILES = {
-    "smoke": {"categories": 3, "rows": tuple(range(25)), "size": 128, "n_points": 50_000},
-    "mini": {"categories": 8, "rows": tuple(range(25)), "size": 160, "n_points": 100_000},
-    "paper": {"categories": 20, "rows": tuple(range(25)), "size": 192, "n_points": 200_000},
-}
-
-
-def fluctuation_label(row: int) -> str:
-    """Human name of FractalDB weight row ``row`` (0..24): 'identity' or e.g. 'b x 0.6'."""
-    row = check_positive_int("row", row, minimum=0)
-    if row > 24:
-        raise ParamError("row", f"must be between 0 and 24, got {row}")
-    if row == 0:
-        return "identity"
-    k, j = divmod(row - 1, len(FLUCTUATION_FACTORS))
-    return f"{COEFFICIENTS[k]} x {FLUCTUATION_FACTORS[j]}"
-
-
-def random_ifs(seed: int) -> IFS:
-    """A random candidate drawn like the search draws one: 2..7 maps, a..f uniform in [-1, 1),
-    probabilities from the determinants. Most such candidates fail the fill filter; that is the point
-    of showing one."""
-    seed = check_positive_int("seed", seed, minimum=0)
-    rs = np.random.RandomState(seed)
-    n = rs.randint(2, 8)
-    maps = rs.uniform(-1.0, 1.0, size=(n, 6))
-    return IFS(maps, probabilities_from_determinants(maps))
-
-
-# ----------------------------------------------------------------------------------------------
-# Category sources, cached: the search costs ~0.1 s per category, a folder read is cheap.
-
-_search_lock = threading.Lock()
-_search_cache = None  # SearchResult, extended in place with resume_from
-
-
-def search_category(index: int) -> tuple[IFS, float]:
-    """Category ``index`` (0-based) of the exact FractalDB search and its recorded fill rate.
-
-    The search result is cached for the session and extended (resumed) only when a later category
-    is asked for, so stepping through categories costs one search in total.
-    """
-    global _search_cache
-    index = check_positive_int("category", index, minimum=0)
-    from .search import search  # deferred: the search module compiles its kernels on first use
-
-    with _search_lock:
-        if _search_cache is None or len(_search_cache.categories) <= index:
-            _search_cache = search(index + 1, resume_from=_search_cache)
-        return _search_cache.categories[index], float(_search_cache.fill_rates[index])
-
-
-def folder_category(directory: str | Path, index: int) -> IFS:
-    """Category ``index`` (0-based, in name order) of a search result folder of NNNNN.csv files."""
-    index = check_positive_int("category", index, minimum=0)
-    files = list_csvs(directory)
-    if index >= len(files):
-        raise ParamError("category", f"{directory} holds {len(files)} categories, asked for {index}")
-    return read_csv(files[index])
-
-
-# ----------------------------------------------------------------------------------------------
-# The model: everything the explorer shows, with no widgets.
-
-
-@dataclass(frozen=True)
-class ViewSettings:
-    """How the current system is drawn.
-
-    Attributes:
-        size: image side in pixels.
-        n_points: chaos-game points (start point included).
-        mode: ``point``, ``patch`` or ``color``.
-        a_weight: factor on every map's ``a`` (0.2 in the public OFDB generator).
-        mask_seed: seed of the 3x3 patch masks.
-        row: FractalDB fluctuation row 0..24 applied on top (0 = identity).
-        pad: padding in pixels.
-    """
-
-    size: int = 256
-    n_points: int = 100_000
-    mode: str = "patch"
-    a_weight: float = render.OFDB_A_WEIGHT
-    mask_seed: int = 0
-    row: int = 0
-    pad: int = render.OFDB_PAD
-
-    def validate(self) -> ViewSettings:
-        render.check_render_args(self.size, self.n_points, self.pad, self.mode)
-        fluctuation_label(self.row)
-        check_positive_int("seed", self.mask_seed, minimum=0)
-        if not np.isfinite(self.a_weight):
-            raise ParamError("a_weight", f"must be finite, got {self.a_weight}")
-        return self
-
-
-@dataclass
-class Readouts:
-    """What the explorer reports about the current system and view.
-
-    Attributes:
-        fill_rate: share of lit pixels of the preview image.
-        filter_fill: fill rate under the search's test (see ``FILTER_*``).
-        passes: ``filter_fill >= FILTER_RATE``.
-        search_fill: the search's own record for an unedited search category, else None.
-        n_maps: number of maps.
-        contraction: (N,) spectral norm of each map's linear part, with the view's weights applied.
-        contractive: every factor below 1.
-    """
-
-    fill_rate: float
-    filter_fill: float
-    passes: bool
-    search_fill: float | None
-    n_maps: int
-    contraction: np.ndarray
-    contractive: bool
-
-
-@dataclass
-class ExplorerModel:
-    """The editable system and its view, with cached points.
-
-    Probabilities are kept as non-negative relative weights; ``ifs()`` normalises them to sum 1
-    (left untouched when they already do, so a loaded category renders bit-identically).
-
-    Attributes:
-        maps: (N, 6) coefficients a..f.
-        weights: (N,) relative probabilities.
-        view: drawing settings.
-        label: where the system came from, for titles and file names.
-        search_fill: the search's fill record of the loaded category, cleared on any edit.
-    """
-
-    maps: np.ndarray
-    weights: np.ndarray
-    view: ViewSettings = field(default_factory=ViewSettings)
-    label: str = "system"
-    search_fill: float | None = None
-
-    def __post_init__(self) -> None:
-        self.maps = np.array(self.maps, dtype=np.float64).reshape(-1, 6)
-        self.weights = np.array(self.weights, dtype=np.float64).reshape(-1)
-        IFS(self.maps, self.weights)  # shape checks
-        self.view = self.view.validate()
-        self._points_key = None
-        self._points = None
-        self._filter_key = None
-        self._filter_fill = 0.0
-
-    # -- loading ---------------------------------------------------------------------------------
-    @classmethod
-    def from_ifs(
-        cls,
-        ifs: IFS,
-        label: str = "system",
-        view: ViewSettings | None = None,
-        search_fill: float | None = None,
-    ) -> ExplorerModel:
-        return cls(ifs.maps.copy(), ifs.probs.copy(), view or ViewSettings(), label, search_fill)
-
-    def load(self, ifs: IFS, label: str, search_fill: float | None = None) -> None:
-        """Replace the system (the view settings stay)."""
-        self.maps = ifs.maps.copy()
-        self.weights = ifs.probs.copy()
-        self.label = label
-        self.search_fill = search_fill
-
-    # -- editing ---------------------------------------------------------------------------------
-    @property
-    def n_maps(self) -> int:
-        return int(self.maps.shape[0])
-
-    def _check_map(self, i: int) -> int:
-        i = check_positive_int("map", i, minimum=0)
-        if i >= self.n_maps:
-            raise ParamError("map", f"must be below {self.n_maps}, got {i}")
-        return i
-
-    def set_coefficient(self, i: int, name: str, value: float) -> None:
-        """Set coefficient ``name`` (one of a..f) of map ``i``."""
-        if name not in COEFFICIENTS:
-            raise ParamError("coefficient", f"must be one of a..f, got {name!r}")
-        if not np.isfinite(value):
-            raise ParamError(name, f"must be finite, got {value}")
-        self.maps[self._check_map(i), COEFFICIENTS.index(name)] = float(value)
-        self.search_fill = None
-
-    def set_probability(self, i: int, value: float) -> None:
-        """Set the relative probability of map ``i`` (normalised with the others when rendering)."""
-        if not (np.isfinite(value) and value >= 0):
-            raise ParamError("p", f"must be >= 0, got {value}")
-        self.weights[self._check_map(i)] = float(value)
-        self.search_fill = None
-
-    def probabilities_from_determinants(self) -> None:
-        """Reset the probabilities to ``|det|`` normalised, as the search sets them."""
-        self.weights = probabilities_from_determinants(self.maps)
-        self.search_fill = None
-
-    def add_map(self, coefficients: Sequence[float] | None = None, probability: float | None = None) -> None:
-        """Append a map; by default a random contraction (seeded by the map count) with an equal share."""
-        if coefficients is None:
-            # Half-size random linear part: contractive enough to keep the attractor bounded.
-            rs = np.random.RandomState(self.n_maps)
-            coefficients = np.concatenate([rs.uniform(-0.5, 0.5, 4), rs.uniform(-1, 1, 2)])
-        row = np.asarray(coefficients, dtype=np.float64)
-        if row.shape != (6,) or not np.all(np.isfinite(row)):
-            raise ParamError("coefficients", f"need 6 finite numbers a..f, got {coefficients!r}")
-        if probability is None:
-            probability = float(self.weights.mean()) if self.weights.sum() > 0 else 1.0
-        self.maps = np.vstack([self.maps, row])
-        self.weights = np.append(self.weights, float(probability))
-        self.search_fill = None
-
-    def remove_map(self, i: int) -> None:
-        """Remove map ``i``; a system keeps at least one map."""
-        i = self._check_map(i)
-        if self.n_maps == 1:
-            raise ParamError("map", "a system needs at least one map")
-        self.maps = np.delete(self.maps, i, axis=0)
-        self.weights = np.delete(self.weights, i)
-        self.search_fill = None
-
-    def set_view(self, **changes) -> None:
-        """Change drawing settings (the fields of ``ViewSettings``)."""
-        self.view = replace(self.view, **changes).validate()
-
-    # -- derived ---------------------------------------------------------------------------------
-    def probabilities(self) -> np.ndarray:
-        """(N,) probabilities summing to 1."""
-        total = float(self.weights.sum())
-        if total <= 0:
-            raise ParamError("p", "at least one map needs a probability above 0")
-        if abs(total - 1.0) <= 1e-12:
-            return self.weights.copy()
-        return self.weights / total
-
-    def ifs(self) -> IFS:
-        """The current system, probabilities normalised."""
-        return IFS(self.maps.copy(), self.probabilities())
-
-    def view_weights(self) -> np.ndarray:
-        """(6,) factors on a..f of the view: fluctuation row times the ``a`` weight."""
-        return render.effective_weights(self.view.a_weight, fluctuation_weights()[self.view.row])
-
-    def points(self) -> render.Points:
-        """The chaos-game points of the current system and view, cached until either changes."""
-        v = self.view
-        key = (
-            self.maps.tobytes(),
-            self.probabilities().tobytes(),
-            v.size,
-            v.n_points,
-            v.pad,
-            v.a_weight,
-            v.row,
-        )
-        if key != self._points_key:
-            self._points = render.points(
-                self.ifs(),
-                size=v.size,
-                n_points=v.n_points,
-                pad=v.pad,
-                a_weight=v.a_weight,
-                weights=fluctuation_weights()[v.row],
-            )
-            self._points_key = key
-        return self._points
-
-    def image(self, mask_seed: int | None = None) -> np.ndarray:
-        """The preview, uint8 (size, size) or (size, size, 3) in colour mode."""
-        seed = self.view.mask_seed if mask_seed is None else mask_seed
-        return render.draw(self.points(), mode=self.view.mode, mask_seed=seed)
-
-    def filter_fill(self) -> float:
-        """Fill rate under the search's test (``FILTER_*``), cached per system."""
-        ifs = self.ifs()
-        key = (ifs.maps.tobytes(), ifs.probs.tobytes())
-        if key != self._filter_key:
-            img = render.render(
-                ifs,
-                size=FILTER_SIZE,
-                n_points=FILTER_POINTS,
-                pad=FILTER_PAD,
-                mode="point",
-                a_weight=FILTER_A_WEIGHT,
-                flip=False,
-            )
-            self._filter_fill = render.fill_rate(img)
-            self._filter_key = key
-        return self._filter_fill
-
-    def readouts(self, image: np.ndarray | None = None) -> Readouts:
-        """All readouts; pass the preview ``image`` when already drawn to avoid drawing it again."""
-        img = self.image() if image is None else image
-        ff = self.filter_fill()
-        factors = self.ifs().weighted(self.view_weights()).contraction_factors()
-        return Readouts(
-            fill_rate=render.fill_rate(img),
-            filter_fill=ff,
-            passes=ff >= FILTER_RATE,
-            search_fill=self.search_fill,
-            n_maps=self.n_maps,
-            contraction=factors,
-            contractive=bool(np.all(factors < 1.0)),
-        )
-
-    def csv_text(self) -> str:
-        """The system (as edited, without the view's weights) in the official CSV format."""
-        return format_rows(self.ifs())
-
-    def export_csv(self, path: str | Path) -> Path:
-        """Write the system as an official CSV file; returns the path."""
-        path = Path(path)
-        if not path.parent.is_dir():
-            raise ParamError("path", f"no such folder: {path.parent}")
-        write_csv(path, self.ifs())
-        return path
 
 
 # ----------------------------------------------------------------------------------------------
@@ -454,78 +134,6 @@ class Coalescer:
                 self._work()
         finally:
             self._running = False
-
-
-# ----------------------------------------------------------------------------------------------
-# Augmentation previews. ``ofdb_study.augment`` (and with it torch/timm) is imported only here, so
-# the explorer opens fast and still works where the training extras are not installed.
-
-
-def augmentation_previews(
-    model: ExplorerModel, n: int = 4, seed: int = 0
-) -> tuple[list[tuple[str, np.ndarray]], list[str]]:
-    """Sample the pre-training augmentations on the current system.
-
-    * random pattern: the cached points re-drawn with ``n`` fresh patch-mask seeds (needs only the
-      renderer);
-    * random texture: ``augment.random_texture`` on the view's patch image;
-    * timm: ``augment.train_transform`` of the paper recipe (224 px, RandAugment, flips, erasing),
-      shown de-normalised.
-
-    Args:
-        model: the explorer state.
-        n: samples per augmentation.
-        seed: seed of every random draw, so a preview is reproducible.
-
-    Returns:
-        (title, uint8 image) tiles, and notes about augmentations that could not be shown.
-    """
-    n = check_positive_int("n", n)
-    base = render.draw(model.points(), mode="patch", mask_seed=model.view.mask_seed)
-    tiles = [("patch (fixed)", base)]
-    # Mask seeds other than the view's own, so every sample differs from the fixed image.
-    for k in range(n):
-        s = seed * 1_000_003 + model.view.mask_seed + 1 + k
-        tiles.append((f"pattern {k}", render.draw(model.points(), mode="patch", mask_seed=s)))
-    notes = []
-    try:
-        from . import augment
-    except ImportError as err:
-        notes.append(f"random texture and timm transform not shown: ofdb_study.augment unavailable ({err})")
-        return tiles, notes
-    rng = np.random.default_rng(seed)
-    if hasattr(augment, "random_texture"):
-        tiles += [(f"texture {k}", augment.random_texture(base, rng)) for k in range(n)]
-    else:
-        notes.append("random texture not shown: ofdb_study.augment has no random_texture")
-    try:
-        import torch
-        from PIL import Image
-
-        from .config import phase_config
-
-        cfg = phase_config("paper", "pretrain")
-        transform = augment.train_transform(cfg)
-        torch.manual_seed(seed)
-        pil = Image.fromarray(base).convert("RGB")
-        mean = torch.tensor(cfg.mean).view(3, 1, 1)
-        std = torch.tensor(cfg.std).view(3, 1, 1)
-        for k in range(n):
-            t = transform(pil) * std + mean
-            img = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            tiles.append((f"timm {k}", np.ascontiguousarray(img)))
-    except (ImportError, AttributeError) as err:
-        notes.append(f"timm transform not shown: {err}")
-    return tiles, notes
-
-
-def warm_up() -> None:
-    """Compile the numba kernels of every draw mode on a tiny system (seconds, once per process),
-    so the first real update already runs at full speed."""
-    model = ExplorerModel.from_ifs(random_ifs(1), view=ViewSettings(size=32, n_points=100))
-    for mode in render.DRAW_MODES:
-        model.set_view(mode=mode)
-        model.readouts()
 
 
 # ----------------------------------------------------------------------------------------------
@@ -908,145 +516,3 @@ class Explorer:
             _close_tree(cell)
         self.aug_note.value = "<br>".join(html.escape(n) for n in notes)
         return tiles
-
-
-# ----------------------------------------------------------------------------------------------
-# The static explorer: precomputed frames, linked in the browser.
-
-
-@dataclass(frozen=True)
-class StaticFrames:
-    """Frames of the static explorer: ``png[c][r]`` for category ``c`` and row index ``r``."""
-
-    labels: tuple[str, ...]
-    rows: tuple[int, ...]
-    png: tuple[tuple[bytes, ...], ...]
-    fill: tuple[tuple[float, ...], ...]
-
-
-def static_frames(
-    categories: Sequence[IFS],
-    rows: Sequence[int] = tuple(range(25)),
-    *,
-    labels: Sequence[str] | None = None,
-    size: int = 128,
-    n_points: int = 50_000,
-    mode: str = "point",
-    a_weight: float = render.OFDB_A_WEIGHT,
-) -> StaticFrames:
-    """Render every category under every fluctuation row as PNG bytes."""
-    categories = list(categories)
-    rows = tuple(int(r) for r in rows)
-    if not categories:
-        raise ParamError("categories", "need at least one category")
-    if not rows:
-        raise ParamError("rows", "need at least one fluctuation row")
-    for r in rows:
-        fluctuation_label(r)
-    labels = tuple(labels) if labels is not None else tuple(category_name(i) for i in range(len(categories)))
-    if len(labels) != len(categories):
-        raise ParamError("labels", f"need {len(categories)} labels, got {len(labels)}")
-    table = fluctuation_weights()
-    pngs, fills = [], []
-    for ifs in categories:
-        row_png, row_fill = [], []
-        for r in rows:
-            img = render.render(
-                ifs, size=size, n_points=n_points, mode=mode, a_weight=a_weight, weights=table[r]
-            )
-            row_png.append(_png(img))
-            row_fill.append(render.fill_rate(img))
-        pngs.append(tuple(row_png))
-        fills.append(tuple(row_fill))
-    return StaticFrames(labels, rows, tuple(pngs), tuple(fills))
-
-
-def static_explorer(
-    categories: Sequence[IFS] | None = None,
-    rows: Sequence[int] = tuple(range(25)),
-    *,
-    labels: Sequence[str] | None = None,
-    size: int = 128,
-    n_points: int = 50_000,
-    mode: str = "point",
-    a_weight: float = render.OFDB_A_WEIGHT,
-    frames: StaticFrames | None = None,
-):
-    """A kernel-free explorer: category and fluctuation-row sliders (with ``Play``) over frames.
-
-    Layout: an outer ``Stack`` with one inner ``Stack`` per category, each holding one frame
-    (image + caption) per row. The category slider is ``jslink``-ed to the outer stack's
-    ``selected_index``, the row slider to every inner stack's, and each ``Play`` to its slider, so
-    everything runs in the browser from the saved widget state.
-
-    Args:
-        categories: the systems (default: the first 3 categories of the exact search).
-        rows: FractalDB fluctuation rows to show (0..24).
-        labels: one name per category (default 00000, 00001, ...).
-        size, n_points, mode, a_weight: rendering of every frame.
-        frames: precomputed frames (then the other rendering arguments are ignored).
-
-    Returns:
-        An ``ipywidgets.VBox``; the sliders are ``box.category_slider`` and ``box.row_slider``.
-    """
-    import ipywidgets as w
-
-    if frames is None:
-        if categories is None:
-            categories = [search_category(i)[0] for i in range(3)]
-        frames = static_frames(
-            categories, rows, labels=labels, size=size, n_points=n_points, mode=mode, a_weight=a_weight
-        )
-    n_cat, n_row = len(frames.labels), len(frames.rows)
-    # Shared layout/style models keep the embedded state small (one model instead of one per frame).
-    img_layout = w.Layout(width=f"{2 * size}px", height=f"{2 * size}px")
-    cell_layout, label_layout = w.Layout(), w.Layout()
-    inner = []
-    for c in range(n_cat):
-        cells = []
-        for j, r in enumerate(frames.rows):
-            caption = (
-                f"category {frames.labels[c]}, row {r} ({fluctuation_label(r)}), fill {frames.fill[c][j]:.3f}"
-            )
-            cells.append(
-                w.VBox(
-                    [
-                        w.Image(value=frames.png[c][j], format="png", layout=img_layout),
-                        w.Label(caption, layout=label_layout),
-                    ],
-                    layout=cell_layout,
-                )
-            )
-        inner.append(w.Stack(cells, selected_index=0))
-    outer = w.Stack(inner, selected_index=0)
-
-    cat_slider = w.IntSlider(value=0, min=0, max=max(n_cat - 1, 0), description="category")
-    row_slider = w.IntSlider(value=0, min=0, max=max(n_row - 1, 0), description="row")
-    cat_play = w.Play(value=0, min=0, max=max(n_cat - 1, 0), interval=800, description="categories")
-    row_play = w.Play(value=0, min=0, max=max(n_row - 1, 0), interval=300, description="rows")
-    links = [
-        w.jslink((cat_play, "value"), (cat_slider, "value")),
-        w.jslink((row_play, "value"), (row_slider, "value")),
-        w.jslink((cat_slider, "value"), (outer, "selected_index")),
-    ]
-    links += [w.jslink((row_slider, "value"), (stack, "selected_index")) for stack in inner]
-    legend = w.HTML(
-        "<small>FractalDB fluctuation rows: 0 identity; 1-24 scale one coefficient (a, b, ... f) "
-        f"of every map by {', '.join(map(str, FLUCTUATION_FACTORS))}. Frames precomputed at "
-        f"{size} px; moving the sliders needs no kernel.</small>"
-    )
-    box = w.VBox([w.HBox([cat_play, cat_slider]), w.HBox([row_play, row_slider]), outer, legend])
-    # Kept on the box so they are not garbage collected before the state is saved.
-    box.category_slider, box.row_slider, box.stacks, box.links = cat_slider, row_slider, inner, links
-    box.outer_stack = outer
-    return box
-
-
-def static_explorer_for_profile(profile: str = "smoke", **overrides):
-    """``static_explorer`` with the ``STATIC_PROFILES`` settings of ``profile``, search categories."""
-    if profile not in STATIC_PROFILES:
-        raise ParamError("profile", f"must be one of {', '.join(STATIC_PROFILES)}, got {profile!r}")
-    cfg = {**STATIC_PROFILES[profile], **overrides}
-    n = check_positive_int("categories", cfg.pop("categories"))
-    cats = [search_category(i)[0] for i in range(n)]
-    return static_explorer(cats, cfg.pop("rows"), labels=[category_name(i) for i in range(n)], **cfg)
