@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from .errors import ParamError
 
@@ -135,8 +136,17 @@ class TrainConfig:
         return cls().replace(**doc)
 
     def result_dict(self) -> dict:
-        """The settings that can change the trained weights (``OPERATIONAL`` ones left out)."""
-        return {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL}
+        """The settings that can change the trained weights (``OPERATIONAL`` ones left out).
+
+        A fine-tuning ``init`` counts by the name of its pre-training run folder, not by its full
+        path: run folders are named by their own digest, so the same weights give the same key
+        wherever the runs live (another ``--root``, a moved or copied folder).
+        """
+        doc = {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL}
+        if doc.get("init", "scratch") != "scratch":
+            init = Path(doc["init"])
+            doc["init"] = f"{init.parent.name}/{init.name}"
+        return doc
 
     def digest(self) -> str:
         """sha256 of ``result_dict`` as canonical JSON: the cache key of experiments and of resume."""

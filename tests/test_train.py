@@ -229,3 +229,14 @@ def test_ofdb3d_row_pretrains_on_random_views(tmp_path, fashion):
     assert data.startswith("multiview:")
     tree = Path(data[len("multiview:"):])
     assert (tree / "manifest.json").is_file() and len(list(tree.glob("00000/*.png"))) == 12
+
+
+def test_finetune_key_follows_the_pretraining_run_not_its_path(tmp_path):
+    def key(init):
+        return phase_config("smoke", "finetune", init=str(init)).digest()
+
+    a = tmp_path / "a" / "pretrain" / "ofdb-2-default-s0-0123456789" / "checkpoint.pt"
+    b = tmp_path / "elsewhere" / "ofdb-2-default-s0-0123456789" / "checkpoint.pt"
+    other = tmp_path / "a" / "pretrain" / "ofdb-2-default-s1-9876543210" / "checkpoint.pt"
+    assert key(a) == key(b)  # the same run, moved or under another --root
+    assert key(a) != key(other) != key("scratch")
