@@ -3,8 +3,8 @@
     python benchmarks/bench_ifs.py            # full: the 1k search with 1 and 2 workers (~2 min)
     python benchmarks/bench_ifs.py --quick    # 200 categories, extrapolated, said so
 
-Times are wall clock, best of several repeats for the per-image figures; the first call of every
-kernel (numba compilation or cache load) is excluded.
+Times are wall clock. Per-image figures are the best of 5 x 30 calls spread over a few seconds;
+the first call of every kernel (numba compilation or cache load) is excluded.
 """
 
 from __future__ import annotations
@@ -22,13 +22,21 @@ from ofdb_study.png import write_png_atomic
 from ofdb_study.search import search
 
 
-def best_ms(fn, repeats: int = 30) -> float:
+def best_ms(fn, repeats: int = 30, rounds: int = 5, pause: float = 0.5) -> float:
+    """Best time of ``rounds`` x ``repeats`` calls, the rounds ``pause`` seconds apart.
+
+    A shared virtual machine has slow spells lasting seconds; spreading the calls over a few
+    seconds keeps one spell from setting the figure.
+    """
     fn()
     times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
+    for r in range(rounds):
+        if r:
+            time.sleep(pause)
+        for _ in range(repeats):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
     return 1e3 * min(times)
 
 

@@ -38,6 +38,29 @@ def _rate(fn, n_items: int, repeats: int, warmup: int = 2) -> float:
     return n_items * repeats / (time.perf_counter() - t)
 
 
+def _train_step_fn(net, model, cfg, x, y, classes: int, device):
+    """One call = one ``train.train_step`` on the fixed batch, with the profile's optimisation."""
+    optimizer, scheduler, mixup, criterion = train.build_optimization(model, cfg, resolve(cfg), classes)
+    counter = iter(range(10**9))
+
+    def step():
+        train.train_step(
+            next(counter),
+            x,
+            y,
+            net=net,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            mixup=mixup,
+            criterion=criterion,
+            cfg=cfg,
+            num_classes=classes,
+            device=device,
+        )
+
+    return step
+
+
 def bench_loop(profile: str, steps: int, classes: int = 100) -> tuple[float, float, float]:
     """Median images/s of the bare loop, of ours with the profile's Mixup, and of ours without."""
     cfg = phase_config(profile, "pretrain")
@@ -59,25 +82,7 @@ def bench_loop(profile: str, steps: int, classes: int = 100) -> tuple[float, flo
     def ours(c):
         torch.manual_seed(0)
         model = models.create_model(c, classes).to(device)
-        optimizer, scheduler, mixup, criterion = train.build_optimization(model, c, resolve(c), classes)
-        counter = iter(range(10**9))
-
-        def step():
-            train.train_step(
-                next(counter),
-                x,
-                y,
-                net=model,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                mixup=mixup,
-                criterion=criterion,
-                cfg=c,
-                num_classes=classes,
-                device=device,
-            )
-
-        return step
+        return _train_step_fn(model, model, c, x, y, classes, device)
 
     steps_fns = [bare_step, ours(cfg), ours(cfg.replace(mixup=0.0, cutmix=0.0))]
     # interleave rounds so that the machine's noise (other processes) falls on all three alike
@@ -137,23 +142,7 @@ def bench_paper_gpu(steps: int, compile_: bool) -> tuple[float, float]:
     torch.manual_seed(0)
     model = models.create_model(cfg, classes).to(device).to(memory_format=torch.channels_last)
     net = torch.compile(model) if compile_ else model
-    optimizer, scheduler, mixup, criterion = train.build_optimization(model, cfg, resolve(cfg), classes)
-    counter = iter(range(10**9))
-
-    def our_step():
-        train.train_step(
-            next(counter),
-            x,
-            y,
-            net=net,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            mixup=mixup,
-            criterion=criterion,
-            cfg=cfg,
-            num_classes=classes,
-            device=device,
-        )
+    our_step = _train_step_fn(net, model, cfg, x, y, classes, device)
 
     out = []
     for fn in (bare_step, our_step):
