@@ -45,3 +45,4 @@ bench: setup
 
 lint: $(STAMP)
 	$(BIN)/ruff check ofdb_study tests benchmarks
+	$(BIN)/ruff format --check ofdb_study tests benchmarks

@@ -28,7 +28,9 @@ def main() -> None:
     for mode in ("point", "patch", "color"):
         e.model.set_view(mode=mode)
         lat = e.measure_latency(n=args.n)
-        print(f"| {mode} | {statistics.median(lat):.1f} ms | {min(lat):.1f} - {max(lat):.1f} ms | {BUDGET_MS:.0f} ms |")
+        print(
+            f"| {mode} | {statistics.median(lat):.1f} ms | {min(lat):.1f} - {max(lat):.1f} ms | {BUDGET_MS:.0f} ms |"
+        )
 
 
 if __name__ == "__main__":

@@ -61,28 +61,47 @@ def main() -> None:
         result = search(n_search, workers=w)
         took = time.perf_counter() - t
         scale = 1000 / n_search if args.quick else 1.0
-        row(f"search, FractalDB-1k categories, {w} worker(s)", f"{took * scale:.1f} s",
+        row(
+            f"search, FractalDB-1k categories, {w} worker(s)",
+            f"{took * scale:.1f} s",
             "public code ~57 min (42,655 candidates x 80 ms); plain numba loop ~90 s; paper 2.37 h",
-            f"{result.n_candidates} candidates" + (f", extrapolated from {n_search}" if args.quick else ""))
+            f"{result.n_candidates} candidates" + (f", extrapolated from {n_search}" if args.quick else ""),
+        )
     cats = result.categories[:5]
     cat = cats[0]
 
     ms = best_ms(lambda: render.render(cat))
-    row("OFDB image in memory (362 px, 200k points, patch)", f"{ms:.2f} ms", "public generator 3.2 s (with PNG)",
-        f"{200_000 / ms / 1e3:.1f} M points/s")
+    row(
+        "OFDB image in memory (362 px, 200k points, patch)",
+        f"{ms:.2f} ms",
+        "public generator 3.2 s (with PNG)",
+        f"{200_000 / ms / 1e3:.1f} M points/s",
+    )
     img = render.render(cat)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "x.png"
         ms_png = best_ms(lambda: write_png_atomic(path, render.render(cat)))
-        row("OFDB image written as PNG", f"{ms_png:.2f} ms", "public generator 3.2 s",
-            f"PNG alone {best_ms(lambda: write_png_atomic(path, img)):.2f} ms (PIL ~9 ms, OpenCV ~1.3 ms)")
+        row(
+            "OFDB image written as PNG",
+            f"{ms_png:.2f} ms",
+            "public generator 3.2 s",
+            f"PNG alone {best_ms(lambda: write_png_atomic(path, img)):.2f} ms (PIL ~9 ms, OpenCV ~1.3 ms)",
+        )
     ms_pt = best_ms(lambda: render.render(cat, size=256, n_points=100_000, mode="point", a_weight=1.0))
-    row("256 px, 100k points, point mode", f"{ms_pt:.2f} ms", "Anderson & Farrell numba 5.3 ms; tight loop 0.23 ms",
-        f"{100_000 / ms_pt / 1e3:.1f} M points/s")
+    row(
+        "256 px, 100k points, point mode",
+        f"{ms_pt:.2f} ms",
+        "Anderson & Farrell numba 5.3 ms; tight loop 0.23 ms",
+        f"{100_000 / ms_pt / 1e3:.1f} M points/s",
+    )
     pts = render.points(cat)
     ms_draw = best_ms(lambda: render.draw(pts, mask_seed=7))
-    row("random-pattern re-draw of cached points (362 px, patch)", f"{ms_draw:.2f} ms", "-",
-        "per training sample")
+    row(
+        "random-pattern re-draw of cached points (362 px, patch)",
+        f"{ms_draw:.2f} ms",
+        "-",
+        "per training sample",
+    )
     ms_cand = best_ms(lambda: render.render(cat, size=512, n_points=100_000, mode="point", a_weight=1.0))
     row("one search candidate rendered alone (512 px, 100k)", f"{ms_cand:.2f} ms", "public code 80 ms", "")
 
@@ -98,8 +117,12 @@ def main() -> None:
             t = time.perf_counter()
             build_ofdb(Path(tmp) / "ofdb", min(n_build, len(result.categories)), params=params, workers=w)
             took = (time.perf_counter() - t) * 1000 / min(n_build, len(result.categories))
-        row(f"OFDB-1k render + PNG, {w} worker(s)", f"{took:.1f} s", "paper 0.41 h (1,476 s)",
-            "extrapolated from 200" if args.quick else "")
+        row(
+            f"OFDB-1k render + PNG, {w} worker(s)",
+            f"{took:.1f} s",
+            "paper 0.41 h (1,476 s)",
+            "extrapolated from 200" if args.quick else "",
+        )
 
 
 if __name__ == "__main__":

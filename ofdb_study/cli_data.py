@@ -35,7 +35,9 @@ def _weights(text: str) -> list[float]:
 
 
 def _common_out(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--workers", type=int, default=None, help="threads (default: all CPUs); never changes the bytes")
+    p.add_argument(
+        "--workers", type=int, default=None, help="threads (default: all CPUs); never changes the bytes"
+    )
     group = p.add_mutually_exclusive_group()
     group.add_argument("--resume", action="store_true", help="continue an interrupted run in --out")
     group.add_argument("--force", action="store_true", help="replace what is in --out")
@@ -47,8 +49,12 @@ def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 2
     p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
     p.add_argument("--points", type=int, default=points, help=f"chaos-game points (default {points})")
     p.add_argument("--seed", type=int, default=0, help="patch-mask seed (default 0)")
-    p.add_argument("--weights", type=_weights, default=None,
-                   help="ofdb/render: factors on a,b,c,d,e,f, applied with --a-weight (e.g. 1,1,1,1,1.4,1)")
+    p.add_argument(
+        "--weights",
+        type=_weights,
+        default=None,
+        help="ofdb/render: factors on a,b,c,d,e,f, applied with --a-weight (e.g. 1,1,1,1,1.4,1)",
+    )
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -56,11 +62,20 @@ def cmd_search(args: argparse.Namespace) -> int:
 
     settings = SearchSettings(seed=args.seed, rate=args.rate, points=args.points, size=args.size, pad=6)
     start = time.perf_counter()
-    result = search_to_dir(args.out, args.categories, settings, workers=args.workers, resume=args.resume,
-                           force=args.force, progress=not args.quiet)
+    result = search_to_dir(
+        args.out,
+        args.categories,
+        settings,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.quiet,
+    )
     took = time.perf_counter() - start
-    print(f"{len(result.categories)} categories from {result.n_candidates} candidates "
-          f"({100 * result.acceptance_rate:.2f}% accepted) in {took:.1f} s -> {args.out}")
+    print(
+        f"{len(result.categories)} categories from {result.n_candidates} candidates "
+        f"({100 * result.acceptance_rate:.2f}% accepted) in {took:.1f} s -> {args.out}"
+    )
     return 0
 
 
@@ -69,10 +84,21 @@ def cmd_render(args: argparse.Namespace) -> int:
     from .ifs import list_csvs
 
     n = args.categories if args.categories is not None else len(list_csvs(args.params))
-    out = build_ofdb(args.out, n, params=args.params, size=args.size, points=args.points, mode=args.draw,
-                     a_weight=args.a_weight, weights=args.weights, mask_seed=args.seed, workers=args.workers,
-                     resume=args.resume,
-                     force=args.force, progress=not args.quiet)
+    out = build_ofdb(
+        args.out,
+        n,
+        params=args.params,
+        size=args.size,
+        points=args.points,
+        mode=args.draw,
+        a_weight=args.a_weight,
+        weights=args.weights,
+        mask_seed=args.seed,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.quiet,
+    )
     print(f"rendered {n} categories -> {out}")
     return 0
 
@@ -88,25 +114,54 @@ BUILD_DEFAULTS = {
 def cmd_build(args: argparse.Namespace) -> int:
     from . import datasets
 
-    opts = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in BUILD_DEFAULTS[args.kind].items()}
+    opts = {
+        k: (getattr(args, k) if getattr(args, k) is not None else v)
+        for k, v in BUILD_DEFAULTS[args.kind].items()
+    }
     common = dict(workers=args.workers, resume=args.resume, force=args.force, progress=not args.quiet)
     start = time.perf_counter()
     if args.kind == "ofdb":
-        out = datasets.build_ofdb(args.out, args.categories, params=args.params, size=opts["size"],
-                                  points=opts["points"], mode=args.draw, a_weight=opts["a_weight"],
-                                  weights=args.weights, mask_seed=opts["seed"], **common)
+        out = datasets.build_ofdb(
+            args.out,
+            args.categories,
+            params=args.params,
+            size=opts["size"],
+            points=opts["points"],
+            mode=args.draw,
+            a_weight=opts["a_weight"],
+            weights=args.weights,
+            mask_seed=opts["seed"],
+            **common,
+        )
     elif args.kind == "fractaldb":
         if args.a_weight is not None or args.weights is not None:
             raise ParamError("a-weight", "fractaldb uses its 25 fluctuation rows; use --fluctuations")
-        out = datasets.build_fractaldb(args.out, args.categories, params=args.params, size=opts["size"],
-                                       points=opts["points"], mode=args.draw, seed=opts["seed"],
-                                       fluctuations=args.fluctuations, renders=args.renders,
-                                       flips=args.flips, **common)
+        out = datasets.build_fractaldb(
+            args.out,
+            args.categories,
+            params=args.params,
+            size=opts["size"],
+            points=opts["points"],
+            mode=args.draw,
+            seed=opts["seed"],
+            fluctuations=args.fluctuations,
+            renders=args.renders,
+            flips=args.flips,
+            **common,
+        )
     else:
         from .ofdb3d import build_ofdb3d
 
-        out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], params=args.params, size=opts["size"],
-                           points=opts["points"], a_weight=opts["a_weight"], **common)
+        out = build_ofdb3d(
+            args.out,
+            args.categories,
+            seed=opts["seed"],
+            params=args.params,
+            size=opts["size"],
+            points=opts["points"],
+            a_weight=opts["a_weight"],
+            **common,
+        )
     manifest = datasets.load_manifest(out)
     print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
     return 0
@@ -140,7 +195,9 @@ def register(sub) -> None:
     p.add_argument("--params", required=True, help="folder of NNNNN.csv")
     p.add_argument("--out", required=True, help="output tree DIR2/NNNNN/NNNNN.png")
     p.add_argument("--categories", type=int, default=None, help="first N categories (default all)")
-    p.add_argument("--a-weight", type=_finite("--a-weight"), default=0.2, help="factor on every map's a (default 0.2)")
+    p.add_argument(
+        "--a-weight", type=_finite("--a-weight"), default=0.2, help="factor on every map's a (default 0.2)"
+    )
     _render_options(p)
     _common_out(p)
     p.set_defaults(func=cmd_render)
@@ -152,11 +209,21 @@ def register(sub) -> None:
     p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
     p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
     p.add_argument("--size", type=int, default=None, help="image side (default 362; ofdb3d 224)")
-    p.add_argument("--points", type=int, default=None, help="chaos-game points (default 200000; ofdb3d 100000)")
-    p.add_argument("--seed", type=int, default=None,
-                   help="patch-mask seed (default 0); ofdb3d: search and jitter seed (default 1)")
-    p.add_argument("--a-weight", type=_finite("--a-weight"), default=None,
-                   help="factor on a (default 0.2; ofdb3d: A[0,0] x 0.4)")
+    p.add_argument(
+        "--points", type=int, default=None, help="chaos-game points (default 200000; ofdb3d 100000)"
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="patch-mask seed (default 0); ofdb3d: search and jitter seed (default 1)",
+    )
+    p.add_argument(
+        "--a-weight",
+        type=_finite("--a-weight"),
+        default=None,
+        help="factor on a (default 0.2; ofdb3d: A[0,0] x 0.4)",
+    )
     p.add_argument("--weights", type=_weights, default=None, help="ofdb: factors on a,b,c,d,e,f as well")
     p.add_argument("--fluctuations", type=int, default=25, help="fractaldb: weight rows, 1..25 (default 25)")
     p.add_argument("--renders", type=int, default=10, help="fractaldb: patch renders per row (default 10)")

@@ -24,8 +24,15 @@ PHASES = ("pretrain", "finetune")
 #: Every row of the instances-vs-augmentation study (experiments.ROWS). The mini profile leaves
 #: ofdb3d out by default to stay within 45 minutes; pass rows=[..., "ofdb3d"] to add it.
 ALL_ROWS = (
-    "fractaldb", "ofdb", "ofdb+fluctuation", "ofdb+rotation", "ofdb+pattern", "ofdb+texture", "ofdb+both",
-    "ofdb3d", "scratch",
+    "fractaldb",
+    "ofdb",
+    "ofdb+fluctuation",
+    "ofdb+rotation",
+    "ofdb+pattern",
+    "ofdb+texture",
+    "ofdb+both",
+    "ofdb3d",
+    "scratch",
 )
 #: Learning rates in configs are given for this global batch and scaled linearly (DeiT convention).
 LR_REFERENCE_BATCH = 512
@@ -445,7 +452,11 @@ SMOKE = Profile(
     pretrain=_SMOKE_PRETRAIN,
     finetune=_SMOKE_FINETUNE,
     study=StudyPlan(
-        categories=4, scaling_categories=(2, 4), seeds=(0,), dataset="fashion-mnist", train_per_class=2,
+        categories=4,
+        scaling_categories=(2, 4),
+        seeds=(0,),
+        dataset="fashion-mnist",
+        train_per_class=2,
         rows=ALL_ROWS,
     ),
     expected_minutes=1.0,

@@ -142,7 +142,12 @@ def write_image_tree(
     def run(job):
         names, fn = job
         images = fn()
-        if isinstance(images, np.ndarray) and len(names) == 1 and images.ndim in (2, 3) and images.dtype == np.uint8:
+        if (
+            isinstance(images, np.ndarray)
+            and len(names) == 1
+            and images.ndim in (2, 3)
+            and images.dtype == np.uint8
+        ):
             if images.ndim == 2 or images.shape[-1] == 3:
                 images = [images]
         if len(images) != len(names):
@@ -215,7 +220,9 @@ def verify(out: str | os.PathLike) -> list[str]:
 # Category parameters: from a search folder, or the exact search run here.
 
 
-def category_params(categories: int, params: str | os.PathLike | None = None, workers: int | None = None) -> list[IFS]:
+def category_params(
+    categories: int, params: str | os.PathLike | None = None, workers: int | None = None
+) -> list[IFS]:
     """The first ``categories`` systems: read from ``params`` (NNNNN.csv files) or searched."""
     categories = check_positive_int("categories", categories)
     if params is not None:
@@ -271,9 +278,18 @@ def build_ofdb(
     check_positive_int("seed", mask_seed, minimum=0)
     w6 = render.effective_weights(1.0, weights)
     systems = category_params(categories, params, workers)
-    settings = {"categories": len(systems), "size": size, "points": points, "mode": mode,
-                "a_weight": a_weight, "weights": w6.tolist(), "mask_seed": mask_seed, "chaos_seed": 100, "pad": 6,
-                "params": "search seed 1" if params is None else str(params)}
+    settings = {
+        "categories": len(systems),
+        "size": size,
+        "points": points,
+        "mode": mode,
+        "a_weight": a_weight,
+        "weights": w6.tolist(),
+        "mask_seed": mask_seed,
+        "chaos_seed": 100,
+        "pad": 6,
+        "params": "search seed 1" if params is None else str(params),
+    }
 
     def job(i: int, system: IFS) -> Job:
         name = category_name(i)
@@ -285,8 +301,17 @@ def build_ofdb(
         return f"{name}/{name}.png", fn
 
     jobs = [job(i, s) for i, s in enumerate(systems)]
-    return write_image_tree(out, jobs, "ofdb", settings, extra={"params": _params_doc(systems)},
-                            resume=resume, force=force, progress=progress, workers=workers)
+    return write_image_tree(
+        out,
+        jobs,
+        "ofdb",
+        settings,
+        extra={"params": _params_doc(systems)},
+        resume=resume,
+        force=force,
+        progress=progress,
+        workers=workers,
+    )
 
 
 def build_fractaldb(
@@ -324,10 +349,19 @@ def build_fractaldb(
     check_positive_int("seed", seed, minimum=0)
     systems = category_params(categories, params, workers)
     rows = fluctuation_weights()[:fluctuations]
-    settings = {"categories": len(systems), "fluctuations": fluctuations, "renders": renders,
-                "flips": list(FLIPS[:flips]), "size": size, "points": points, "mode": mode,
-                "seed": seed, "chaos_seed": 100, "pad": 6,
-                "params": "search seed 1" if params is None else str(params)}
+    settings = {
+        "categories": len(systems),
+        "fluctuations": fluctuations,
+        "renders": renders,
+        "flips": list(FLIPS[:flips]),
+        "size": size,
+        "points": points,
+        "mode": mode,
+        "seed": seed,
+        "chaos_seed": 100,
+        "pad": 6,
+        "params": "search seed 1" if params is None else str(params),
+    }
 
     def job(i: int, system: IFS, w: int) -> Job:
         name = category_name(i)
@@ -345,5 +379,14 @@ def build_fractaldb(
 
     jobs = [job(i, s, w) for i, s in enumerate(systems) for w in range(fluctuations)]
     extra = {"params": _params_doc(systems), "weights": rows.tolist()}
-    return write_image_tree(out, jobs, "fractaldb", settings, extra=extra,
-                            resume=resume, force=force, progress=progress, workers=workers)
+    return write_image_tree(
+        out,
+        jobs,
+        "fractaldb",
+        settings,
+        extra=extra,
+        resume=resume,
+        force=force,
+        progress=progress,
+        workers=workers,
+    )

@@ -50,8 +50,14 @@ def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
 
     cfg = phase_config(profile, "pretrain")
     path = (Path(root) / "data" / f"ofdb3d-{categories}-{cfg.render_size}px").resolve()
-    build_ofdb3d(path, categories, size=cfg.render_size, points=min(cfg.render_points, 100_000),
-                 resume=True, progress=False)
+    build_ofdb3d(
+        path,
+        categories,
+        size=cfg.render_size,
+        points=min(cfg.render_points, 100_000),
+        resume=True,
+        progress=False,
+    )
     return f"multiview:{path}"
 
 

@@ -159,7 +159,9 @@ def read_table(path: str | os.PathLike, n_values: int, layout: str) -> np.ndarra
         except ValueError:
             raise ParamError("params", f"{path}:{lineno}: not a row of numbers") from None
         if len(values) != n_values:
-            raise ParamError("params", f"{path}:{lineno}: expected {n_values} values {layout}, got {len(values)}")
+            raise ParamError(
+                "params", f"{path}:{lineno}: expected {n_values} values {layout}, got {len(values)}"
+            )
         rows.append(values)
     if not rows:
         raise ParamError("params", f"{path}: no maps in file")

@@ -138,8 +138,16 @@ def map_choices(bound, n_maps, uniforms, n, choice):
         b4, b5, b6, b7 = bound[4], bound[5], bound[6], bound[7]
         for i in range(n):
             r = uniforms[i]
-            j = (np.int64(r > b0) + np.int64(r > b1) + np.int64(r > b2) + np.int64(r > b3)
-                 + np.int64(r > b4) + np.int64(r > b5) + np.int64(r > b6) + np.int64(r > b7))
+            j = (
+                np.int64(r > b0)
+                + np.int64(r > b1)
+                + np.int64(r > b2)
+                + np.int64(r > b3)
+                + np.int64(r > b4)
+                + np.int64(r > b5)
+                + np.int64(r > b6)
+                + np.int64(r > b7)
+            )
             none += j == n_maps
             choice[i] = j
     else:
@@ -157,8 +165,10 @@ def map_choices(bound, n_maps, uniforms, n, choice):
 def _apply(coef, j, x, y):
     """One step with map ``j`` of the flat table: ``(x a + y b + e, x c + y d + f)``."""
     b = np.uint64(6) * np.uint64(j)
-    return (x * coef[b] + y * coef[b + np.uint64(1)] + coef[b + np.uint64(4)],
-            x * coef[b + np.uint64(2)] + y * coef[b + np.uint64(3)] + coef[b + np.uint64(5)])
+    return (
+        x * coef[b] + y * coef[b + np.uint64(1)] + coef[b + np.uint64(4)],
+        x * coef[b + np.uint64(2)] + y * coef[b + np.uint64(3)] + coef[b + np.uint64(5)],
+    )
 
 
 @nb.njit(cache=True, nogil=True)

@@ -184,7 +184,6 @@ def probabilities_from_determinants(A: np.ndarray) -> np.ndarray:
     return dets / total
 
 
-
 def check_weight(a_weight: float) -> float:
     """``a_weight`` as a float when finite and > 0; ParamError otherwise."""
     try:
@@ -205,8 +204,6 @@ def read_csv(path: str | os.PathLike) -> IFS3D:
 def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS3D]:
     """Read the first ``limit`` (default all) ``NNNNN.csv`` categories of a folder, in order."""
     return ifs2d.read_dir(directory, limit, reader=read_csv)
-
-
 
 
 # ----------------------------------------------------------------------------------------------

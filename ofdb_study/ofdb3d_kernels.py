@@ -26,7 +26,6 @@ def _det3(m):
     )
 
 
-
 @nb.njit(cache=True, nogil=True)
 def _run(lin, shift, cum, n_maps, uniforms, n_steps, start, x, y, z, out):
     """``n_steps`` chaos-game steps from ``(x, y, z)``, writing points ``start + 1 ...``.

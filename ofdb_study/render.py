@@ -66,9 +66,13 @@ def _buffers(n_points: int) -> tuple[np.ndarray, ...]:
     """
     bufs = getattr(_scratch, "bufs", None)
     if bufs is None or bufs[0].shape[0] < n_points:
-        bufs = (np.empty(n_points), np.empty(n_points),
-                np.empty(n_points, dtype=np.uint16), np.empty(n_points, dtype=np.uint16),
-                np.empty(n_points, dtype=np.uint8))
+        bufs = (
+            np.empty(n_points),
+            np.empty(n_points),
+            np.empty(n_points, dtype=np.uint16),
+            np.empty(n_points, dtype=np.uint16),
+            np.empty(n_points, dtype=np.uint8),
+        )
         _scratch.bufs = bufs
     return bufs
 
@@ -95,8 +99,9 @@ def effective_weights(a_weight: float = OFDB_A_WEIGHT, weights=None) -> np.ndarr
     return w
 
 
-def _pixels(ifs: IFS, size: int, n_points: int, pad: int, a_weight: float, weights,
-            chaos_seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _pixels(
+    ifs: IFS, size: int, n_points: int, pad: int, a_weight: float, weights, chaos_seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixel coordinates (px, py) of the kept points, as views of this thread's work arrays."""
     w = effective_weights(a_weight, weights)
     sys_ = ifs.weighted(w)

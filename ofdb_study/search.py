@@ -340,7 +340,12 @@ def search_to_dir(
         written = _save_state(out, result, written)
 
     result = search(
-        n_categories, settings, workers=workers, resume_from=previous, batch=batch, progress=progress,
+        n_categories,
+        settings,
+        workers=workers,
+        resume_from=previous,
+        batch=batch,
+        progress=progress,
         on_batch=checkpoint,
     )
     written = _save_state(out, result, written)

@@ -24,17 +24,57 @@ def _err(capsys):
 def test_search_render_build_verify(tmp_path, params, capsys):
     assert sorted(p.name for p in params.glob("0*.csv")) == ["00000.csv", "00001.csv", "00002.csv"]
     out = tmp_path / "img"
-    assert main(["render", "--params", str(params), "--out", str(out), "--size", "64", "--points", "2000",
-                 "--draw", "point", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--params",
+                str(params),
+                "--out",
+                str(out),
+                "--size",
+                "64",
+                "--points",
+                "2000",
+                "--draw",
+                "point",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(list(out.rglob("*.png"))) == 3
     assert main(["verify", str(out)]) == 0
     (out / "00001" / "00001.png").unlink()
     assert main(["verify", str(out)]) == 1
     assert "missing: 00001/00001.png" in capsys.readouterr().out
     fdb = tmp_path / "fdb"
-    assert main(["build", "fractaldb", "--categories", "2", "--params", str(params), "--out", str(fdb),
-                 "--size", "48", "--points", "1000", "--fluctuations", "2", "--renders", "1", "--flips", "2",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "fractaldb",
+                "--categories",
+                "2",
+                "--params",
+                str(params),
+                "--out",
+                str(fdb),
+                "--size",
+                "48",
+                "--points",
+                "1000",
+                "--fluctuations",
+                "2",
+                "--renders",
+                "1",
+                "--flips",
+                "2",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     assert len(list(fdb.rglob("*.png"))) == 8
     assert main(["search", "--categories", "5", "--out", str(params), "--resume", "--quiet"]) == 0
     assert len(list(params.glob("0*.csv"))) == 5
@@ -94,16 +134,36 @@ def test_missing_params_and_existing_output(tmp_path, params, capsys):
     assert main(["render", "--params", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
     assert "params" in _err(capsys)
     out = tmp_path / "o2"
-    assert main(["render", "--params", str(params), "--out", str(out), "--size", "48", "--points", "500",
-                 "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "render",
+                "--params",
+                str(params),
+                "--out",
+                str(out),
+                "--size",
+                "48",
+                "--points",
+                "500",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     before = sorted(p.stat().st_mtime_ns for p in out.rglob("*.png"))
-    assert main(["render", "--params", str(params), "--out", str(out), "--size", "48", "--points", "500"]) == 2
+    assert (
+        main(["render", "--params", str(params), "--out", str(out), "--size", "48", "--points", "500"]) == 2
+    )
     assert "--resume" in _err(capsys)
     assert sorted(p.stat().st_mtime_ns for p in out.rglob("*.png")) == before
 
 
 def test_module_entry_point_exit_code(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "ofdb_study", "search", "--categories", "0", "--out",
-                           str(tmp_path / "x")], capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "ofdb_study", "search", "--categories", "0", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 2
     assert proc.stderr.strip() == "error: categories: must be an integer >= 1, got 0"

@@ -23,7 +23,10 @@ def params(tmp_path_factory):
 
 def test_png_roundtrip(tmp_path):
     rng = np.random.default_rng(0)
-    for img in (rng.integers(0, 255, (17, 23), dtype=np.uint8), rng.integers(0, 255, (9, 5, 3), dtype=np.uint8)):
+    for img in (
+        rng.integers(0, 255, (17, 23), dtype=np.uint8),
+        rng.integers(0, 255, (9, 5, 3), dtype=np.uint8),
+    ):
         (tmp_path / "a.png").write_bytes(encode_png(img))
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a.png")), img)
 
@@ -43,7 +46,11 @@ def test_ofdb_tree_manifest_and_verify(tmp_path, params):
     (out / "00001/00001.png").write_bytes(b"junk")
     (out / "00003/00003.png").unlink()
     (out / "00000/extra.png").write_bytes(encode_png(np.zeros((2, 2), np.uint8)))
-    assert datasets.verify(out) == ["corrupt: 00001/00001.png", "missing: 00003/00003.png", "unlisted: 00000/extra.png"]
+    assert datasets.verify(out) == [
+        "corrupt: 00001/00001.png",
+        "missing: 00003/00003.png",
+        "unlisted: 00000/extra.png",
+    ]
 
 
 def test_same_bytes_for_any_worker_count(tmp_path, params):
@@ -95,7 +102,9 @@ def test_killed_build_is_incomplete_and_resumes(tmp_path, params, monkeypatch):
 
 
 def test_fractaldb_layout_and_variations(tmp_path, params):
-    out = datasets.build_fractaldb(tmp_path / "f", 2, params=params, fluctuations=3, renders=2, flips=4, **SMALL)
+    out = datasets.build_fractaldb(
+        tmp_path / "f", 2, params=params, fluctuations=3, renders=2, flips=4, **SMALL
+    )
     manifest = datasets.load_manifest(out)
     assert manifest["n_files"] == 2 * 3 * 2 * 4
     assert manifest["settings"]["flips"] == ["none", "tb", "lr", "both"]

@@ -22,8 +22,18 @@ def test_paper_recipe_steps_on_cuda(tmp_path):
     from ofdb_study.train import resolve_device, train
 
     assert resolve_device().type == "cuda"
-    cfg = phase_config("paper", "pretrain", steps=4, batch_size=32, categories=8, warmup_steps=1,
-                       checkpoint_every=2, log_every=1, eval_every=0, num_workers=2)
+    cfg = phase_config(
+        "paper",
+        "pretrain",
+        steps=4,
+        batch_size=32,
+        categories=8,
+        warmup_steps=1,
+        checkpoint_every=2,
+        log_every=1,
+        eval_every=0,
+        num_workers=2,
+    )
     summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["device"].startswith("cuda") and summary["steps"] == 4
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]

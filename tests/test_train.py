@@ -221,13 +221,14 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_ofdb3d_row_pretrains_on_random_views(tmp_path, fashion):
-    df = experiments.instances_vs_augmentation("smoke", [0], root=tmp_path / "runs", rows=["ofdb3d"],
-                                               data_root=fashion)
+    df = experiments.instances_vs_augmentation(
+        "smoke", [0], root=tmp_path / "runs", rows=["ofdb3d"], data_root=fashion
+    )
     assert df["pretrain"].tolist() == ["ofdb3d"] and df["top1_best"].notna().all()
     text = (Path(df["pretrain_run"][0]) / "config.yaml").read_text()
     data = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("data:"))
     assert data.startswith("multiview:")
-    tree = Path(data[len("multiview:"):])
+    tree = Path(data[len("multiview:") :])
     assert (tree / "manifest.json").is_file() and len(list(tree.glob("00000/*.png"))) == 12
 
 
