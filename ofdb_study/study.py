@@ -1,11 +1,12 @@
-"""The study runner: execute the notebooks with papermill into the book, plus the data notebook's helpers.
+"""The study runner: execute the notebooks with papermill into the book, then build the book.
 
 ``run_study("mini")`` executes ``notebooks/NN_*.ipynb`` in order into ``book/study/`` with the
 resolved parameters (profile, seeds, data and run roots), and writes them to
 ``book/study/parameters.json``. Training runs are cached by the experiments module (keyed by their
-resolved config), and the data notebook caches its construction timings here, so a second call
-only re-plots. A failing cell raises ``NotebookFailed`` naming the notebook and the cell; papermill
-has already written the partial notebook, which is kept for reading.
+resolved config), and the data notebook caches its construction timings, so a second call only
+re-plots. The helpers the notebooks call live in ``study_helpers`` and are re-exported here. A
+failing cell raises ``NotebookFailed`` naming the notebook and the cell; papermill has already
+written the partial notebook, which is kept for reading.
 
 Widget state is stored in the executed notebooks (``store_widget_state``), so the widgets render
 in the static book.
@@ -16,15 +17,25 @@ from __future__ import annotations
 import json
 import os
 import platform
-import shutil
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
 from .errors import ParamError
+from .study_helpers import (  # noqa: F401  (the notebooks call them as study.*)
+    PROFILE_NAMES,
+    DataPlan,
+    check_profile,
+    construction_dir,
+    data_plan,
+    glue_key,
+    load_search,
+    measure_construction,
+    run_labels,
+    sample_images,
+    scale_gap,
+    scaling_categories,
+)
 
 #: Notebooks of the study, in the order they run; ``00_explorer`` belongs to the explorer.
 NOTEBOOKS = (
@@ -34,7 +45,6 @@ NOTEBOOKS = (
     "03_category_scaling",
     "04_results",
 )
-PROFILE_NAMES = ("smoke", "mini", "paper")
 PARAMETERS_FILE = "parameters.json"
 DEFAULT_OUT = "book/study"
 
@@ -58,12 +68,6 @@ class NotebookFailed(RuntimeError):
 
 # ----------------------------------------------------------------------------------------------
 # Parameters.
-
-
-def check_profile(profile: str) -> str:
-    if profile not in PROFILE_NAMES:
-        raise ParamError("profile", f"must be one of {', '.join(PROFILE_NAMES)}, got {profile!r}")
-    return profile
 
 
 def default_seeds(profile: str) -> list[int]:
@@ -247,262 +251,6 @@ def run_study(
         record_path.write_text(json.dumps(record, indent=2) + "\n")
         log(f"[study] {nb.stem}: done in {seconds:.1f} s -> {target}")
     return report
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers of the data notebook: a construction-time measurement, cached by its plan.
-
-
-@dataclass(frozen=True)
-class DataPlan:
-    """What the data notebook builds and times at a profile.
-
-    Attributes:
-        search: categories searched (the search is timed per accepted category).
-        ofdb: OFDB categories built (one image each) and timed.
-        fractaldb: FractalDB categories built and timed.
-        fractaldb_renders: patch renders per fluctuation row (10 in the full recipe).
-        show: categories shown in the figures.
-    """
-
-    search: int
-    ofdb: int
-    fractaldb: int
-    fractaldb_renders: int
-    show: int = 10
-
-
-#: smoke: seconds; mini: OFDB-1k in full, FractalDB on 10 categories; paper: both in full.
-DATA_PLANS = {
-    "smoke": DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2, show=10),
-    "mini": DataPlan(search=1000, ofdb=1000, fractaldb=10, fractaldb_renders=10, show=10),
-    "paper": DataPlan(search=1000, ofdb=1000, fractaldb=1000, fractaldb_renders=10, show=10),
-}
-FULL_CATEGORIES = 1000
-FRACTALDB_IMAGES_PER_CATEGORY = 25 * 10 * 4
-
-
-def data_plan(profile: str, **overrides) -> DataPlan:
-    """The profile's ``DataPlan`` with ``overrides`` (None values keep the profile's)."""
-    plan = DATA_PLANS[check_profile(profile)]
-    clean = {k: v for k, v in overrides.items() if v is not None}
-    for key, value in clean.items():
-        if key not in DataPlan.__dataclass_fields__:
-            raise ParamError(key, f"unknown data setting; known: {', '.join(DataPlan.__dataclass_fields__)}")
-        if int(value) < 1:
-            raise ParamError(key, f"must be >= 1, got {value}")
-    return DataPlan(**{**asdict(plan), **{k: int(v) for k, v in clean.items()}})
-
-
-def construction_dir(data_root: str | os.PathLike, plan: DataPlan) -> Path:
-    return (
-        Path(data_root)
-        / "construction"
-        / (f"s{plan.search}-o{plan.ofdb}-f{plan.fractaldb}x{plan.fractaldb_renders}")
-    )
-
-
-def measure_construction(
-    data_root: str | os.PathLike, plan: DataPlan, *, workers: int | None = None, remeasure: bool = False
-) -> tuple[pd.DataFrame, dict]:
-    """Time the search and the builds of OFDB and FractalDB here; extrapolate to 1k categories.
-
-    The search is timed per accepted category and scaled to 1,000; OFDB's render per image and
-    scaled to 1,000 images; FractalDB's per image and scaled to 1,000,000 (1,000 categories x 25
-    fluctuations x 10 renders x 4 flips). Numba compilation is done before timing. The result is
-    cached in ``<data_root>/construction/<plan>/timing.json``; ``remeasure`` times again.
-
-    Returns:
-        ``(table, raw)``: table columns dataset, search_h, render_h, total_h, basis; raw holds the
-        measured seconds, counts and the machine.
-    """
-    from .datasets import build_fractaldb, build_ofdb
-    from .search import SearchSettings, search, search_to_dir
-
-    root = construction_dir(data_root, plan)
-    timing = root / "timing.json"
-    if timing.is_file() and not remeasure:
-        raw = json.loads(timing.read_text())
-    else:
-        if root.exists():
-            shutil.rmtree(root)
-        root.mkdir(parents=True)
-        search(1, SearchSettings(), workers=1)  # compile the numba kernels before timing
-        t0 = time.perf_counter()
-        result = search_to_dir(root / "search", plan.search, SearchSettings(), workers=workers)
-        t_search = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        build_ofdb(root / "ofdb", plan.ofdb, params=root / "search", workers=workers)
-        t_ofdb = time.perf_counter() - t0
-        fdb_images = plan.fractaldb * 25 * plan.fractaldb_renders * 4
-        t0 = time.perf_counter()
-        build_fractaldb(
-            root / "fractaldb",
-            plan.fractaldb,
-            params=root / "search",
-            renders=plan.fractaldb_renders,
-            workers=workers,
-        )
-        t_fdb = time.perf_counter() - t0
-        raw = {
-            "plan": asdict(plan),
-            "search_seconds": t_search,
-            "search_categories": plan.search,
-            "n_candidates": result.n_candidates,
-            "ofdb_seconds": t_ofdb,
-            "ofdb_images": plan.ofdb,
-            "fractaldb_seconds": t_fdb,
-            "fractaldb_images": fdb_images,
-            "cpus": len(os.sched_getaffinity(0)),
-            "workers": workers,
-            "machine": platform.processor() or platform.machine(),
-            "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        timing.write_text(json.dumps(raw, indent=2) + "\n")
-        # The images were only built to be timed; keep the search (figures read it), drop the rest.
-        shutil.rmtree(root / "fractaldb", ignore_errors=True)
-    search_h = raw["search_seconds"] / raw["search_categories"] * FULL_CATEGORIES / 3600
-    ofdb_h = raw["ofdb_seconds"] / raw["ofdb_images"] * FULL_CATEGORIES / 3600
-    fdb_h = (
-        raw["fractaldb_seconds"]
-        / raw["fractaldb_images"]
-        * FULL_CATEGORIES
-        * FRACTALDB_IMAGES_PER_CATEGORY
-        / 3600
-    )
-
-    def basis(done: int, full: int, what: str) -> str:
-        if done >= full:
-            return f"measured in full ({full:,} {what})"
-        return f"extrapolated from {done:,} of {full:,} {what}"
-
-    search_basis = basis(raw["search_categories"], FULL_CATEGORIES, "categories searched")
-    table = pd.DataFrame(
-        [
-            (
-                "FractalDB-1k",
-                search_h,
-                fdb_h,
-                search_h + fdb_h,
-                f"{search_basis}; {basis(raw['fractaldb_images'], FULL_CATEGORIES * FRACTALDB_IMAGES_PER_CATEGORY, 'images')}",
-            ),
-            (
-                "2D-OFDB-1k",
-                search_h,
-                ofdb_h,
-                search_h + ofdb_h,
-                f"{search_basis}; {basis(raw['ofdb_images'], FULL_CATEGORIES, 'images')}",
-            ),
-        ],
-        columns=["dataset", "search_h", "render_h", "total_h", "basis"],
-    )
-    return table, raw
-
-
-def load_search(data_root: str | os.PathLike, plan: DataPlan):
-    """The search result the construction measurement wrote (categories, histogram, fill rates)."""
-    from .search import load_search as _load
-
-    return _load(construction_dir(data_root, plan) / "search")
-
-
-def sample_images(categories, n_show: int, fractaldb_category: int = 0, size: int = 181):
-    """Images for the data figures: one OFDB image per category, FractalDB's variations of one.
-
-    Args:
-        categories: IFS systems (``SearchResult.categories``).
-        n_show: OFDB categories to show.
-        fractaldb_category: the category whose FractalDB instances are shown.
-        size: render size (half of 362 keeps the figure light; the points scale with the area).
-
-    Returns:
-        ``(ofdb_images, ofdb_titles, fdb_images, fdb_titles)``; FractalDB's are the 25 fluctuation
-        rows of render 0, unflipped, then the four flips of the identity row.
-    """
-    from .datasets import FLIPS, derive_seed
-    from .ifs import COEFFICIENTS, FLUCTUATION_FACTORS, category_name, fluctuation_weights
-    from .render import draw, points, render
-
-    n_points = 200_000 * size * size // (362 * 362)
-    ofdb = [render(c, size=size, n_points=n_points) for c in categories[:n_show]]
-    ofdb_titles = [category_name(i) for i in range(len(ofdb))]
-    system = categories[fractaldb_category]
-    rows = fluctuation_weights()
-    fdb, fdb_titles = [], []
-    for w, row in enumerate(rows):
-        pts = points(system, size=size, n_points=n_points, a_weight=1.0, weights=row)
-        fdb.append(draw(pts, mask_seed=derive_seed(0, fractaldb_category, w, 0)))
-        if w == 0:
-            fdb_titles.append("identity")
-        else:
-            k, j = divmod(w - 1, len(FLUCTUATION_FACTORS))
-            fdb_titles.append(f"{COEFFICIENTS[k]} x {FLUCTUATION_FACTORS[j]}")
-    base = fdb[0]
-    flips = {"none": base, "tb": base[::-1], "lr": base[:, ::-1], "both": base[::-1, ::-1]}
-    for f in FLIPS:
-        fdb.append(np.ascontiguousarray(flips[f]))
-        fdb_titles.append(f"flip {f}")
-    return ofdb, ofdb_titles, fdb, fdb_titles
-
-
-# ----------------------------------------------------------------------------------------------
-# Helpers of the experiment notebooks.
-
-
-def scaling_categories(profile: str, categories: list[int] | None = None) -> list[int]:
-    """The category-scaling sweep: ``categories`` if given, else the profile's plan."""
-    if categories:
-        return [int(c) for c in categories]
-    from .config import get_profile
-
-    return [int(c) for c in get_profile(check_profile(profile)).study.scaling_categories]
-
-
-def _show(key: str, value) -> str:
-    if value is not None:
-        return str(value)
-    return {"depth": "model default", "embed_dim": "model default", "train_per_class": "all"}.get(key, "none")
-
-
-def scale_gap(profile: str) -> pd.DataFrame:
-    """Our profile's recipe beside the paper's: why absolute numbers differ (scale, data, steps)."""
-    from .config import get_profile
-
-    ours, paper = get_profile(check_profile(profile)), get_profile("paper")
-    rows = []
-    for phase in ("pretrain", "finetune"):
-        a, b = getattr(ours, phase), getattr(paper, phase)
-        for key in (
-            "model",
-            "img_size",
-            "patch_size",
-            "depth",
-            "embed_dim",
-            "categories",
-            "dataset",
-            "train_per_class",
-            "batch_size",
-            "steps",
-            "auto_augment",
-            "mixup",
-            "cutmix",
-        ):
-            if phase == "pretrain" and key in ("dataset", "train_per_class"):
-                continue
-            if phase == "finetune" and key == "categories":
-                continue
-            rows.append((phase, key, _show(key, getattr(a, key)), _show(key, getattr(b, key))))
-    return pd.DataFrame(rows, columns=["phase", "setting", profile, "paper"])
-
-
-def run_labels(runs: pd.DataFrame, column: str, label: str = "row") -> dict[str, str]:
-    """Run folder name -> label, for ``plots.learning_curves`` (its ``run`` column is the folder name)."""
-    return {Path(p).name: str(r) for p, r in zip(runs[column], runs[label]) if p is not None and p == p}
-
-
-def glue_key(text: str) -> str:
-    """A glue name from a row name (``ofdb+pattern`` -> ``ofdb_pattern``)."""
-    return "".join(ch if ch.isalnum() else "_" for ch in str(text))
 
 
 def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> Path:

@@ -14,203 +14,51 @@ checkpoint still holds the scheduler and RNG states for inspection. On the CPU t
 of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrupted run.
 
 Run folder: config.yaml, manifest.json, metrics.jsonl, checkpoint.pt (written atomically),
-summary.json (written last: its presence means the run finished).
+summary.json (written last: its presence means the run finished); see ``runfolder``. Device,
+processes, seeding and the sample stream are in ``runtime``. Both are re-exported here.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
 import random
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.distributed as dist
 import yaml
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from . import augment, downstream, models, synthetic
 from .config import TrainConfig, resolve
 from .errors import ParamError, check_positive_int
+from .runfolder import (  # noqa: F401  (part of this module's API)
+    RUN_FILES,
+    _git_commit,
+    _versions,
+    atomic_write_bytes,
+    prepare_out,
+    weights_sha256,
+)
+from .runtime import (  # noqa: F401  (part of this module's API)
+    Dist,
+    Keyed,
+    StreamBatches,
+    _barrier,
+    init_distributed,
+    mix_seed,
+    resolve_device,
+    seed_all,
+)
 
-RUN_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
-_MASK63 = (1 << 63) - 1
 #: Tests set OFDB_STUDY_KILL_AT=N to SIGKILL the process in the middle of step N (1-based).
 _KILL_AT = int(os.environ.get("OFDB_STUDY_KILL_AT", "0"))
-
-
-# ---- device and processes ---------------------------------------------------------------------
-def resolve_device() -> torch.device:
-    """cuda (this process's LOCAL_RANK card), then mps, then cpu; resolved once per run."""
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-@dataclass(frozen=True)
-class Dist:
-    rank: int = 0
-    world_size: int = 1
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def init_distributed(device: torch.device) -> Dist:
-    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo otherwise)."""
-    world = int(os.environ.get("WORLD_SIZE", 1))
-    if world <= 1:
-        return Dist()
-    if not dist.is_initialized():
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Dist(dist.get_rank(), dist.get_world_size())
-
-
-def _barrier(d: Dist) -> None:
-    if d.world_size > 1:
-        dist.barrier()
-
-
-# ---- seeding and data order -----------------------------------------------------------------
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (blake2b), stable across processes and Python versions."""
-    h = hashlib.blake2b(b"".join(int(p).to_bytes(8, "little", signed=True) for p in parts), digest_size=8)
-    return int.from_bytes(h.digest(), "little") & _MASK63
-
-
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-class StreamBatches:
-    """Batch sampler over the seeded sample stream: yields [(index, sample_seed), ...] per step.
-
-    Args:
-        n: dataset length.
-        batch: per-process batch; global batch = batch * world.
-        seed: run seed.
-        start, stop: steps to cover.
-        rank, world: this process's share.
-    """
-
-    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
-        self.n, self.batch, self.seed, self.start, self.stop = n, batch, seed, start, stop
-        self.rank, self.world = rank, world
-        self._perms: dict[int, np.ndarray] = {}
-
-    def index_at(self, position: int) -> int:
-        epoch, offset = divmod(position, self.n)
-        if epoch not in self._perms:
-            if len(self._perms) > 2:
-                self._perms.pop(min(self._perms))
-            self._perms[epoch] = np.random.default_rng([self.seed, epoch, 0xDA7A]).permutation(self.n)
-        return int(self._perms[epoch][offset])
-
-    def __len__(self) -> int:
-        return max(0, self.stop - self.start)
-
-    def __iter__(self):
-        g = self.batch * self.world
-        for step in range(self.start, self.stop):
-            first = step * g + self.rank * self.batch
-            yield [(self.index_at(p), mix_seed(self.seed, p)) for p in range(first, first + self.batch)]
-
-
-class Keyed(Dataset):
-    """Wraps a dataset so that item (index, seed) is loaded with all RNGs seeded by ``seed``."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def __len__(self) -> int:
-        return len(self.base)
-
-    def __getitem__(self, key):
-        i, s = key
-        seed_all(s)
-        return self.base[i]
-
-
-# ---- run folder -------------------------------------------------------------------------------
-def weights_sha256(model: torch.nn.Module) -> str:
-    """sha256 over the state dict (names and raw bytes, sorted by name)."""
-    h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=Path(__file__).parent,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        )
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "timm", "numpy", "numba", "ofdb-study"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def prepare_out(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> None:
-    """Refuse to touch an existing run unless resume (same config) or force (our files removed)."""
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    present = [f for f in RUN_FILES if (out / f).exists()]
-    if not present:
-        return
-    if resume:
-        saved = out / "config.yaml"
-        if saved.is_file():
-            old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
-            if old.digest() != cfg.digest():
-                diff = [k for k, v in cfg.result_dict().items() if old.result_dict().get(k) != v]
-                raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
-        return
-    if force:
-        for f in RUN_FILES:
-            (out / f).unlink(missing_ok=True)
-        return
-    raise ParamError("out", f"{out} already holds a run; pass --resume to continue or --force to replace it")
 
 
 # ---- building blocks --------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Where and how a run executes, reproducibly: device, processes, seeds and the sample stream.
+
+The data order is a function of (seed, position in the sample stream), so any step of any rank
+can be recomputed without saved iterator state (see ``ofdb_study.train`` for the whole scheme).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import Dataset
+
+_MASK63 = (1 << 63) - 1
+
+
+# ---- device and processes ---------------------------------------------------------------------
+def resolve_device() -> torch.device:
+    """cuda (this process's LOCAL_RANK card), then mps, then cpu; resolved once per run."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join the torchrun process group when WORLD_SIZE > 1 (nccl on CUDA, gloo otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+def _barrier(d: Dist) -> None:
+    if d.world_size > 1:
+        dist.barrier()
+
+
+# ---- seeding and data order -----------------------------------------------------------------
+def mix_seed(*parts: int) -> int:
+    """A 63-bit seed from integers (blake2b), stable across processes and Python versions."""
+    h = hashlib.blake2b(b"".join(int(p).to_bytes(8, "little", signed=True) for p in parts), digest_size=8)
+    return int.from_bytes(h.digest(), "little") & _MASK63
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class StreamBatches:
+    """Batch sampler over the seeded sample stream: yields [(index, sample_seed), ...] per step.
+
+    Args:
+        n: dataset length.
+        batch: per-process batch; global batch = batch * world.
+        seed: run seed.
+        start, stop: steps to cover.
+        rank, world: this process's share.
+    """
+
+    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
+        self.n, self.batch, self.seed, self.start, self.stop = n, batch, seed, start, stop
+        self.rank, self.world = rank, world
+        self._perms: dict[int, np.ndarray] = {}
+
+    def index_at(self, position: int) -> int:
+        epoch, offset = divmod(position, self.n)
+        if epoch not in self._perms:
+            if len(self._perms) > 2:
+                self._perms.pop(min(self._perms))
+            self._perms[epoch] = np.random.default_rng([self.seed, epoch, 0xDA7A]).permutation(self.n)
+        return int(self._perms[epoch][offset])
+
+    def __len__(self) -> int:
+        return max(0, self.stop - self.start)
+
+    def __iter__(self):
+        g = self.batch * self.world
+        for step in range(self.start, self.stop):
+            first = step * g + self.rank * self.batch
+            yield [(self.index_at(p), mix_seed(self.seed, p)) for p in range(first, first + self.batch)]
+
+
+class Keyed(Dataset):
+    """Wraps a dataset so that item (index, seed) is loaded with all RNGs seeded by ``seed``."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self) -> int:
+        return len(self.base)
+
+    def __getitem__(self, key):
+        i, s = key
+        seed_all(s)
+        return self.base[i]
