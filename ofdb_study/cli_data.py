@@ -118,15 +118,21 @@ def cmd_build(args: argparse.Namespace) -> int:
         k: (getattr(args, k) if getattr(args, k) is not None else v)
         for k, v in BUILD_DEFAULTS[args.kind].items()
     }
-    common = dict(workers=args.workers, resume=args.resume, force=args.force, progress=not args.quiet)
+    # every kind: where, how many, from which parameters, at which size, and how to run
+    common = dict(
+        params=args.params,
+        size=opts["size"],
+        points=opts["points"],
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        progress=not args.quiet,
+    )
     start = time.perf_counter()
     if args.kind == "ofdb":
         out = datasets.build_ofdb(
             args.out,
             args.categories,
-            params=args.params,
-            size=opts["size"],
-            points=opts["points"],
             mode=args.draw,
             a_weight=opts["a_weight"],
             weights=args.weights,
@@ -139,9 +145,6 @@ def cmd_build(args: argparse.Namespace) -> int:
         out = datasets.build_fractaldb(
             args.out,
             args.categories,
-            params=args.params,
-            size=opts["size"],
-            points=opts["points"],
             mode=args.draw,
             seed=opts["seed"],
             fluctuations=args.fluctuations,
@@ -152,16 +155,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     else:
         from .ofdb3d import build_ofdb3d
 
-        out = build_ofdb3d(
-            args.out,
-            args.categories,
-            seed=opts["seed"],
-            params=args.params,
-            size=opts["size"],
-            points=opts["points"],
-            a_weight=opts["a_weight"],
-            **common,
-        )
+        out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], **common)
     manifest = datasets.load_manifest(out)
     print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
     return 0
