@@ -158,6 +158,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], **common)
     manifest = datasets.load_manifest(out)
     print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
+    if manifest.get("diverged"):
+        names = manifest["diverged"]
+        print(
+            f"note: {len(names)} categories diverge with a x {manifest['settings']['a_weight']} and have "
+            f"near-empty views: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''} "
+            "(listed in manifest.json as 'diverged'; --a-weight 1.0 renders the systems as searched)",
+            file=sys.stderr,
+        )
     return 0
 
 

@@ -520,6 +520,22 @@ def render_category(
     return render_cloud(cloud, view_angles(views, jitter=jitter, seed=seed, index=index), size=size)
 
 
+def diverged_categories(
+    systems: list[IFS3D], *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT
+) -> list[str]:
+    """Names (``NNNNN``) of the categories whose weighted instance diverges before ``points``.
+
+    The search tests the unweighted system; with the public ``A[0, 0]`` x 0.4 a few accepted
+    systems (3 of the first 1,000 at seed 1) reach a non-finite point, and their views show only
+    the points before it. ``build_ofdb3d`` records them in the manifest as ``diverged``.
+    """
+    return [
+        f"{i:05d}"
+        for i, s in enumerate(systems)
+        if instance_cloud(s, points=points, a_weight=a_weight).shape[0] < points
+    ]
+
+
 def build_ofdb3d(
     out: str | os.PathLike,
     categories: int,
@@ -542,7 +558,9 @@ def build_ofdb3d(
 
     Categories come from ``params`` (a folder of 3D ``NNNNN.csv`` files) or from
     ``search3d(categories, Search3DSettings(seed, search_points, min_var))``. ``seed`` also seeds
-    the view jitter. One job per category renders all its views from one point cloud.
+    the view jitter. One job per category renders all its views from one point cloud. The
+    manifest's ``diverged`` lists the categories whose weighted instance diverges
+    (``diverged_categories``).
     """
     from .datasets import write_image_tree  # the writer imports the 2D renderer; keep it lazy
 
@@ -597,7 +615,10 @@ def build_ofdb3d(
         return paths, fn
 
     jobs = [job(i, s) for i, s in enumerate(systems)]
-    extra = {"params": {f"{i:05d}": s.to_rows().tolist() for i, s in enumerate(systems)}}
+    extra = {
+        "params": {f"{i:05d}": s.to_rows().tolist() for i, s in enumerate(systems)},
+        "diverged": diverged_categories(systems, points=points, a_weight=a_weight),
+    }
     return write_image_tree(
         out,
         jobs,

@@ -277,3 +277,18 @@ def test_thousandth_category_candidate_number():
     result = o.search3d(1000)
     assert result.candidates[:5] == FIRST_CANDIDATES
     assert result.candidates[-1] == 83_914
+
+
+def test_build_records_categories_whose_instance_diverges(tmp_path, capsys):
+    from ofdb_study import cli
+
+    params = tmp_path / "params"
+    params.mkdir()
+    o.write_csv(params / "00000.csv", _tetrahedron())
+    o.write_csv(params / "00001.csv", _tetrahedron(scale=3.0))  # expands: overflows within 700 steps
+    assert o.diverged_categories(o.read_dir(params), points=3000) == ["00001"]
+    out = tmp_path / "tree"
+    argv = ["build", "ofdb3d", "--categories", "2", "--params", str(params), "--out", str(out)]
+    assert cli.main([*argv, "--size", "32", "--points", "3000", "--quiet"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["diverged"] == ["00001"]
+    assert "1 categories diverge with a x 0.4" in capsys.readouterr().err
