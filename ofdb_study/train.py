@@ -115,8 +115,12 @@ def eval_tensors(dataset, key) -> torch.utils.data.TensorDataset:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, cfg: TrainConfig, device: torch.device) -> float:
-    """Top-1 accuracy in percent of ``model`` on ``dataset`` (items (tensor (3, S, S), label))."""
+def evaluate(model, dataset, cfg: TrainConfig, device: torch.device, dd: Dist | None = None) -> float:
+    """Top-1 accuracy in percent of ``model`` on ``dataset`` (items (tensor (3, S, S), label)).
+
+    Under DDP every rank passes its own shard (``eval_shard``) and the counts of correct and of all
+    items are summed over the ranks, so the result is the whole set's accuracy on every rank.
+    """
     loader = DataLoader(dataset, batch_size=cfg.eval_batch_size, shuffle=False)
     was_training = model.training
     model.eval()
@@ -128,7 +132,18 @@ def evaluate(model, dataset, cfg: TrainConfig, device: torch.device) -> float:
         correct += int((logits.argmax(-1) == y).sum())
         total += int(y.numel())
     model.train(was_training)
+    if dd is not None and dd.world_size > 1:
+        counts = torch.tensor([correct, total], dtype=torch.int64, device=device)
+        dist.all_reduce(counts)
+        correct, total = int(counts[0]), int(counts[1])
     return 100.0 * correct / max(total, 1)
+
+
+def eval_shard(dataset, dd: Dist):
+    """The items ``rank, rank + world, ...`` of ``dataset``: this rank's share of an evaluation."""
+    if dd.world_size == 1:
+        return dataset
+    return torch.utils.data.Subset(dataset, range(dd.rank, len(dataset), dd.world_size))
 
 
 def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
@@ -301,9 +316,11 @@ def train(
     if cfg.compile and device.type == "cuda":
         net = torch.compile(net)
     sampler = StreamBatches(len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size)
-    if eval_ds is not None and dd.main:
+    if eval_ds is not None:  # each rank transforms and evaluates its own shard
         eval_ds = eval_tensors(
-            eval_ds, (data_hash, cfg.test_per_class, cfg.img_size, cfg.interpolation, cfg.mean, cfg.std)
+            eval_shard(eval_ds, dd),
+            (data_hash, cfg.test_per_class, cfg.img_size, cfg.interpolation, cfg.mean, cfg.std)
+            + (dd.rank, dd.world_size),
         )
     loader = DataLoader(
         Keyed(train_ds),
@@ -372,8 +389,8 @@ def train(
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_s": n_window * res.global_batch / max(now - t_window, 1e-9),
             }
-            if eval_ds is not None and dd.main and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
-                top1 = evaluate(model, eval_ds, cfg, device)
+            if eval_ds is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
+                top1 = evaluate(model, eval_ds, cfg, device, dd)
                 record["top1"] = top1
                 if best is None or top1 > best:
                     best, best_step = top1, step
@@ -390,8 +407,8 @@ def train(
             _barrier(dd)
     if bar is not None:
         bar.close()
-    if start >= cfg.steps and dd.main and eval_ds is not None:  # killed between checkpoint and summary
-        top1 = evaluate(model, eval_ds, cfg, device)
+    if start >= cfg.steps and eval_ds is not None:  # killed between checkpoint and summary
+        top1 = evaluate(model, eval_ds, cfg, device, dd)
         if best is None or top1 > best:
             best, best_step = top1, cfg.steps
     wall = elapsed + time.perf_counter() - t_start

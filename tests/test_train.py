@@ -218,6 +218,22 @@ def test_ddp_two_cpu_processes(tmp_path):
     s = json.loads((out / "summary.json").read_text())
     assert s["world_size"] == 2 and s["global_batch"] == 8
     assert s["lr"] == pytest.approx(PROFILES["smoke"].pretrain.base_lr * 8 / 512)
+    # Each rank evaluated its shard; the summed counts equal one process evaluating everything.
+    import torch
+    import yaml
+
+    from ofdb_study import models
+    from ofdb_study import train as tr
+    from ofdb_study.config import TrainConfig
+
+    cfg = TrainConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text()))
+    _, eval_ds, classes, _ = tr.build_data(cfg)
+    model = models.create_model(cfg, classes)
+    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
+    whole = tr.evaluate(model, tr.eval_tensors(eval_ds, ("ddp-test",)), cfg, torch.device("cpu"))
+    assert s["top1_last"] == whole
+    shards = [tr.eval_shard(eval_ds, tr.Dist(rank=r, world_size=2)) for r in range(2)]
+    assert sorted(i for sh in shards for i in sh.indices) == list(range(len(eval_ds)))
 
 
 def test_ofdb3d_row_pretrains_on_random_views(tmp_path, fashion):
