@@ -114,3 +114,56 @@ def test_unknown_dataset():
 def test_per_class_subset_too_large():
     with pytest.raises(ParamError, match="only 2"):
         downstream.per_class_subset(np.array([0, 0, 1, 1]), 3, seed=0)
+
+
+def _py2_pickle(doc: dict) -> bytes:
+    """A pickle whose str keys are Python 2 byte strings, as in the published CIFAR batches: they
+    load as str with ``encoding="latin1"`` (torchvision) and as bytes with ``encoding="bytes"`` (us)."""
+    import pickle as pk
+
+    data = pk.dumps(doc, protocol=2)
+    for key in doc:
+        raw = key.encode()
+        data = data.replace(b"X" + len(raw).to_bytes(4, "little") + raw, b"U" + bytes([len(raw)]) + raw, 1)
+    return data
+
+
+def test_cifar_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch):
+    """``--download``: torchvision fetches the archive, checks its md5s and unpacks it; we read it."""
+    import hashlib
+    import tarfile
+
+    from chromium import serve
+    from torchvision import datasets
+
+    sub, train_names, test_names, _ = downstream.CIFAR["cifar10"]
+    folder = tmp_path / "src" / sub
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for fname, n in [(f, 20) for f in train_names] + [(f, 10) for f in test_names]:
+        doc = {"data": rng.integers(0, 255, (n, 3072), dtype=np.uint8), "labels": [i % 10 for i in range(n)]}
+        (folder / fname).write_bytes(_py2_pickle(doc))
+    (folder / "batches.meta").write_bytes(_py2_pickle({"label_names": [f"class {i}" for i in range(10)]}))
+    www = tmp_path / "www"
+    www.mkdir()
+    with tarfile.open(www / "cifar-10-python.tar.gz", "w:gz") as tar:
+        tar.add(folder, arcname=sub)
+
+    def md5(path: Path) -> str:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+
+    monkeypatch.setattr(datasets.CIFAR10, "tgz_md5", md5(www / "cifar-10-python.tar.gz"))
+    monkeypatch.setattr(datasets.CIFAR10, "train_list", [[f, md5(folder / f)] for f in train_names])
+    monkeypatch.setattr(datasets.CIFAR10, "test_list", [[f, md5(folder / f)] for f in test_names])
+    meta = {"filename": "batches.meta", "key": "label_names", "md5": md5(folder / "batches.meta")}
+    monkeypatch.setattr(datasets.CIFAR10, "meta", meta)
+    root = tmp_path / "data"
+    with pytest.raises(ParamError, match="--download"):
+        downstream.load_cifar("cifar10", data_root=str(root))
+    with serve(www) as url:
+        monkeypatch.setattr(datasets.CIFAR10, "url", f"{url}/cifar-10-python.tar.gz")
+        xtr, ytr, xte, yte = downstream.load_cifar("cifar10", data_root=str(root), download=True)
+    assert xtr.shape == (100, 32, 32, 3) and xte.shape == (10, 32, 32, 3)
+    assert list(ytr[:12]) == [i % 10 for i in range(12)]
+    # a second call reads what is on disk, no server needed
+    assert downstream.load_cifar("cifar10", data_root=str(root), download=True)[0].shape == (100, 32, 32, 3)
