@@ -433,6 +433,8 @@ def _mask_table():
 
 #: MASK_ROWS[m, r, c]: the value patch mask ``m`` writes at row r, column c (bit 3 r + c).
 MASK_ROWS = _mask_table()
+#: The same, flat: mask ``m``'s 9 values start at ``9 m``.
+MASK_FLAT = MASK_ROWS.reshape(-1).copy()
 
 
 @nb.njit(cache=True, nogil=True)
@@ -467,32 +469,59 @@ def _max_u16(v, n):
     return m
 
 
+@nb.njit(cache=True, nogil=True, inline="always")
+def _mask_index(key, i):
+    """Offset in ``MASK_FLAT`` of point ``i``'s mask (``patch_mask`` times 9)."""
+    h = _splitmix64(key + np.uint64(i))
+    return np.uint64(9) * (np.uint64(1) + (((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32)))
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _patch_rows(flat, lut, m, b, row_step_down, side):
+    """Write the 3 rows of mask offset ``m`` from flat pixel ``b``, then each next row below or above."""
+    for r in range(3):
+        k = m + np.uint64(3 * r)
+        flat[b] = lut[k]
+        flat[b + np.uint64(1)] = lut[k + np.uint64(1)]
+        flat[b + np.uint64(2)] = lut[k + np.uint64(2)]
+        b = b + side if row_step_down else b - side
+
+
 @nb.njit(cache=True, nogil=True)
 def draw_patches(px, py, n, size, flip, seed, out):
     """Patch mode: a 3x3 block at (X + 1, Y + 1) per point, bit ``3 r + c`` of the mask lighting
-    (row r, column c) with 127; cleared bits write 0, so later points erase earlier ones."""
+    (row r, column c) with 127; cleared bits write 0, so later points erase earlier ones.
+
+    When every block fits (the usual case, pad >= 3) the blocks are written through a flat view
+    with unsigned offsets and no per-pixel bounds checks.
+    """
     out[:, :] = 0
     key = _splitmix64(np.uint64(seed))
-    inside = _max_u16(px, n) + 4 <= size and _max_u16(py, n) + 4 <= size
-    step = -1 if flip else 1
+    if _max_u16(px, n) + 4 <= size and _max_u16(py, n) + 4 <= size:
+        flat = out.reshape(size * size)
+        side = np.uint64(size)
+        one = np.uint64(1)
+        if flip:
+            top = np.uint64(size - 2)  # row of y0 = Y + 1 after the flip: size - 1 - (Y + 1)
+            for i in range(n):
+                b = (top - np.uint64(py[i])) * side + np.uint64(px[i]) + one
+                _patch_rows(flat, MASK_FLAT, _mask_index(key, i), b, False, side)
+        else:
+            for i in range(n):
+                b = (np.uint64(py[i]) + one) * side + np.uint64(px[i]) + one
+                _patch_rows(flat, MASK_FLAT, _mask_index(key, i), b, True, side)
+        return
     for i in range(n):
-        h = _splitmix64(key + np.uint64(i))
-        mask = 1 + np.int64(((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
+        mask = 1 + np.int64(
+            ((_splitmix64(key + np.uint64(i)) >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32)
+        )
         x0 = np.int64(px[i]) + 1
         y0 = np.int64(py[i]) + 1
-        if inside:  # the usual case (pad >= 3): no per-pixel bounds checks
-            row = size - 1 - y0 if flip else y0
-            for r in range(3):
-                out[row, x0] = MASK_ROWS[mask, r, 0]
-                out[row, x0 + 1] = MASK_ROWS[mask, r, 1]
-                out[row, x0 + 2] = MASK_ROWS[mask, r, 2]
-                row += step
-        else:
-            for k in range(9):
-                x = x0 + k % 3
-                y = y0 + k // 3
-                if x < size and y < size:
-                    out[size - 1 - y if flip else y, x] = MASK_ROWS[mask, k // 3, k % 3]
+        for k in range(9):
+            x = x0 + k % 3
+            y = y0 + k // 3
+            if x < size and y < size:
+                out[size - 1 - y if flip else y, x] = MASK_ROWS[mask, k // 3, k % 3]
 
 
 @nb.njit(cache=True, nogil=True)
