@@ -57,3 +57,16 @@ def point_image(X: np.ndarray, Y: np.ndarray, size: int) -> np.ndarray:
     ok = (X < size) & (Y < size)
     img[Y[ok], X[ok]] = 127
     return img[::-1]
+
+
+def patch_image(X: np.ndarray, Y: np.ndarray, size: int, masks) -> np.ndarray:
+    """Patch mode read literally: point i writes bit 3 r + c of ``masks[i]`` (127 or 0) at row
+    Y + 1 + r, column X + 1 + c, in point order, skipping pixels outside; then the flip."""
+    img = np.zeros((size, size), dtype=np.uint8)
+    for i in range(len(X)):
+        for r in range(3):
+            for c in range(3):
+                y, x = int(Y[i]) + 1 + r, int(X[i]) + 1 + c
+                if x < size and y < size:
+                    img[y, x] = 127 if (masks[i] >> (3 * r + c)) & 1 else 0
+    return img[::-1]

@@ -184,6 +184,15 @@ def test_patch_masks_are_seeded_and_placed(cats):
     np.testing.assert_array_equal(block, expected)
 
 
+@pytest.mark.parametrize("size, pad", [(128, 6), (64, 0)])  # blocks inside; blocks past the edge
+def test_patch_image_equals_reference(cats, size, pad):
+    pts = render.points(cats[1], size=size, pad=pad, n_points=3000)
+    masks = [kernels.patch_mask(5, i) for i in range(len(pts))]
+    expected = ref.patch_image(pts.x, pts.y, size, masks)
+    np.testing.assert_array_equal(render.draw(pts, mode="patch", mask_seed=5), expected)
+    np.testing.assert_array_equal(render.draw(pts, mode="patch", mask_seed=5, flip=False), expected[::-1])
+
+
 def test_color_mode_and_flip(cats):
     pts = render.points(cats[0], size=96, n_points=4000)
     col = render.draw(pts, mode="color")
