@@ -421,8 +421,14 @@ def _splitmix64(z):
 def patch_mask(seed, index):
     """The 9-bit patch mask (1..511) of point ``index`` for ``seed``: counter-based, so any
     point's mask is known without drawing the ones before it (same bytes for any worker count)."""
-    h = _splitmix64(_splitmix64(np.uint64(seed)) + np.uint64(index))
-    return 1 + np.int64(((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
+    return np.int64(_mask_of(_splitmix64(np.uint64(seed)), index))
+
+
+@nb.njit(cache=True, nogil=True, inline="always")
+def _mask_of(key, i):
+    """The mask (1..511) of point ``i`` under ``key = splitmix64(seed)``: the one formula."""
+    h = _splitmix64(key + np.uint64(i))
+    return np.uint64(1) + (((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32))
 
 
 def _mask_table():
@@ -472,8 +478,7 @@ def _max_u16(v, n):
 @nb.njit(cache=True, nogil=True, inline="always")
 def _mask_index(key, i):
     """Offset in ``MASK_FLAT`` of point ``i``'s mask (``patch_mask`` times 9)."""
-    h = _splitmix64(key + np.uint64(i))
-    return np.uint64(9) * (np.uint64(1) + (((h >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32)))
+    return np.uint64(9) * _mask_of(key, i)
 
 
 @nb.njit(cache=True, nogil=True, inline="always")
@@ -512,16 +517,14 @@ def draw_patches(px, py, n, size, flip, seed, out):
                 _patch_rows(flat, MASK_FLAT, _mask_index(key, i), b, True, side)
         return
     for i in range(n):
-        mask = 1 + np.int64(
-            ((_splitmix64(key + np.uint64(i)) >> np.uint64(32)) * np.uint64(511)) >> np.uint64(32)
-        )
+        m = np.int64(_mask_index(key, i))
         x0 = np.int64(px[i]) + 1
         y0 = np.int64(py[i]) + 1
         for k in range(9):
             x = x0 + k % 3
             y = y0 + k // 3
             if x < size and y < size:
-                out[size - 1 - y if flip else y, x] = MASK_ROWS[mask, k // 3, k % 3]
+                out[size - 1 - y if flip else y, x] = MASK_FLAT[m + k]
 
 
 @nb.njit(cache=True, nogil=True)

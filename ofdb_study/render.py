@@ -156,10 +156,13 @@ def draw(pts: Points, *, mode: str = "patch", mask_seed: int = 0, flip: bool = T
     """
     if mode not in DRAW_MODES:
         raise ParamError("draw", f"must be one of {', '.join(DRAW_MODES)}, got {mode!r}")
+    if mode == "patch":
+        check_positive_int("seed", mask_seed, minimum=0)
     return _draw(pts.x, pts.y, pts.size, mode, mask_seed, flip)
 
 
 def _draw(px: np.ndarray, py: np.ndarray, size: int, mode: str, mask_seed: int, flip: bool) -> np.ndarray:
+    """Draw pixel coordinates; the callers (``draw``, ``render``) have checked ``mode`` and the seed."""
     n = int(px.shape[0])
     if mode == "color":
         out = np.empty((size, size, 3), dtype=np.uint8)
@@ -169,8 +172,7 @@ def _draw(px: np.ndarray, py: np.ndarray, size: int, mode: str, mask_seed: int, 
     if mode == "point":
         kernels.draw_points(px, py, n, size, flip, out)
     else:
-        seed = check_positive_int("seed", mask_seed, minimum=0)
-        kernels.draw_patches(px, py, n, size, flip, seed, out)
+        kernels.draw_patches(px, py, n, size, flip, int(mask_seed), out)
     return out
 
 
