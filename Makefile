@@ -27,7 +27,7 @@ system-deps:
 
 # MathJax, require.js and the ipywidgets HTML manager from npm, so the book needs no CDN.
 vendor: $(STAMP)
-	@if [ -f ofdb_study/vendor.py ]; then $(BIN)/python -m ofdb_study.vendor; fi
+	$(BIN)/python -m ofdb_study vendor --book book
 
 # pytest's exit code 5 (nothing collected) is a failure here, not a pass.
 test: setup

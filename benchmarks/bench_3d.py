@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from ofdb_study import ofdb3d
+from ofdb_study.fractals import ofdb3d
 
 PAPER_HOURS = {"search": 0.53, "render": 0.04, "total": 0.57}
 TARGET_SECONDS = 120.0

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from ofdb_study import render
-from ofdb_study.datasets import build_ofdb
-from ofdb_study.png import write_png_atomic
-from ofdb_study.search import search
+from ofdb_study.fractals import render
+from ofdb_study.fractals.build import build_ofdb
+from ofdb_study.fractals.png import write_png_atomic
+from ofdb_study.fractals.search import search
 
 
 def best_ms(fn, repeats: int = 30, rounds: int = 5, pause: float = 0.5) -> float:
@@ -110,7 +110,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             params = Path(tmp) / "p"
             params.mkdir()
-            from ofdb_study.ifs import write_csv
+            from ofdb_study.fractals.ifs import write_csv
 
             for i, c in enumerate(result.categories[:n_build]):
                 write_csv(params / f"{i:05d}.csv", c)

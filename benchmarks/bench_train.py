@@ -4,7 +4,7 @@
 
 Prints one table:
 
-* ``loop``: images/s of ``train.train_step`` (scheduler, per-step seeding, soft-target loss,
+* ``loop``: images/s of ``engine.train_step`` (scheduler, per-step seeding, soft-target loss,
   Mixup when the profile has it) against a bare loop over the same timm model, batch and
   synthetic tensors (``model(x)``, cross-entropy, AdamW); the goal is >= 0.9x.
 * ``augment``: images/s per worker of the paper's pre-training transform at 224 px on a 362 px
@@ -24,9 +24,15 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from ofdb_study import augment, models, synthetic, train  # noqa: E402
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.search import search  # noqa: E402
+from ofdb_study.fractals.search import search  # noqa: E402
+from ofdb_study.train import (  # noqa: E402
+    augment,
+    engine,  # noqa: E402
+    models,
+    pretrain_data,  # noqa: E402
+)
+from ofdb_study.train.runtime import resolve_device  # noqa: E402
 
 
 def _rate(fn, n_items: int, repeats: int, warmup: int = 2) -> float:
@@ -39,12 +45,12 @@ def _rate(fn, n_items: int, repeats: int, warmup: int = 2) -> float:
 
 
 def _train_step_fn(net, model, cfg, x, y, classes: int, device):
-    """One call = one ``train.train_step`` on the fixed batch, with the profile's optimisation."""
-    optimizer, scheduler, mixup, criterion = train.build_optimization(model, cfg, resolve(cfg), classes)
+    """One call = one ``engine.train_step`` on the fixed batch, with the profile's optimisation."""
+    optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), classes)
     counter = iter(range(10**9))
 
     def step():
-        train.train_step(
+        engine.train_step(
             next(counter),
             x,
             y,
@@ -64,7 +70,7 @@ def _train_step_fn(net, model, cfg, x, y, classes: int, device):
 def bench_loop(profile: str, steps: int, classes: int = 100) -> tuple[float, float, float]:
     """Median images/s of the bare loop, of ours with the profile's Mixup, and of ours without."""
     cfg = phase_config(profile, "pretrain")
-    device = train.resolve_device()
+    device = resolve_device()
     x = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size)
     y = torch.randint(0, classes, (cfg.batch_size,))
 
@@ -98,14 +104,14 @@ def bench_augment(n: int = 100) -> float:
 
     cfg = phase_config("paper", "pretrain")
     tf = augment.train_transform(cfg)
-    src = synthetic.FractalSource(search(1).categories, size=362, n_points=200_000, pad=6)
+    src = pretrain_data.FractalSource(search(1).categories, size=362, n_points=200_000, pad=6)
     img = Image.fromarray(src.fixed_image(0)).convert("RGB")
     return _rate(lambda: tf(img), 1, n)
 
 
 def bench_source(size: int, n_points: int, pad: int, n: int = 200) -> float:
-    src = synthetic.FractalSource(search(4).categories, size=size, n_points=n_points, pad=pad)
-    ds = synthetic.OFDBDataset(src, "pattern")
+    src = pretrain_data.FractalSource(search(4).categories, size=size, n_points=n_points, pad=pad)
+    ds = pretrain_data.OFDBDataset(src, "pattern")
     k = iter(range(10**9))
     return _rate(lambda: ds.image(next(k) % 4), 1, n)
 
@@ -117,7 +123,7 @@ def bench_paper_gpu(steps: int, compile_: bool) -> tuple[float, float]:
         (images/s of the bare loop, images/s of train_step), same model and synthetic batch.
     """
     cfg = phase_config("paper", "pretrain", compile=compile_)
-    device = train.resolve_device()
+    device = resolve_device()
     classes = cfg.categories
     x = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size, device=device)
     y = torch.randint(0, classes, (cfg.batch_size,), device=device)
@@ -173,7 +179,7 @@ def main(argv=None) -> None:
     threads = args.threads or cfg.threads
     if threads:
         torch.set_num_threads(threads)
-    device = train.resolve_device()
+    device = resolve_device()
     bare, ours, ours_plain = bench_loop(args.profile, args.steps)
     rows = [
         ("loop", f"bare timm loop, {args.profile} model, batch {cfg.batch_size}", bare),

@@ -46,7 +46,7 @@ def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
     The views are rendered at the profile's render size (12 per category, the paper's camera) into
     ``root/data/ofdb3d-<N>-<size>px``; training draws one random view per category per sample.
     """
-    from .ofdb3d import build_ofdb3d
+    from .fractals.ofdb3d import build_ofdb3d
 
     cfg = phase_config(profile, "pretrain")
     path = (Path(root) / "data" / f"ofdb3d-{categories}-{cfg.render_size}px").resolve()
@@ -70,7 +70,7 @@ def _summary(run: Path) -> dict:
 
 
 def _run(cfg, run: Path, progress: bool) -> Path:
-    from .train import train
+    from .train.engine import train
 
     if not (run / "summary.json").is_file():
         train(cfg, run, resume=True, progress=progress)

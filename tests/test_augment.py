@@ -6,16 +6,16 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from ofdb_study import augment, synthetic  # noqa: E402
 from ofdb_study.config import phase_config  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
-from ofdb_study.search import search  # noqa: E402
+from ofdb_study.fractals.search import search  # noqa: E402
+from ofdb_study.train import augment, pretrain_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def source():
     cats = search(3).categories
-    return synthetic.FractalSource(cats, size=32, n_points=1500, pad=1)
+    return pretrain_data.FractalSource(cats, size=32, n_points=1500, pad=1)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def cfg():
 
 @pytest.mark.parametrize("option", augment.INSTANCE_AUGMENTS)
 def test_every_option_gives_tensor(source, cfg, option):
-    ds = synthetic.OFDBDataset(source, option, augment.train_transform(cfg))
+    ds = pretrain_data.OFDBDataset(source, option, augment.train_transform(cfg))
     x, y = ds[1]
     assert x.shape == (3, cfg.img_size, cfg.img_size) and x.dtype == torch.float32 and y == 1
     np.random.seed(5)
@@ -63,7 +63,7 @@ def test_rotation_is_a_fractaldb_flip(source):
 
 
 def test_fractaldb_instances(source, cfg):
-    ds = synthetic.FractalDBDataset(source, augment.train_transform(cfg))
+    ds = pretrain_data.FractalDBDataset(source, augment.train_transform(cfg))
     assert len(ds) == 3000
     x, y = ds[1999]
     assert x.shape == (3, cfg.img_size, cfg.img_size) and y == 1
@@ -72,7 +72,7 @@ def test_fractaldb_instances(source, cfg):
 
 def test_unknown_augment(source):
     with pytest.raises(ParamError, match="augment"):
-        synthetic.OFDBDataset(source, "sparkles")
+        pretrain_data.OFDBDataset(source, "sparkles")
 
 
 def test_mixup_only_when_active(cfg):
@@ -106,11 +106,11 @@ def _write_png_tree(root, classes=2, per_class=3):
 def test_multiview_and_imagefolder_sources(tmp_path, cfg):
     _write_png_tree(tmp_path / "views")
     for data in (f"multiview:{tmp_path / 'views'}", str(tmp_path / "views")):
-        train, ev, n, digest = synthetic.pretrain_datasets(
+        train, ev, n, digest = pretrain_data.pretrain_datasets(
             cfg.replace(data=data), augment.train_transform(cfg), None
         )
         assert n == 2 and len(digest) == 64
         x, y = train[len(train) - 1]
         assert x.shape == (3, cfg.img_size, cfg.img_size) and y == 1
     with pytest.raises(ParamError):
-        synthetic.pretrain_datasets(cfg.replace(data=str(tmp_path / "missing")), None, None)
+        pretrain_data.pretrain_datasets(cfg.replace(data=str(tmp_path / "missing")), None, None)

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ofdb_study import datasets
 from ofdb_study.errors import ParamError
-from ofdb_study.png import encode_png
-from ofdb_study.search import search_to_dir
+from ofdb_study.fractals import build as datasets
+from ofdb_study.fractals.png import encode_png
+from ofdb_study.fractals.search import search_to_dir
 
 SMALL = dict(size=64, points=3000)
 
@@ -74,7 +74,7 @@ def test_existing_output_is_refused_then_resumed_or_forced(tmp_path, params):
 
 
 def test_killed_build_is_incomplete_and_resumes(tmp_path, params, monkeypatch):
-    import ofdb_study.datasets as D
+    import ofdb_study.fractals.build as D
 
     out = tmp_path / "k"
     real = D.write_png_atomic

@@ -10,8 +10,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from ofdb_study import downstream  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
+from ofdb_study.train import downstream  # noqa: E402
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -10,9 +10,9 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from ofdb_study import explorer as ex  # noqa: E402
-from ofdb_study import render  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
-from ofdb_study.ifs import IFS, read_csv, write_csv  # noqa: E402
+from ofdb_study.fractals import render  # noqa: E402
+from ofdb_study.fractals.ifs import IFS, read_csv, write_csv  # noqa: E402
 
 # A small, fixed, contractive system (a Sierpinski-like triangle): fast and independent of the search.
 TRIANGLE = IFS(
@@ -171,11 +171,11 @@ def test_search_source_uses_cached_exact_search(monkeypatch):
         calls.append(n)
         return FakeResult(n)
 
-    import ofdb_study.explorer_model
-    import ofdb_study.search
+    import ofdb_study.explorer.model
+    import ofdb_study.fractals.search
 
-    monkeypatch.setattr(ofdb_study.search, "search", fake_search)
-    monkeypatch.setattr(ofdb_study.explorer_model, "_search_cache", None)
+    monkeypatch.setattr(ofdb_study.fractals.search, "search", fake_search)
+    monkeypatch.setattr(ofdb_study.explorer.model, "_search_cache", None)
     assert ex.search_category(2) == (TRIANGLE, 0.25)
     assert ex.search_category(1) == (TRIANGLE, 0.25)
     assert calls == [3]  # the second call was served from the cache
@@ -284,7 +284,7 @@ def test_augmentation_preview_grid():
     assert not np.array_equal(tiles[1][1], tiles[2][1])  # fresh masks each time
     assert len(e.aug_grid.children) == len(tiles)
     try:
-        import ofdb_study.augment  # noqa: F401
+        import ofdb_study.train.augment  # noqa: F401
     except ImportError:
         assert "unavailable" in e.aug_note.value
     else:

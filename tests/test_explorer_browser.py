@@ -1,7 +1,7 @@
 """The static explorer in headless Chromium: saved widget state only, served from localhost.
 
-The page is built with ``ipywidgets.embed.embed_minimal_html`` against a local copy of the ipywidgets
-HTML manager (``ofdb_study.vendor`` when present, else an ``npm install`` cached between runs). The
+The page is built with ``ipywidgets.embed.embed_minimal_html`` against the book's vendored copy of
+the ipywidgets HTML manager (``ofdb_study.study.vendor``, as the built book loads it). The
 test moves the row slider with the keyboard and the category slider through its readout, runs the
 rows' Play button, checks that the frame shown changes each time, that no request leaves localhost
 and none fails, and saves a screenshot.
@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import subprocess
-import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -29,65 +26,28 @@ from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 from ofdb_study import explorer as ex  # noqa: E402
-from ofdb_study.ifs import IFS  # noqa: E402
+from ofdb_study.fractals.ifs import IFS  # noqa: E402
+from ofdb_study.study import vendor  # noqa: E402
 
-HTML_MANAGER = "@jupyter-widgets/html-manager@1"
+REPO = Path(__file__).resolve().parent.parent
+
 pytestmark = needs_chromium
 
 
-def _npm_html_manager(cache: Path) -> Path:
-    """The html manager's ``dist`` folder, installed once into ``cache`` with npm."""
-    dist = cache / "node_modules" / "@jupyter-widgets" / "html-manager" / "dist"
-    if not (dist / "embed.js").exists():
-        if shutil.which("npm") is None:
-            pytest.skip("no ofdb_study.vendor and no npm to fetch the ipywidgets html manager")
-        cache.mkdir(parents=True, exist_ok=True)
-        done = subprocess.run(
-            [
-                "npm",
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--ignore-scripts",
-                "--prefix",
-                str(cache),
-                HTML_MANAGER,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        if done.returncode != 0 or not (dist / "embed.js").exists():
-            pytest.skip(f"npm could not install {HTML_MANAGER}: {done.stderr[-500:]}")
-    return dist
-
-
 @pytest.fixture(scope="module")
-def assets(request) -> tuple[Path, list[str]]:
-    """(folder to serve as ``assets/``, scripts to load from it in order).
+def assets() -> tuple[Path, list[str]]:
+    """(folder to serve as ``assets/``, scripts to load from it in order): the book's own files.
 
-    The book's own files when ``ofdb_study.vendor`` exists (RequireJS, the paths shim that lets
-    the manager find its icon fonts, then the AMD html manager, as the built book loads them),
-    else the plain ``embed.js`` bundle from npm.
+    RequireJS, the paths shim that lets the manager find its icon fonts, then the AMD html manager,
+    as the built book loads them.
     """
     try:
-        from ofdb_study import vendor
-    except ImportError:
-        vendor = None
-    if vendor is not None:
-        try:
-            folder = Path(vendor.ensure_vendor())
-            amd_paths = vendor.BOOK_STATIC / vendor.AMD_PATHS_STATIC
-            scripts = [Path(vendor.REQUIRE_JS), amd_paths, Path(vendor.HTML_MANAGER_JS)]
-            return folder, [str(p.relative_to(folder)) for p in scripts]
-        except (RuntimeError, AttributeError, ValueError):
-            pass  # fall back to our own copy below
-    cache = (
-        request.config.cache.mkdir("explorer-html-manager")
-        if request.config.cache
-        else Path(tempfile.gettempdir()) / "ofdb-explorer-html-manager"
-    )
-    return _npm_html_manager(Path(cache)), ["embed.js"]
+        folder = vendor.ensure_vendor(REPO / "book")
+    except RuntimeError as exc:  # the first call needs the npm registry
+        pytest.skip(f"book assets unavailable: {exc}")
+    static = vendor.static_dir(REPO / "book")
+    scripts = [vendor.REQUIRE_STATIC, vendor.AMD_PATHS_STATIC, vendor.HTML_MANAGER_STATIC]
+    return folder, [str((static / s).relative_to(folder)) for s in scripts]
 
 
 _TEMPLATE = """<!DOCTYPE html>

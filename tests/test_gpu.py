@@ -19,7 +19,8 @@ pytestmark = [
 
 def test_paper_recipe_steps_on_cuda(tmp_path):
     from ofdb_study.config import phase_config
-    from ofdb_study.train import resolve_device, train
+    from ofdb_study.train.engine import train
+    from ofdb_study.train.runtime import resolve_device
 
     assert resolve_device().type == "cuda"
     cfg = phase_config(
@@ -43,7 +44,7 @@ def test_paper_recipe_steps_on_cuda(tmp_path):
 
 def test_resume_on_cuda_continues_to_the_end(tmp_path):
     from ofdb_study.config import phase_config
-    from ofdb_study.train import train
+    from ofdb_study.train.engine import train
 
     short = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2)
     train(short, tmp_path / "run", progress=False)

@@ -45,10 +45,10 @@ def build_study_and_book(root: Path) -> StudyBook:
     """Run every study notebook at ``smoke`` into a copy of the book, then build it (once a session)."""
     if "book" in _CACHE:
         return _CACHE["book"]
-    from ofdb_study.vendor import ensure_vendor
+    from ofdb_study.study.vendor import ensure_vendor
 
     try:
-        ensure_vendor()
+        ensure_vendor(REPO / "book")
     except RuntimeError as exc:  # first use needs the npm registry
         pytest.skip(f"book assets unavailable: {exc}")
     book = root / "book"
@@ -233,15 +233,17 @@ def test_bad_input_exits_2(argv, tmp_path, capsys):
 
 
 def test_vendor_is_pinned_and_idempotent():
-    from ofdb_study import vendor
+    from ofdb_study.study import vendor
 
-    first = vendor.ensure_vendor()
+    first = vendor.ensure_vendor(REPO / "book")
     stamp = (first / ".pins.json").stat().st_mtime_ns
-    assert vendor.ensure_vendor() == first and (first / ".pins.json").stat().st_mtime_ns == stamp
+    assert vendor.ensure_vendor(REPO / "book") == first and (first / ".pins.json").stat().st_mtime_ns == stamp
     assert vendor.PINS["@jupyter-widgets/html-manager"].startswith("1.") and vendor.PINS[
         "mathjax"
     ].startswith("3.")
-    assert vendor.HTML_MANAGER_JS.is_file() and vendor.REQUIRE_JS.is_file() and vendor.MATHJAX_JS.is_file()
+    static = vendor.static_dir(REPO / "book")
+    for rel in (vendor.HTML_MANAGER_STATIC, vendor.REQUIRE_STATIC, vendor.MATHJAX_STATIC):
+        assert (static / rel).is_file()
 
 
 def test_paper_tables_match_the_facts():

@@ -9,8 +9,10 @@ import math
 import numpy as np
 import pytest
 
-from ofdb_study import ofdb3d as o
 from ofdb_study.errors import ParamError
+from ofdb_study.fractals import kernels3d as k3
+from ofdb_study.fractals import ofdb3d as o
+from ofdb_study.fractals.ifs import format_rows, write_csv
 
 SEED = 1
 #: Candidate numbers (1-based) of the first five categories for seed 1, 10,000 points.
@@ -51,7 +53,7 @@ def test_search_follows_the_documented_numpy_stream():
 
 
 def _csv_hash(result: o.Search3DResult) -> str:
-    return hashlib.sha256("".join(o.format_rows(c) for c in result.categories).encode()).hexdigest()
+    return hashlib.sha256("".join(format_rows(c) for c in result.categories).encode()).hexdigest()
 
 
 def test_search_same_bytes_for_any_workers_and_batch():
@@ -80,29 +82,29 @@ def test_variance_filter_on_hand_made_systems():
     ok, var = o.score_system(grow, u)
     assert not ok and np.all(np.isnan(var))
     pts = np.empty((10_000, 3))
-    assert o.chaos_game_3d(grow.A, grow.t, grow.cumulative(), u, 10_000, pts) < 10_000
+    assert k3.chaos_game_3d(grow.A, grow.t, grow.cumulative(), u, 10_000, pts) < 10_000
 
 
 def test_fast_variance_matches_normalise_then_variance():
     rng = np.random.default_rng(3)
     pts = rng.normal(size=(5000, 3)) * [1.0, 3.0, 0.2] + [1e6, -2e6, 5.0]
     fast = np.empty(3)
-    assert o.normalized_variances(pts, 5000, fast)
+    assert k3.normalized_variances(pts, 5000, fast)
     q = pts.copy()
-    assert o.normalize_cloud(q, 5000)
+    assert k3.normalize_cloud(q, 5000)
     assert q.min() >= -1 - 1e-12 and np.abs(q.mean(axis=0)).max() < 1e-12
     assert np.allclose(fast, q.var(axis=0), rtol=1e-9, atol=1e-15)
     # Near overflow (sums of squares would be inf): same variances, the test is scale-free.
     huge = pts / np.abs(pts).max() * 1e307
     big = np.empty(3)
-    assert o.normalized_variances(huge, 5000, big) and np.allclose(big, fast, rtol=1e-6)
-    assert not o.normalized_variances(np.ones((10, 3)), 10, fast)  # all equal: cannot normalise
+    assert k3.normalized_variances(huge, 5000, big) and np.allclose(big, fast, rtol=1e-6)
+    assert not k3.normalized_variances(np.ones((10, 3)), 10, fast)  # all equal: cannot normalise
 
 
 def test_csv_round_trip_and_format(tmp_path):
     ifs = o.search3d(1, workers=1).categories[0]
     path = tmp_path / "00000.csv"
-    o.write_csv(path, ifs)
+    write_csv(path, ifs)
     assert o.read_csv(path) == ifs
     ref = tmp_path / "ref.csv"
     np.savetxt(ref, ifs.to_rows(), delimiter=",")
@@ -215,7 +217,7 @@ def _stand_in_writer(
 
 
 def test_build_tree_same_bytes_for_any_workers(tmp_path, monkeypatch):
-    from ofdb_study import datasets
+    from ofdb_study.fractals import build as datasets
 
     if not hasattr(datasets, "write_image_tree"):
         monkeypatch.setattr(datasets, "write_image_tree", _stand_in_writer, raising=False)
@@ -284,8 +286,8 @@ def test_build_records_categories_whose_instance_diverges(tmp_path, capsys):
 
     params = tmp_path / "params"
     params.mkdir()
-    o.write_csv(params / "00000.csv", _tetrahedron())
-    o.write_csv(params / "00001.csv", _tetrahedron(scale=3.0))  # expands: overflows within 700 steps
+    write_csv(params / "00000.csv", _tetrahedron())
+    write_csv(params / "00001.csv", _tetrahedron(scale=3.0))  # expands: overflows within 700 steps
     assert o.diverged_categories(o.read_dir(params), points=3000) == ["00001"]
     out = tmp_path / "tree"
     argv = ["build", "ofdb3d", "--categories", "2", "--params", str(params), "--out", str(out)]

@@ -6,10 +6,10 @@ import ifs_reference as ref
 import numpy as np
 import pytest
 
-from ofdb_study import kernels, render
 from ofdb_study.errors import ParamError
-from ofdb_study.ifs import IFS, fluctuation_weights, probabilities_from_determinants
-from ofdb_study.search import search
+from ofdb_study.fractals import kernels, render
+from ofdb_study.fractals.ifs import IFS, fluctuation_weights, probabilities_from_determinants
+from ofdb_study.fractals.search import search
 
 
 @pytest.fixture(scope="module")

@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 
-from ofdb_study import mt
 from ofdb_study.errors import ParamError
-from ofdb_study.ifs import format_rows, read_csv
-from ofdb_study.search import SearchSettings, load_search, search, search_to_dir
+from ofdb_study.fractals import mt
+from ofdb_study.fractals.ifs import format_rows, read_csv
+from ofdb_study.fractals.search import SearchSettings, load_search, search, search_to_dir
 
 FIRST_20_N = [5, 3, 2, 5, 4, 3, 2, 4, 3, 5, 5, 4, 5, 5, 3, 3, 2, 3, 2, 2]
 CAT0_MAP0 = (
@@ -92,7 +92,7 @@ def test_search_dir_official_format_and_resume(tmp_path, first20):
 
 
 def test_interrupted_search_resumes_from_last_checkpoint(tmp_path, first20, monkeypatch):
-    import ofdb_study.search as S
+    import ofdb_study.fractals.search as S
 
     out = tmp_path / "params"
     real_save = S._save_state

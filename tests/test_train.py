@@ -16,7 +16,7 @@ from test_downstream import make_fashion  # noqa: E402
 from ofdb_study import cli, experiments  # noqa: E402
 from ofdb_study.config import PROFILES, phase_config, resolve  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
-from ofdb_study.train import train  # noqa: E402
+from ofdb_study.train.engine import train  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -222,9 +222,10 @@ def test_ddp_two_cpu_processes(tmp_path):
     import torch
     import yaml
 
-    from ofdb_study import models
-    from ofdb_study import train as tr
     from ofdb_study.config import TrainConfig
+    from ofdb_study.train import engine as tr
+    from ofdb_study.train import models
+    from ofdb_study.train.runtime import Dist
 
     cfg = TrainConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text()))
     _, eval_ds, classes, _ = tr.build_data(cfg)
@@ -232,7 +233,7 @@ def test_ddp_two_cpu_processes(tmp_path):
     model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
     whole = tr.evaluate(model, tr.eval_tensors(eval_ds, ("ddp-test",)), cfg, torch.device("cpu"))
     assert s["top1_last"] == whole
-    shards = [tr.eval_shard(eval_ds, tr.Dist(rank=r, world_size=2)) for r in range(2)]
+    shards = [tr.eval_shard(eval_ds, Dist(rank=r, world_size=2)) for r in range(2)]
     assert sorted(i for sh in shards for i in sh.indices) == list(range(len(eval_ds)))
 
 

@@ -34,7 +34,7 @@ def _clean(app: Sphinx, config: Config) -> None:
     for path in [config.mathjax_path, *config.nb_ipywidgets_js]:
         if path and _is_remote(path):
             raise ConfigError(
-                f"{path} is remote; run `python -m ofdb_study.vendor` and point at _static/vendor"
+                f"{path} is remote; run `python -m ofdb_study vendor --book book` and point at _static/vendor"
             )
 
 

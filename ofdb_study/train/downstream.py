@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .errors import ParamError, check_positive_int
+from ..errors import ParamError, check_positive_int
 
 try:
     from torch.utils.data import Dataset

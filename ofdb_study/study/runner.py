@@ -21,21 +21,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ParamError
-from .study_helpers import (  # noqa: F401  (the notebooks call them as study.*)
-    PROFILE_NAMES,
-    DataPlan,
-    check_profile,
-    construction_dir,
-    data_plan,
-    glue_key,
-    load_search,
-    measure_construction,
-    run_labels,
-    sample_images,
-    scale_gap,
-    scaling_categories,
-)
+from ..config import get_profile
+from ..errors import ParamError
+from .helpers import check_profile
 
 #: Notebooks of the study, in the order they run; ``00_explorer`` belongs to the explorer.
 NOTEBOOKS = (
@@ -72,11 +60,6 @@ class NotebookFailed(RuntimeError):
 
 def default_seeds(profile: str) -> list[int]:
     """The profile's seeds (``config.PROFILES[...].study.seeds``), or ``[0]`` without the training side."""
-    check_profile(profile)
-    try:
-        from .config import get_profile
-    except ImportError:  # the data-only install has no training config
-        return [0]
     return [int(s) for s in get_profile(profile).study.seeds]
 
 
@@ -267,8 +250,8 @@ def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> P
 
     from .vendor import ensure_vendor
 
-    ensure_vendor()
     book_dir = Path(book_dir)
+    ensure_vendor(book_dir)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(book_dir), "-W", "-n", "--keep-going"]
     done = subprocess.run(cmd, capture_output=quiet, text=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .errors import ParamError, check_positive_int
+from ..errors import ParamError, check_positive_int
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import numba as nb
 import numpy as np
 
+from ..errors import ParamError, check_positive_int
 from . import mt
-from .errors import ParamError, check_positive_int
 from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, write_csv
 from .kernels import chaos_game, nan_rule_and_rescale
 

@@ -1,12 +1,12 @@
 """The book's JavaScript from npm, served locally so the built site works with no network.
 
-``ensure_vendor()`` installs pinned npm packages (MathJax 3, RequireJS and the ipywidgets HTML
-manager that matches ipywidgets 8) into ``build/vendor-npm`` and copies the files the built book
-loads into ``book/_static/vendor``. Both folders are ignored by git. It is idempotent: a stamp of the
-pins in each folder skips work already done, so only the first call needs the npm registry.
+``ensure_vendor(book)`` installs pinned npm packages (MathJax 3, RequireJS and the ipywidgets HTML
+manager that matches ipywidgets 8) into ``<book>/_build/vendor-npm`` and copies the files the
+built book loads into ``<book>/_static/vendor``. Both are ignored by git. It is idempotent: a stamp
+of the pins in each folder skips work already done, so only the first call needs the npm registry.
 
-``python -m ofdb_study.vendor`` runs it. The book's configuration points ``mathjax_path`` and
-``nb_ipywidgets_js`` at the ``*_STATIC`` paths below (relative to ``_static``).
+``python -m ofdb_study vendor --book book`` runs it. The book's configuration points
+``mathjax_path`` and ``nb_ipywidgets_js`` at the ``*_STATIC`` paths below (relative to ``_static``).
 """
 
 from __future__ import annotations
@@ -14,19 +14,14 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
 #: Exact versions; ``@jupyter-widgets/html-manager`` 1.0.x renders ipywidgets 8 state (controls 2.0).
 PINS = {
     "mathjax": "3.2.2",
     "requirejs": "2.3.8",
     "@jupyter-widgets/html-manager": "1.0.15",
 }
-NPM_DIR = REPO / "build" / "vendor-npm"
-BOOK_STATIC = REPO / "book" / "_static"
-VENDOR_DIR = BOOK_STATIC / "vendor"
 
 #: Paths relative to the book's ``_static`` folder, as Sphinx and myst-nb want them.
 MATHJAX_STATIC = "vendor/mathjax/tex-mml-chtml.js"
@@ -35,18 +30,13 @@ HTML_MANAGER_STATIC = "vendor/html-manager/embed-amd.js"
 #: Our RequireJS configuration, loaded between RequireJS and the manager (see ``AMD_PATHS_SOURCE``).
 AMD_PATHS_STATIC = "vendor/html-manager/amd-paths.js"
 
-#: The same files on disk.
-MATHJAX_JS = BOOK_STATIC / MATHJAX_STATIC
-REQUIRE_JS = BOOK_STATIC / REQUIRE_STATIC
-HTML_MANAGER_JS = BOOK_STATIC / HTML_MANAGER_STATIC
-
 #: Each module of the AMD html-manager bundle sets its webpack public path to the folder of its own
 #: RequireJS URL, which by default is ``<page folder>/@jupyter-widgets/...``: the icon fonts of the
 #: Play buttons would be asked for there and get a 404. This points the module names into the
 #: folder of this script, where the fonts are copied. Nothing is fetched for the modules: they
 #: are all inline in ``embed-amd.js``. The folder is found at run time, so pages at any depth work.
 AMD_PATHS_SOURCE = """\
-// Written by ofdb_study.vendor: the ipywidgets html manager finds its icon fonts beside this file.
+// Written by ofdb_study.study.vendor: the ipywidgets html manager finds its icon fonts beside this file.
 (function () {
   var here = document.currentScript.src.replace(/[^/]*$/, "");
   var names = ["base", "base7", "controls", "controls7", "html-manager"];
@@ -72,7 +62,7 @@ def _write_stamp(folder: Path) -> None:
     (folder / _STAMP).write_text(json.dumps(PINS, indent=2) + "\n")
 
 
-def npm_install(npm_dir: Path = NPM_DIR, npm: str = "npm") -> Path:
+def npm_install(npm_dir: Path, npm: str = "npm") -> Path:
     """Install ``PINS`` into ``npm_dir/node_modules`` unless that exact set is already there."""
     if _stamp_ok(npm_dir) and (npm_dir / "node_modules").is_dir():
         return npm_dir / "node_modules"
@@ -103,7 +93,7 @@ def _copy_file(src: Path, dst: Path) -> None:
     shutil.copy2(src, dst)
 
 
-def copy_assets(node_modules: Path, vendor_dir: Path = VENDOR_DIR) -> Path:
+def copy_assets(node_modules: Path, vendor_dir: Path) -> Path:
     """Copy what the built book loads from ``node_modules`` into ``vendor_dir`` (replacing it)."""
     if vendor_dir.exists():
         shutil.rmtree(vendor_dir)
@@ -128,15 +118,27 @@ def copy_assets(node_modules: Path, vendor_dir: Path = VENDOR_DIR) -> Path:
     return vendor_dir
 
 
-def ensure_vendor(vendor_dir: Path = VENDOR_DIR, npm_dir: Path = NPM_DIR) -> Path:
-    """Make sure ``vendor_dir`` holds the pinned MathJax, RequireJS and HTML manager; idempotent.
+def static_dir(book: str | Path) -> Path:
+    """The book's ``_static`` folder, where the ``*_STATIC`` paths above are resolved."""
+    return Path(book) / "_static"
+
+
+def ensure_vendor(book: str | Path) -> Path:
+    """Make sure ``<book>/_static/vendor`` holds the pinned MathJax, RequireJS and HTML manager.
+
+    Idempotent. The npm packages are cached in ``<book>/_build/vendor-npm``.
 
     Returns:
-        ``vendor_dir``.
+        The vendor folder.
 
     Raises:
         RuntimeError: npm is missing or the install failed (the first call needs the registry).
     """
+    book = Path(book)
+    if not (book / "_config.yml").is_file():
+        raise RuntimeError(f"{book} is not a Jupyter Book folder (no _config.yml)")
+    vendor_dir = static_dir(book) / "vendor"
+    npm_dir = book / "_build" / "vendor-npm"
     needed = (
         vendor_dir / "mathjax" / "tex-mml-chtml.js",
         vendor_dir / "requirejs" / "require.js",
@@ -146,17 +148,3 @@ def ensure_vendor(vendor_dir: Path = VENDOR_DIR, npm_dir: Path = NPM_DIR) -> Pat
         _write_amd_paths(vendor_dir)
         return vendor_dir
     return copy_assets(npm_install(npm_dir), vendor_dir)
-
-
-def main() -> int:
-    try:
-        path = ensure_vendor()
-    except RuntimeError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(f"vendor assets ready in {path}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,7 +15,7 @@ import argparse
 
 import yaml
 
-from .errors import ParamError
+from ..errors import ParamError
 
 
 def _parse_sets(items: list[str] | None) -> dict:
@@ -53,8 +53,8 @@ def _overrides(args, keys: tuple[str, ...]) -> dict:
 
 
 def _run(args, phase: str, keys: tuple[str, ...]) -> int:
-    from .config import phase_config
-    from .train import train
+    from ..config import phase_config
+    from ..train.engine import train
 
     cfg = phase_config(args.profile, phase, **_overrides(args, keys))
     summary = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)

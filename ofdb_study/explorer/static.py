@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from . import render
-from .errors import ParamError, check_positive_int
-from .explorer_model import fluctuation_label, search_category
-from .ifs import FLUCTUATION_FACTORS, IFS, category_name, fluctuation_weights
-from .png import encode_png
+from ..errors import ParamError, check_positive_int
+from ..fractals import render
+from ..fractals.ifs import FLUCTUATION_FACTORS, IFS, category_name, fluctuation_weights
+from ..fractals.png import encode_png
+from .model import fluctuation_label, search_category
 
 #: Settings of the static explorer per profile (frames are embedded in the page, so keep them small).
 STATIC_PROFILES = {

@@ -1,6 +1,6 @@
 """The numba kernels of 3D-OFDB: chaos game, normalisation, variance test, search scoring, camera.
 
-Pure: arrays in, arrays out, no file I/O. ``ofdb_study.ofdb3d`` holds the definitions they
+Pure: arrays in, arrays out, no file I/O. ``ofdb_study.fractals.ofdb3d`` holds the definitions they
 implement (the module docstring there) and the API around them; it re-exports these names.
 """
 

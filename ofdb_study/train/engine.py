@@ -35,18 +35,17 @@ import torch.distributed as dist
 import yaml
 from torch.utils.data import DataLoader
 
-from . import augment, downstream, models, synthetic
-from .config import TrainConfig, resolve
-from .errors import ParamError, check_positive_int
-from .runfolder import (  # noqa: F401  (part of this module's API)
-    RUN_FILES,
+from ..config import TrainConfig, resolve
+from ..errors import ParamError, check_positive_int
+from . import augment, downstream, models, pretrain_data
+from .runfolder import (
     _git_commit,
     _versions,
     atomic_write_bytes,
     prepare_out,
     weights_sha256,
 )
-from .runtime import (  # noqa: F401  (part of this module's API)
+from .runtime import (
     Dist,
     Keyed,
     StreamBatches,
@@ -84,7 +83,7 @@ def build_data(cfg: TrainConfig):
     """(train dataset, eval dataset or None, classes, data hash) for the config's phase."""
     ttf, etf = augment.train_transform(cfg), augment.eval_transform(cfg)
     if cfg.phase == "pretrain":
-        return synthetic.pretrain_datasets(cfg, ttf, etf)
+        return pretrain_data.pretrain_datasets(cfg, ttf, etf)
     return downstream.load_downstream(
         cfg.dataset,
         ttf,

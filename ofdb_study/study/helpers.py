@@ -11,19 +11,20 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
-from .errors import ParamError
+from ..config import get_profile
+from ..errors import ParamError
 
-PROFILE_NAMES = ("smoke", "mini", "paper")
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def check_profile(profile: str) -> str:
-    if profile not in PROFILE_NAMES:
-        raise ParamError("profile", f"must be one of {', '.join(PROFILE_NAMES)}, got {profile!r}")
-    return profile
+    """``profile`` if it names one of ``config.PROFILES``, else a ParamError listing them."""
+    return get_profile(profile).name
 
 
 # ----------------------------------------------------------------------------------------------
@@ -54,6 +55,7 @@ DATA_PLANS = {
     "smoke": DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2, show=10),
     "mini": DataPlan(search=1000, ofdb=1000, fractaldb=10, fractaldb_renders=10, show=10),
     "paper": DataPlan(search=1000, ofdb=1000, fractaldb=1000, fractaldb_renders=10, show=10),
+    "paper-21k": DataPlan(search=1000, ofdb=1000, fractaldb=1000, fractaldb_renders=10, show=10),
 }
 FULL_CATEGORIES = 1000
 FRACTALDB_IMAGES_PER_CATEGORY = 25 * 10 * 4
@@ -93,8 +95,10 @@ def measure_construction(
         ``(table, raw)``: table columns dataset, search_h, render_h, total_h, basis; raw holds the
         measured seconds, counts and the machine.
     """
-    from .datasets import build_fractaldb, build_ofdb
-    from .search import SearchSettings, search, search_to_dir
+    import pandas as pd
+
+    from ..fractals.build import build_fractaldb, build_ofdb
+    from ..fractals.search import SearchSettings, search, search_to_dir
 
     root = construction_dir(data_root, plan)
     timing = root / "timing.json"
@@ -178,7 +182,7 @@ def measure_construction(
 
 def load_search(data_root: str | os.PathLike, plan: DataPlan):
     """The search result the construction measurement wrote (categories, histogram, fill rates)."""
-    from .search import load_search as _load
+    from ..fractals.search import load_search as _load
 
     return _load(construction_dir(data_root, plan) / "search")
 
@@ -196,9 +200,9 @@ def sample_images(categories, n_show: int, fractaldb_category: int = 0, size: in
         ``(ofdb_images, ofdb_titles, fdb_images, fdb_titles)``; FractalDB's are the 25 fluctuation
         rows of render 0, unflipped, then the four flips of the identity row.
     """
-    from .datasets import FLIPS, derive_seed
-    from .ifs import COEFFICIENTS, FLUCTUATION_FACTORS, category_name, fluctuation_weights
-    from .render import draw, points, render
+    from ..fractals.build import FLIPS, derive_seed
+    from ..fractals.ifs import COEFFICIENTS, FLUCTUATION_FACTORS, category_name, fluctuation_weights
+    from ..fractals.render import draw, points, render
 
     n_points = 200_000 * size * size // (362 * 362)
     ofdb = [render(c, size=size, n_points=n_points) for c in categories[:n_show]]
@@ -230,8 +234,6 @@ def scaling_categories(profile: str, categories: list[int] | None = None) -> lis
     """The category-scaling sweep: ``categories`` if given, else the profile's plan."""
     if categories:
         return [int(c) for c in categories]
-    from .config import get_profile
-
     return [int(c) for c in get_profile(check_profile(profile)).study.scaling_categories]
 
 
@@ -243,7 +245,7 @@ def _show(key: str, value) -> str:
 
 def scale_gap(profile: str) -> pd.DataFrame:
     """Our profile's recipe beside the paper's: why absolute numbers differ (scale, data, steps)."""
-    from .config import get_profile
+    import pandas as pd
 
     ours, paper = get_profile(check_profile(profile)), get_profile("paper")
     rows = []

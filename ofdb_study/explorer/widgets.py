@@ -28,15 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from . import render
-from .errors import ParamError, check_positive_int
-from .explorer_model import (  # noqa: F401  (the explorer's public names, in one place)
+from ..errors import ParamError, check_positive_int
+from ..fractals import render
+from ..fractals.ifs import COEFFICIENTS, IFS, category_name
+from ..fractals.png import encode_png
+from .model import (
     COEF_RANGE,
-    FILTER_A_WEIGHT,
-    FILTER_PAD,
-    FILTER_POINTS,
     FILTER_RATE,
-    FILTER_SIZE,
     SLIDER_STEP,
     ExplorerModel,
     Readouts,
@@ -46,17 +44,7 @@ from .explorer_model import (  # noqa: F401  (the explorer's public names, in on
     folder_category,
     random_ifs,
     search_category,
-    warm_up,
 )
-from .explorer_static import (  # noqa: F401
-    STATIC_PROFILES,
-    StaticFrames,
-    static_explorer,
-    static_explorer_for_profile,
-    static_frames,
-)
-from .ifs import COEFFICIENTS, IFS, category_name
-from .png import encode_png
 
 #: Seconds to wait after the first change before rendering, so a burst of slider events collapses
 #: into one render of its last state; small against the 50 ms budget of one update.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ParamError
+from ..errors import ParamError
 
 COEFFICIENTS = ("a", "b", "c", "d", "e", "f")
 #: FractalDB's parameter-fluctuation factors, applied to one coefficient of every map at once.

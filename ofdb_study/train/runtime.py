@@ -1,7 +1,7 @@
 """Where and how a run executes, reproducibly: device, processes, seeds and the sample stream.
 
 The data order is a function of (seed, position in the sample stream), so any step of any rank
-can be recomputed without saved iterator state (see ``ofdb_study.train`` for the whole scheme).
+can be recomputed without saved iterator state (see ``ofdb_study.train.engine`` for the whole scheme).
 """
 
 from __future__ import annotations

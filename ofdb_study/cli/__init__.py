@@ -1,24 +1,19 @@
-"""``python -m ofdb_study <command>``: one parser, subcommands registered by feature modules.
+"""``python -m ofdb_study <command>``: one parser, subcommands registered by three modules.
 
-Each module in ``COMMAND_MODULES`` defines ``register(subparsers)``, adding its subcommands with
-``set_defaults(func=...)``; ``func(args)`` returns the exit code. A ``ParamError`` anywhere
-becomes one line on stderr and exit code 2, before anything is written.
+``data`` (search, search3d, render, build, verify), ``train`` (pretrain, finetune) and ``study``
+each define ``register(subparsers)``, adding subcommands with ``set_defaults(func=...)``;
+``func(args)`` returns the exit code. Registering imports nothing heavy: each command imports
+torch, pandas or papermill inside itself, so the data commands run after a base install. A
+``ParamError`` anywhere becomes one line on stderr and exit code 2, before anything is written.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 
-from .errors import ParamError
-
-COMMAND_MODULES = (
-    "ofdb_study.cli_data",
-    "ofdb_study.cli_train",
-    "ofdb_study.cli_3d",
-    "ofdb_study.cli_study",
-)
+from ..errors import ParamError
+from . import data, study, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,13 +24,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ofdb_study", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name == name:  # feature not present in this checkout
-                continue
-            raise
+    for module in (data, train, study):
         module.register(sub)
     return parser
 

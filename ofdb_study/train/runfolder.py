@@ -15,8 +15,8 @@ from pathlib import Path
 import torch
 import yaml
 
-from .config import TrainConfig
-from .errors import ParamError
+from ..config import TrainConfig
+from ..errors import ParamError
 
 RUN_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
 

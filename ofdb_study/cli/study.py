@@ -1,4 +1,7 @@
-"""``python -m ofdb_study study``: run the study notebooks into the book's folder."""
+"""``python -m ofdb_study study`` (run the notebooks into the book) and ``vendor`` (the book's scripts).
+
+Registering imports only light modules; papermill, pandas and the rest load inside the commands.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from .study import DEFAULT_OUT, PROFILE_NAMES, NotebookFailed, build_book, run_study
+from ..config import PROFILES
+from ..study.runner import DEFAULT_OUT
 
 
 def register(subparsers) -> None:
@@ -16,7 +20,12 @@ def register(subparsers) -> None:
         description="Execute notebooks/NN_*.ipynb with papermill into the book's folder. Finished "
         "training runs are reused (cached by their resolved config), so a second call only re-plots.",
     )
-    p.add_argument("--profile", required=True, choices=PROFILE_NAMES, help="smoke (seconds), mini, paper")
+    p.add_argument(
+        "--profile",
+        required=True,
+        choices=tuple(PROFILES),
+        help="smoke (seconds), mini (2 CPU cores), paper, paper-21k",
+    )
     p.add_argument(
         "--only",
         action="append",
@@ -41,8 +50,31 @@ def register(subparsers) -> None:
     )
     p.set_defaults(func=_run)
 
+    v = subparsers.add_parser(
+        "vendor",
+        help="fetch MathJax, RequireJS and the widgets manager from npm into the book's _static",
+        description="Install the pinned npm packages the built book loads and copy them into "
+        "BOOK/_static/vendor, so the book works with no network. Idempotent.",
+    )
+    v.add_argument("--book", default="book", help="the Jupyter Book folder (default book)")
+    v.set_defaults(func=_vendor)
+
+
+def _vendor(args: argparse.Namespace) -> int:
+    from ..study.vendor import ensure_vendor
+
+    try:
+        path = ensure_vendor(args.book)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"vendor assets ready in {path}")
+    return 0
+
 
 def _run(args: argparse.Namespace) -> int:
+    from ..study.runner import NotebookFailed, build_book, run_study
+
     try:
         report = run_study(
             args.profile,

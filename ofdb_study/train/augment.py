@@ -28,8 +28,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import ParamError
-from .ifs import fluctuation_weights
+from ..errors import ParamError
+from ..fractals.ifs import fluctuation_weights
 
 INSTANCE_AUGMENTS = ("default", "fluctuation", "rotation", "pattern", "texture", "both")
 FLIPS = ("none", "tb", "lr", "both")

@@ -1,6 +1,6 @@
 """3D-OFDB: 3D IFS categories, their seeded search and a numba multi-view point renderer.
 
-The numba kernels are in ``ofdb3d_kernels`` (re-exported here); this module defines the system,
+The numba kernels are in ``kernels3d``; this module defines the system,
 its CSV format, the search and the renderer's API.
 
 A 3D category is N affine maps ``x' = A_i x + t_i`` (``A_i`` 3x3, ``t_i`` in R^3) chosen with
@@ -59,20 +59,16 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import ParamError, check_positive_int
 from . import ifs as ifs2d
 from . import mt
-from .errors import ParamError, check_positive_int
-from .ifs import format_rows, write_csv  # noqa: F401  (one CSV format for 2D and 3D: re-exported)
-from .ofdb3d_kernels import (  # noqa: F401  (the kernels are part of this module's API)
-    CHUNK,
+from .ifs import write_csv
+from .kernels3d import (
     MAX_MAPS,
     N_PARAMS,
     _det3,
     _draw_batch,
-    _run,
     _score,
-    _split,
-    axis_variances,
     chaos_game_3d,
     normalize_cloud,
     normalized_variances,
@@ -562,7 +558,7 @@ def build_ofdb3d(
     manifest's ``diverged`` lists the categories whose weighted instance diverges
     (``diverged_categories``).
     """
-    from .datasets import write_image_tree  # the writer imports the 2D renderer; keep it lazy
+    from .build import write_image_tree  # the writer imports the 2D renderer; keep it lazy
 
     categories = check_positive_int("categories", categories)
     check_render_args(size, points, views, jitter, a_weight)

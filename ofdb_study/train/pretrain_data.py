@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from . import render
+from ..errors import ParamError
+from ..fractals import render
+from ..fractals.ifs import IFS, fluctuation_weights, read_dir
 from .augment import check_augment, flip, instance_image
-from .errors import ParamError
-from .ifs import IFS, fluctuation_weights, read_dir
 
 try:  # torch is an optional dependency of the package; the sources below need it
     from torch.utils.data import Dataset
@@ -48,7 +48,7 @@ def cache_dir() -> Path:
 
 @functools.lru_cache(maxsize=4)
 def _searched(n: int, where: str) -> tuple[IFS, ...]:
-    from .search import search_to_dir
+    from ..fractals.search import search_to_dir
 
     result = search_to_dir(where, n, resume=True)
     return tuple(result.categories[:n])

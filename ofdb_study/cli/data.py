@@ -1,4 +1,8 @@
-"""Data commands: ``search``, ``render``, ``build`` and ``verify``."""
+"""Data commands: ``search``, ``search3d``, ``render``, ``build`` and ``verify``.
+
+They import only the fractal wing (numba, NumPy), never torch, pandas or matplotlib, so they run
+after a base install (``pip install ofdb-study`` without extras).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,7 @@ import math
 import sys
 import time
 
-from .errors import ParamError
+from ..errors import ParamError
 
 
 def _finite(param: str):
@@ -58,7 +62,7 @@ def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 2
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .search import SearchSettings, search_to_dir
+    from ..fractals.search import SearchSettings, search_to_dir
 
     settings = SearchSettings(seed=args.seed, rate=args.rate, points=args.points, size=args.size, pad=6)
     start = time.perf_counter()
@@ -80,8 +84,8 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from .datasets import build_ofdb
-    from .ifs import list_csvs
+    from ..fractals.build import build_ofdb
+    from ..fractals.ifs import list_csvs
 
     n = args.categories if args.categories is not None else len(list_csvs(args.params))
     out = build_ofdb(
@@ -112,7 +116,7 @@ BUILD_DEFAULTS = {
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from . import datasets
+    from ..fractals import build
 
     opts = {
         k: (getattr(args, k) if getattr(args, k) is not None else v)
@@ -130,7 +134,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     )
     start = time.perf_counter()
     if args.kind == "ofdb":
-        out = datasets.build_ofdb(
+        out = build.build_ofdb(
             args.out,
             args.categories,
             mode=args.draw,
@@ -142,7 +146,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     elif args.kind == "fractaldb":
         if args.a_weight is not None or args.weights is not None:
             raise ParamError("a-weight", "fractaldb uses its 25 fluctuation rows; use --fluctuations")
-        out = datasets.build_fractaldb(
+        out = build.build_fractaldb(
             args.out,
             args.categories,
             mode=args.draw,
@@ -153,10 +157,10 @@ def cmd_build(args: argparse.Namespace) -> int:
             **common,
         )
     else:
-        from .ofdb3d import build_ofdb3d
+        from ..fractals.ofdb3d import build_ofdb3d
 
         out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], **common)
-    manifest = datasets.load_manifest(out)
+    manifest = build.load_manifest(out)
     print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
     if manifest.get("diverged"):
         names = manifest["diverged"]
@@ -170,7 +174,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .datasets import load_manifest, verify
+    from ..fractals.build import load_manifest, verify
 
     problems = verify(args.dir)
     if problems:
@@ -179,6 +183,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     print(f"{args.dir}: OK, {load_manifest(args.dir)['n_files']} files match the manifest")
+    return 0
+
+
+def cmd_search3d(args: argparse.Namespace) -> int:
+    from ..fractals.ofdb3d import Search3DSettings, search3d_to_dir
+
+    start = time.perf_counter()
+    settings = Search3DSettings(seed=args.seed, points=args.points, min_var=args.min_var)
+    result = search3d_to_dir(
+        args.out, args.categories, settings, workers=args.workers, force=args.force, progress=args.progress
+    )
+    print(
+        f"{len(result.categories)} categories from {result.n_candidates} candidates "
+        f"({100 * result.acceptance_rate:.2f} % accepted) in {time.perf_counter() - start:.1f} s -> {args.out}"
+    )
     return 0
 
 
@@ -192,6 +211,22 @@ def register(sub) -> None:
     p.add_argument("--size", type=int, default=512, help="image side for the fill test (default 512)")
     _common_out(p)
     p.set_defaults(func=cmd_search)
+
+    p = sub.add_parser(
+        "search3d",
+        help="search 3D IFS categories (3D-OFDB) and write NNNNN.csv files",
+        description="Seeded 3D category search: N = randint(2, 8), 12 uniform(-1, 1) numbers per map, "
+        "p ~ |det A|, 10,000 points, accepted when each axis's normalised variance exceeds 0.05.",
+    )
+    p.add_argument("--categories", type=int, required=True, help="categories to find")
+    p.add_argument("--out", required=True, help="folder for NNNNN.csv and search3d_log.csv")
+    p.add_argument("--seed", type=int, default=1, help="MT19937 seed of the one search stream (default 1)")
+    p.add_argument("--points", type=int, default=10_000, help="chaos-game points per candidate")
+    p.add_argument("--min-var", type=float, default=0.05, help="variance each axis must exceed")
+    p.add_argument("--workers", type=int, default=None, help="threads (default: CPUs); same result")
+    p.add_argument("--force", action="store_true", help="replace the CSV files of a non-empty folder")
+    p.add_argument("--progress", action="store_true", help="show a progress bar")
+    p.set_defaults(func=cmd_search3d)
 
     p = sub.add_parser("render", help="render one image per category of a parameter folder")
     p.add_argument("--params", required=True, help="folder of NNNNN.csv")

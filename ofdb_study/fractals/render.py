@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import ParamError, check_positive_int
 from . import kernels
-from .errors import ParamError, check_positive_int
 from .ifs import IFS, a_weights
 
 DRAW_MODES = ("point", "patch", "color")

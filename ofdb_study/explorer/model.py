@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import render
-from .errors import ParamError, check_positive_int
-from .ifs import (
+from ..config import phase_config
+from ..errors import ParamError, check_positive_int
+from ..fractals import render
+from ..fractals.ifs import (
     COEFFICIENTS,
     FLUCTUATION_FACTORS,
     IFS,
@@ -29,6 +30,7 @@ from .ifs import (
     read_csv,
     write_csv,
 )
+from ..train import augment
 
 #: The search's fill test (facts section 1): 512 px, pad 6, 100k points, every point one pixel, the
 #: plain system (``a`` x 1.0, no fluctuation row), kept when at least 20 % of the pixels are lit.
@@ -83,7 +85,7 @@ def search_category(index: int) -> tuple[IFS, float]:
     """
     global _search_cache
     index = check_positive_int("category", index, minimum=0)
-    from .search import search  # deferred: the search module compiles its kernels on first use
+    from ..fractals.search import search  # deferred: the search module compiles its kernels on first use
 
     with _search_lock:
         if _search_cache is None or len(_search_cache.categories) <= index:
@@ -361,8 +363,8 @@ class ExplorerModel:
 
 
 # ----------------------------------------------------------------------------------------------
-# Augmentation previews. ``ofdb_study.augment`` (and with it torch/timm) is imported only here, so
-# the explorer opens fast and still works where the training extras are not installed.
+# Augmentation previews. timm (and with it torch) is imported only here, so the explorer opens fast
+# and still works where the training extras are not installed.
 
 
 def augmentation_previews(
@@ -391,35 +393,25 @@ def augmentation_previews(
     for k in range(n):
         s = seed * 1_000_003 + model.view.mask_seed + 1 + k
         tiles.append((f"pattern {k}", render.draw(model.points(), mode="patch", mask_seed=s)))
-    notes = []
-    try:
-        from . import augment
-    except ImportError as err:
-        notes.append(f"random texture and timm transform not shown: ofdb_study.augment unavailable ({err})")
-        return tiles, notes
     rng = np.random.default_rng(seed)
-    if hasattr(augment, "random_texture"):
-        tiles += [(f"texture {k}", augment.random_texture(base, rng)) for k in range(n)]
-    else:
-        notes.append("random texture not shown: ofdb_study.augment has no random_texture")
+    tiles += [(f"texture {k}", augment.random_texture(base, rng)) for k in range(n)]
+    notes = []
     try:
         import torch
         from PIL import Image
-
-        from .config import phase_config
-
-        cfg = phase_config("paper", "pretrain")
-        transform = augment.train_transform(cfg)
-        torch.manual_seed(seed)
-        pil = Image.fromarray(base).convert("RGB")
-        mean = torch.tensor(cfg.mean).view(3, 1, 1)
-        std = torch.tensor(cfg.std).view(3, 1, 1)
-        for k in range(n):
-            t = transform(pil) * std + mean
-            img = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-            tiles.append((f"timm {k}", np.ascontiguousarray(img)))
-    except (ImportError, AttributeError) as err:
+    except ImportError as err:  # a base install: no training extras
         notes.append(f"timm transform not shown: {err}")
+        return tiles, notes
+    cfg = phase_config("paper", "pretrain")
+    transform = augment.train_transform(cfg)
+    torch.manual_seed(seed)
+    pil = Image.fromarray(base).convert("RGB")
+    mean = torch.tensor(cfg.mean).view(3, 1, 1)
+    std = torch.tensor(cfg.std).view(3, 1, 1)
+    for k in range(n):
+        t = transform(pil) * std + mean
+        img = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
+        tiles.append((f"timm {k}", np.ascontiguousarray(img)))
     return tiles, notes
 
 

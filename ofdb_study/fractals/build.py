@@ -23,8 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, render
-from .errors import ParamError, check_positive_int
+from .. import __version__
+from ..errors import ParamError, check_positive_int
+from . import render
 from .ifs import IFS, category_name, fluctuation_weights, read_dir
 from .png import write_png_atomic
 from .render import DRAW_MODES, check_render_args

@@ -1,0 +1,51 @@
+"""The study wing: the papermill runner, the notebooks' helpers and the book's vendored scripts.
+
+``from ofdb_study import study`` gives the notebooks their helpers (``study.data_plan``,
+``study.glue_key``, ...) and the command line its runner (``run_study``, ``build_book``).
+"""
+
+from .helpers import (
+    DataPlan,
+    check_profile,
+    construction_dir,
+    data_plan,
+    glue_key,
+    load_search,
+    measure_construction,
+    run_labels,
+    sample_images,
+    scale_gap,
+    scaling_categories,
+)
+from .runner import (
+    DEFAULT_OUT,
+    NOTEBOOKS,
+    PARAMETERS_FILE,
+    NotebookFailed,
+    build_book,
+    default_seeds,
+    find_notebooks,
+    run_study,
+)
+
+__all__ = [
+    "DEFAULT_OUT",
+    "NOTEBOOKS",
+    "PARAMETERS_FILE",
+    "DataPlan",
+    "NotebookFailed",
+    "build_book",
+    "check_profile",
+    "construction_dir",
+    "default_seeds",
+    "data_plan",
+    "find_notebooks",
+    "glue_key",
+    "load_search",
+    "measure_construction",
+    "run_labels",
+    "run_study",
+    "sample_images",
+    "scale_gap",
+    "scaling_categories",
+]

@@ -1,0 +1,7 @@
+"""The training wing: one loop for pre-training and fine-tuning on timm, any device.
+
+Modules: ``engine`` (the loop: ``train``, ``evaluate``), ``runfolder`` (the run folder's files),
+``runtime`` (device, processes, seeds, the sample stream), ``augment`` (timm recipes and the
+paper's Table-1 options), ``pretrain_data`` (fractals in memory, ImageFolder, 3D views),
+``downstream`` (Fashion-MNIST, CIFAR, ImageFolder), ``models`` (timm ViTs).
+"""
