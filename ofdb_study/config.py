@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParamError
@@ -51,6 +51,19 @@ OPERATIONAL = frozenset(
         "download",
     }
 )
+
+
+#: Settings only pre-training reads (the fractal source): a fine-tuning run's digest leaves them out.
+PRETRAIN_ONLY = frozenset(
+    {"data", "categories", "augment", "params", "render_size", "render_points", "render_pad", "a_weight"}
+)
+#: Settings only fine-tuning reads (the downstream task and the starting weights): a pre-training
+#: run's digest leaves them out.
+FINETUNE_ONLY = frozenset(
+    {"dataset", "data_root", "download", "train_per_class", "test_per_class", "subset_seed", "init"}
+)
+#: For each phase, the settings its digest leaves out: operational ones and the other phase's.
+NOT_READ_BY = {"pretrain": OPERATIONAL | FINETUNE_ONLY, "finetune": OPERATIONAL | PRETRAIN_ONLY}
 
 
 @dataclass(frozen=True)
@@ -143,13 +156,15 @@ class TrainConfig:
         return cls().replace(**doc)
 
     def result_dict(self) -> dict:
-        """The settings that can change the trained weights (``OPERATIONAL`` ones left out).
+        """The settings this phase reads that can change the trained weights: ``OPERATIONAL`` ones
+        and the other phase's (``NOT_READ_BY``) are left out.
 
         A fine-tuning ``init`` counts by the name of its pre-training run folder, not by its full
         path: run folders are named by their own digest, so the same weights give the same key
         wherever the runs live (another ``--root``, a moved or copied folder).
         """
-        doc = {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL}
+        left_out = NOT_READ_BY.get(self.phase, OPERATIONAL)
+        doc = {k: v for k, v in self.to_dict().items() if k not in left_out}
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"
@@ -202,9 +217,6 @@ class Profile:
     pretrain: TrainConfig
     finetune: TrainConfig
     study: StudyPlan
-    expected_minutes: float | None = None  # the whole study (both notebooks), measured
-    note: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 # ---- paper: every value from the public recipe --------------------------------------------------
@@ -288,7 +300,6 @@ PAPER = Profile(
     # measured (benchmarks/bench_train.py --paper-gpu): one H200 runs the ViT-Tiny step at about
     # 8,400 images/s (12,200 compiled): 2.0 h (1.4 h) for 240k steps at 256, if the data keeps up;
     # the augmentation runs at 250-410 images/s per CPU worker, so that needs 20-35 workers.
-    note="The public recipe (facts sections 6-7).",
 )
 
 # ---- paper-21k: the 21k-category pre-training (Table 3) -------------------------------------------
@@ -313,7 +324,6 @@ PAPER_21K = Profile(
         dataset="cifar100",
         train_per_class=None,
     ),
-    note="OFDB-21k pre-training with ViT-Base/16 (facts 6, Table 3); fine-tune with --dataset imagefolder:PATH.",
 )
 
 # ---- mini: the whole study on 2 CPU cores -------------------------------------------------------
@@ -412,8 +422,6 @@ MINI = Profile(
     # all (pre-training 61-76 s, fine-tuning about 31 s per run); fine-tuned top-1 from OFDB-100
     # 54.0 % (2 seeds, spread 2.0) against 49.8 % from scratch (spread 1.4): gap 4.2 points.
     # (With 600 pre-training steps the study took about 55 minutes.)
-    expected_minutes=33.0,
-    note="Fashion-MNIST, 50 images per class, 32 px ViT (4 layers, 96 wide, patch 8, avg pool).",
 )
 
 # ---- smoke: seconds, for tests ------------------------------------------------------------------
@@ -459,8 +467,6 @@ SMOKE = Profile(
         train_per_class=2,
         rows=ALL_ROWS,
     ),
-    expected_minutes=1.0,
-    note="Seconds; what the tests and the notebook smoke runs use.",
 )
 
 PROFILES = {p.name: p for p in (SMOKE, MINI, PAPER, PAPER_21K)}

@@ -1,4 +1,5 @@
-"""The one error type the command line turns into a one-line message and exit code 2."""
+"""The errors the command line turns into one line on stderr: ``ParamError`` (bad input, exit code
+2) and ``TrainingError`` (a run that cannot go on, exit code 1)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ class ParamError(ValueError):
     def __init__(self, param: str, message: str):
         super().__init__(f"{param}: {message}")
         self.param = param
+
+
+class TrainingError(RuntimeError):
+    """A training run that cannot continue (the loss became NaN or infinite). The message names
+    the step; the run folder keeps its last checkpoint and gets no summary.json."""
 
 
 def check_positive_int(param: str, value: int, minimum: int = 1) -> int:

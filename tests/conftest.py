@@ -1,10 +1,94 @@
-"""Test settings shared by every test: offline hubs, a quiet numba cache, small sizes."""
+"""Test settings and session fixtures shared by every test file.
+
+Settings: offline hubs, no progress bars, a headless matplotlib, and a throw-away cache for the
+exact category search (never ~/.cache). Fixtures, each built once per session:
+
+* ``searched``: the first ``SEARCHED`` categories of the exact search (seed 1), written where the
+  training engine caches its search, so training tests reuse it too.
+* ``study_book``: the study notebooks run at ``smoke`` into a copy of the book, and the book built
+  (``test_notebooks.py`` and the browser test ``test_book.py``).
+"""
+
+from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The searched-category cache of the training engine goes to a throw-away folder, not ~/.cache.
 os.environ.setdefault("OFDB_STUDY_CACHE", tempfile.mkdtemp(prefix="ofdb-study-cache-"))
+
+REPO = Path(__file__).resolve().parent.parent
+#: Categories in the session's search: enough for every test (the published test vector has 20).
+SEARCHED = 20
+#: Where the engine caches the exact search (``train.pretrain_data.load_categories`` without params).
+SEARCH_DIR = Path(os.environ["OFDB_STUDY_CACHE"]) / "search-seed1"
+
+
+@pytest.fixture(scope="session")
+def searched():
+    """``SearchResult`` of the first ``SEARCHED`` categories of the exact search (seed 1)."""
+    from ofdb_study.fractals.search import search_to_dir
+
+    return search_to_dir(SEARCH_DIR, SEARCHED, workers=2, resume=True)
+
+
+@pytest.fixture(scope="session")
+def searched_dir(searched) -> Path:
+    """The folder of ``searched``: ``NNNNN.csv`` per category and the search state. Read only."""
+    return SEARCH_DIR
+
+
+@dataclass
+class StudyBook:
+    root: Path
+    study_dir: Path
+    html: Path
+    data_root: Path
+    run_root: Path
+    seconds: float
+
+
+@pytest.fixture(scope="session")
+def study_book(tmp_path_factory) -> StudyBook:
+    """Every study notebook run at ``smoke`` into a copy of the book, then the book built.
+
+    Everything it writes lives under a temporary folder, so the repo's ``runs/``, ``data/`` and
+    ``book/study/`` are never touched.
+    """
+    from ofdb_study import study
+    from ofdb_study.study.vendor import ensure_vendor
+
+    try:
+        ensure_vendor(REPO / "book")
+    except RuntimeError as exc:  # first use needs the npm registry
+        pytest.skip(f"book assets unavailable: {exc}")
+    root = tmp_path_factory.mktemp("study")
+    book = root / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+    start = time.perf_counter()
+    study.run_study(
+        "smoke",
+        out=book / "study",
+        notebooks_dir=REPO / "notebooks",
+        data_root=str(root / "data"),
+        run_root=str(root / "runs"),
+        log=lambda line: None,
+    )
+    study.build_book(book)
+    return StudyBook(
+        root,
+        book / "study",
+        book / "_build" / "html",
+        root / "data",
+        root / "runs",
+        time.perf_counter() - start,
+    )

@@ -8,13 +8,12 @@ pytest.importorskip("timm")
 
 from ofdb_study.config import phase_config  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
-from ofdb_study.fractals.search import search  # noqa: E402
 from ofdb_study.train import augment, pretrain_data  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def source():
-    cats = search(3).categories
+def source(searched):
+    cats = searched.categories[:3]
     return pretrain_data.FractalSource(cats, size=32, n_points=1500, pad=1)
 
 

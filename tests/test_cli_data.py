@@ -21,8 +21,10 @@ def _err(capsys):
     return err
 
 
-def test_search_render_build_verify(tmp_path, params, capsys):
+def test_search_render_build_verify(tmp_path, params, searched_dir, capsys):
     assert sorted(p.name for p in params.glob("0*.csv")) == ["00000.csv", "00001.csv", "00002.csv"]
+    for p in params.glob("0*.csv"):  # the same bytes as the session's search through the API
+        assert p.read_bytes() == (searched_dir / p.name).read_bytes()
     out = tmp_path / "img"
     assert (
         main(

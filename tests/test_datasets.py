@@ -9,16 +9,13 @@ from PIL import Image
 from ofdb_study.errors import ParamError
 from ofdb_study.fractals import build as datasets
 from ofdb_study.fractals.png import encode_png
-from ofdb_study.fractals.search import search_to_dir
 
 SMALL = dict(size=64, points=3000)
 
 
 @pytest.fixture(scope="module")
-def params(tmp_path_factory):
-    out = tmp_path_factory.mktemp("params")
-    search_to_dir(out, 4)
-    return out
+def params(searched_dir):
+    return searched_dir
 
 
 def test_png_roundtrip(tmp_path):

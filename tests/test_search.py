@@ -17,8 +17,9 @@ CAT0_MAP0 = (
 
 
 @pytest.fixture(scope="module")
-def first20():
-    return search(20, workers=2)
+def first20(searched):
+    assert len(searched.categories) == 20
+    return searched
 
 
 def test_mt_matches_numpy_legacy_stream():
@@ -66,6 +67,7 @@ def test_result_does_not_depend_on_workers_or_batch(first20):
     assert np.array_equal(one.state, first20.state)
 
 
+@pytest.mark.slow
 def test_thousandth_category_is_candidate_42655():
     result = search(1000)
     assert result.candidates[-1] == 42_655

@@ -1,4 +1,5 @@
-"""The training loop: a 2-step CPU fit, resume bit-identity after SIGKILL, run folders, bad inputs."""
+"""The training loop: a 2-step CPU fit, resume bit-identity after SIGKILL, run folders, cache keys,
+a diverging run, bad inputs."""
 
 import json
 import os
@@ -11,25 +12,29 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from test_downstream import make_fashion  # noqa: E402
+from fake_data import make_fashion  # noqa: E402
 
 from ofdb_study import cli, experiments  # noqa: E402
-from ofdb_study.config import PROFILES, phase_config, resolve  # noqa: E402
-from ofdb_study.errors import ParamError  # noqa: E402
+from ofdb_study.config import (  # noqa: E402
+    FINETUNE_ONLY,
+    OPERATIONAL,
+    PRETRAIN_ONLY,
+    PROFILES,
+    TrainConfig,
+    phase_config,
+    resolve,
+)
+from ofdb_study.errors import ParamError, TrainingError  # noqa: E402
+from ofdb_study.train import augment, engine  # noqa: E402
 from ofdb_study.train.engine import train  # noqa: E402
+from ofdb_study.train.runtime import Dist  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def search_cache(tmp_path_factory):
-    old = os.environ.get("OFDB_STUDY_CACHE")
-    os.environ["OFDB_STUDY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
-    yield
-    if old is None:
-        os.environ.pop("OFDB_STUDY_CACHE")
-    else:
-        os.environ["OFDB_STUDY_CACHE"] = old
+def _search_cached(searched):
+    """The engine reads the session's exact search from its cache instead of searching again."""
 
 
 @pytest.fixture(scope="module")
@@ -82,6 +87,36 @@ def test_existing_run_is_not_overwritten(pretrained):
     assert (pretrained / "summary.json").read_text() == before
 
 
+#: Runs the CLI in a fresh process that SIGKILLs itself inside optimizer step KILL_AT (1-based):
+#: after the backward pass, before the weights change. The hook lives here, not in the library.
+KILL_SCRIPT = """
+import os, signal, sys
+from ofdb_study import cli
+from ofdb_study.train import engine
+
+KILL_AT = int(sys.argv[1])
+real = engine.build_optimization
+
+
+def dying(*args, **kwargs):
+    optimizer, scheduler, mixup, criterion = real(*args, **kwargs)
+    step, calls = optimizer.step, []
+
+    def step_or_die(*a, **k):
+        calls.append(1)
+        if len(calls) == KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return step(*a, **k)
+
+    optimizer.step = step_or_die
+    return optimizer, scheduler, mixup, criterion
+
+
+engine.build_optimization = dying
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
 def test_resume_after_sigkill_is_bit_identical(tmp_path):
     args = [
         "pretrain",
@@ -97,9 +132,9 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         "--set",
         "drop_path=0.1",
     ]
-    env = {**os.environ, "OFDB_STUDY_KILL_AT": "4", "TQDM_DISABLE": "1"}
+    env = {**os.environ, "TQDM_DISABLE": "1"}
     proc = subprocess.run(
-        [sys.executable, "-m", "ofdb_study", *args, "--out", str(tmp_path / "killed")],
+        [sys.executable, "-c", KILL_SCRIPT, "4", *args, "--out", str(tmp_path / "killed")],
         env=env,
         cwd=ROOT,
         capture_output=True,
@@ -108,6 +143,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
     )
     assert proc.returncode == -9, proc.stderr[-2000:]
     assert not (tmp_path / "killed" / "summary.json").exists()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 2
     assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
     assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
     a = json.loads((tmp_path / "killed" / "summary.json").read_text())
@@ -230,8 +266,10 @@ def test_ddp_two_cpu_processes(tmp_path):
     cfg = TrainConfig.from_dict(yaml.safe_load((out / "config.yaml").read_text()))
     _, eval_ds, classes, _ = tr.build_data(cfg)
     model = models.create_model(cfg, classes)
-    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
-    whole = tr.evaluate(model, tr.eval_tensors(eval_ds, ("ddp-test",)), cfg, torch.device("cpu"))
+    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=True)["model"])
+    whole = tr.evaluate(
+        model, tr.eval_tensors(eval_ds, ("ddp-test",)), cfg.eval_batch_size, torch.device("cpu")
+    )
     assert s["top1_last"] == whole
     shards = [tr.eval_shard(eval_ds, Dist(rank=r, world_size=2)) for r in range(2)]
     assert sorted(i for sh in shards for i in sh.indices) == list(range(len(eval_ds)))
@@ -258,3 +296,148 @@ def test_finetune_key_follows_the_pretraining_run_not_its_path(tmp_path):
     other = tmp_path / "a" / "pretrain" / "ofdb-2-default-s1-9876543210" / "checkpoint.pt"
     assert key(a) == key(b)  # the same run, moved or under another --root
     assert key(a) != key(other) != key("scratch")
+
+
+#: A changed value for every setting that only one phase reads.
+CHANGED = {
+    "data": "fractaldb",
+    "categories": 3,
+    "augment": "pattern",
+    "params": "/x/params",
+    "render_size": 40,
+    "render_points": 999,
+    "render_pad": 3,
+    "a_weight": 1.0,
+    "dataset": "cifar10",
+    "data_root": "/x",
+    "download": True,
+    "train_per_class": 7,
+    "test_per_class": 7,
+    "subset_seed": 1,
+    "init": "/x/pre/checkpoint.pt",
+}
+
+
+@pytest.mark.parametrize("key", sorted(CHANGED))
+def test_a_phase_key_holds_only_what_that_phase_reads(key):
+    assert set(CHANGED) == PRETRAIN_ONLY | FINETUNE_ONLY
+    pre, ft = phase_config("smoke", "pretrain"), phase_config("smoke", "finetune")
+    assert getattr(pre, key) != CHANGED[key] and getattr(ft, key) != CHANGED[key]
+    pre2, ft2 = pre.replace(**{key: CHANGED[key]}), ft.replace(**{key: CHANGED[key]})
+    if key in PRETRAIN_ONLY:
+        assert ft2.digest() == ft.digest() and pre2.digest() != pre.digest()
+    elif key in OPERATIONAL:  # where fine-tuning data lives, and whether it may be downloaded
+        assert ft2.digest() == ft.digest() and pre2.digest() == pre.digest()
+    else:
+        assert pre2.digest() == pre.digest() and ft2.digest() != ft.digest()
+
+
+def test_phase_field_sets_name_real_settings_and_do_not_overlap():
+    names = {f for f in TrainConfig().to_dict()}
+    assert PRETRAIN_ONLY <= names and FINETUNE_ONLY <= names and OPERATIONAL <= names
+    assert not PRETRAIN_ONLY & FINETUNE_ONLY
+    for phase in ("pretrain", "finetune"):  # a shared setting keys both phases
+        before = phase_config("smoke", phase)
+        assert before.digest() != before.replace(base_lr=before.base_lr * 2).digest()
+
+
+def test_eval_cache_key_follows_the_eval_transform():
+    cfg = phase_config("smoke", "finetune")
+    one = Dist()
+    key = engine.eval_cache_key(cfg, "data", one)
+    # the transform is built from the settings that make the key
+    assert f"size={cfg.img_size}" in repr(augment.eval_transform(cfg))
+    for change in (
+        dict(img_size=64),
+        dict(interpolation="bilinear"),
+        dict(mean=(0.1, 0.2, 0.3)),
+        dict(std=(0.3, 0.2, 0.1)),
+    ):
+        other = cfg.replace(**change)
+        assert repr(augment.eval_transform(other)) != repr(augment.eval_transform(cfg)), change
+        assert engine.eval_cache_key(other, "data", one) != key, change
+    # training-only augmentations, another data hash or shard
+    assert engine.eval_cache_key(cfg.replace(hflip=0.0, re_prob=0.3), "data", one) == key
+    assert engine.eval_cache_key(cfg, "other data", one) != key
+    assert engine.eval_cache_key(cfg, "data", Dist(rank=1, world_size=2)) != key
+
+
+def _nan_from_call(monkeypatch, bad_call: int) -> None:
+    """Make the loss NaN from the ``bad_call``-th criterion call (1-based) on."""
+    real = engine.build_optimization
+
+    def build(*args, **kwargs):
+        optimizer, scheduler, mixup, criterion = real(*args, **kwargs)
+        calls = []
+
+        def nan_loss(logits, target):
+            calls.append(1)
+            loss = criterion(logits, target)
+            return loss * float("nan") if len(calls) >= bad_call else loss
+
+        return optimizer, scheduler, mixup, nan_loss
+
+    monkeypatch.setattr(engine, "build_optimization", build)
+
+
+@pytest.mark.parametrize("every", [1, 10])
+def test_nan_loss_stops_the_run_naming_the_step(tmp_path, monkeypatch, every):
+    _nan_from_call(monkeypatch, 2)
+    cfg = phase_config("smoke", "pretrain", steps=4, log_every=every, checkpoint_every=every)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="not finite .* at step 2 of 4"):
+        train(cfg, out, progress=False)
+    assert not (out / "summary.json").exists()
+    steps = [json.loads(x)["step"] for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == ([1] if every == 1 else [])  # nothing after the bad step
+    if every == 1:  # the checkpoint is from before the bad step
+        assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1
+    else:
+        assert not (out / "checkpoint.pt").exists()
+
+
+def test_nan_loss_on_the_command_line_is_one_line_exit_1(tmp_path, monkeypatch, capsys):
+    _nan_from_call(monkeypatch, 1)
+    argv = ["pretrain", "--profile", "smoke", "--no-progress", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "step 1 of 2" in err[0]
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_checkpoint_loads_with_weights_only(pretrained, tmp_path):
+    doc = torch.load(pretrained / "checkpoint.pt", weights_only=True)
+    assert doc["step"] == 2 and set(doc["model"]) and doc["config"]["phase"] == "pretrain"
+    assert len(doc["rng"]["numpy"]["key"]) == 624
+
+
+def test_init_refuses_a_checkpoint_that_is_not_only_tensors(pretrained, tmp_path, fashion):
+    import numpy as np
+
+    doc = torch.load(pretrained / "checkpoint.pt", weights_only=True)
+    doc["extra"] = np.arange(3)  # unpickling a NumPy array needs more than weights_only allows
+    torch.save(doc, tmp_path / "unsafe.pt")
+    cfg = phase_config("smoke", "finetune", data_root=fashion, init=str(tmp_path / "unsafe.pt"))
+    with pytest.raises(ParamError, match="weights_only"):
+        train(cfg, tmp_path / "ft", progress=False)
+    assert not (tmp_path / "ft").exists()
+    torch.save(doc["model"], tmp_path / "bare.pt")  # a bare state dict of tensors is fine
+    summary = train(cfg.replace(init=str(tmp_path / "bare.pt")), tmp_path / "ft2", progress=False)
+    assert summary["steps"] == 2
+
+
+def test_model_creation_leaves_the_environment_alone(monkeypatch):
+    from ofdb_study.train import models
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    models.create_model(phase_config("smoke", "pretrain"), 4)
+    assert "HF_HUB_OFFLINE" not in os.environ
+
+
+def test_cadence_is_decided_once_per_step():
+    cfg = phase_config("smoke", "finetune", steps=10, log_every=4, eval_every=5, checkpoint_every=3)
+    due = {s: engine.due_at(s, cfg, has_eval=True) for s in range(1, 11)}
+    assert [s for s, d in due.items() if d.log] == [4, 5, 8, 10]
+    assert [s for s, d in due.items() if d.evaluate] == [5, 10]
+    assert [s for s, d in due.items() if d.checkpoint] == [3, 6, 9, 10]
+    assert not any(engine.due_at(s, cfg, has_eval=False).evaluate for s in range(1, 11))

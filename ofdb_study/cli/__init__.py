@@ -4,7 +4,8 @@
 each define ``register(subparsers)``, adding subcommands with ``set_defaults(func=...)``;
 ``func(args)`` returns the exit code. Registering imports nothing heavy: each command imports
 torch, pandas or papermill inside itself, so the data commands run after a base install. A
-``ParamError`` anywhere becomes one line on stderr and exit code 2, before anything is written.
+``ParamError`` anywhere becomes one line on stderr and exit code 2, before anything is written; a
+``TrainingError`` (a diverged run) one line and exit code 1.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..errors import ParamError
+from ..errors import ParamError, TrainingError
 from . import data, study, train
 
 
@@ -39,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except ParamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -66,18 +66,24 @@ def train_transform(cfg):
     )
 
 
+def eval_settings(cfg) -> dict:
+    """The arguments of ``timm.data.create_transform`` that ``eval_transform`` uses: resize to
+    ``img_size`` (no crop), tensor, normalise. Also the evaluation cache's key, so the two agree."""
+    return {
+        "input_size": cfg.img_size,
+        "is_training": False,
+        "interpolation": cfg.interpolation,
+        "mean": tuple(cfg.mean),
+        "std": tuple(cfg.std),
+        "crop_pct": 1.0,
+    }
+
+
 def eval_transform(cfg):
-    """Resize to ``img_size`` (no crop), tensor, normalise: PIL -> float tensor (3, S, S)."""
+    """timm's evaluation transform from ``eval_settings``: PIL -> float tensor (3, S, S)."""
     from timm.data import create_transform
 
-    return create_transform(
-        input_size=cfg.img_size,
-        is_training=False,
-        interpolation=cfg.interpolation,
-        mean=tuple(cfg.mean),
-        std=tuple(cfg.std),
-        crop_pct=1.0,
-    )
+    return create_transform(**eval_settings(cfg))
 
 
 def mixup_active(cfg) -> bool:

@@ -177,6 +177,7 @@ def load_downstream(
 
     Returns:
         (train dataset, test dataset, number of classes, data hash) - items are (tensor, label).
+        The hash covers the files and the test draw (``test_per_class``), so it names the test set.
     """
     check_dataset(name)
     if name.startswith("imagefolder:"):
@@ -192,9 +193,11 @@ def load_downstream(
         digest = hashlib.sha256(repr(train.samples + test.samples).encode()).hexdigest()
         if train_per_class:
             train = Subset(train, per_class_subset(np.array(train.targets), train_per_class, seed).tolist())
+        classes = len(test.classes)
         if test_per_class:
             test = Subset(test, per_class_subset(np.array(test.targets), test_per_class, 0).tolist())
-        return train, test, len(test.classes), digest
+            digest = hashlib.sha256(f"{digest}:test_per_class={test_per_class}".encode()).hexdigest()
+        return train, test, classes, digest
     xtr, ytr, xte, yte, digest = _arrays(name, data_root, download)
     num_classes = max(NUM_CLASSES[name], int(max(ytr.max(), yte.max())) + 1)
     if train_per_class:

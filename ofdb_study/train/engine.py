@@ -13,38 +13,25 @@ So a resumed run needs only the checkpointed step, model and optimizer to contin
 checkpoint still holds the scheduler and RNG states for inspection. On the CPU the final weights
 of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrupted run.
 
-Run folder: config.yaml, manifest.json, metrics.jsonl, checkpoint.pt (written atomically),
-summary.json (written last: its presence means the run finished); see ``runfolder``. Device,
-processes, seeding and the sample stream are in ``runtime``. Both are re-exported here.
+A non-finite loss stops the run with a ``TrainingError`` naming the first such step; no checkpoint
+or metrics record is written after it, and no summary.json. The run folder's files are written by
+``runfolder.RunFolder``; device, processes, seeding and the sample stream are in ``runtime``.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import platform
-import random
-import signal
-import sys
 import time
-from pathlib import Path
+from typing import NamedTuple
 
-import numpy as np
 import torch
 import torch.distributed as dist
-import yaml
 from torch.utils.data import DataLoader
 
 from ..config import TrainConfig, resolve
-from ..errors import ParamError, check_positive_int
+from ..errors import ParamError, TrainingError, check_positive_int
 from . import augment, downstream, models, pretrain_data
-from .runfolder import (
-    _git_commit,
-    _versions,
-    atomic_write_bytes,
-    prepare_out,
-    weights_sha256,
-)
+from .runfolder import Progress, RunFolder, manifest, weights_sha256
 from .runtime import (
     Dist,
     Keyed,
@@ -56,17 +43,14 @@ from .runtime import (
     seed_all,
 )
 
-#: Tests set OFDB_STUDY_KILL_AT=N to SIGKILL the process in the middle of step N (1-based).
-_KILL_AT = int(os.environ.get("OFDB_STUDY_KILL_AT", "0"))
-
 
 # ---- building blocks --------------------------------------------------------------------------
-def validate(cfg: TrainConfig, world_size: int = 1) -> None:
+def check_config(cfg: TrainConfig) -> None:
     """ParamErrors for settings that cannot run; called before anything is written."""
     models.check_model_args(cfg)
-    augment.check_augment(cfg.augment)
     for key in ("batch_size", "steps", "eval_batch_size", "log_every", "checkpoint_every"):
         check_positive_int(key, getattr(cfg, key))
+    check_positive_int("eval_every", cfg.eval_every, minimum=0)
     check_positive_int("warmup_steps", cfg.warmup_steps, minimum=0)
     check_positive_int("num_workers", cfg.num_workers, minimum=0)
     check_positive_int("threads", cfg.threads, minimum=0)
@@ -75,6 +59,9 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
         downstream.check_dataset(cfg.dataset)
     else:
         check_positive_int("categories", cfg.categories)
+        augment.check_augment(cfg.augment)
+        if cfg.init not in (None, "", "scratch"):
+            raise ParamError("init", "only fine-tuning starts from a checkpoint")
     if augment.mixup_active(cfg) and cfg.batch_size % 2:
         raise ParamError("batch_size", f"must be even while Mixup/CutMix is on, got {cfg.batch_size}")
 
@@ -103,7 +90,9 @@ def eval_tensors(dataset, key) -> torch.utils.data.TensorDataset:
     """The evaluation set as tensors (N, 3, S, S) and labels (N,), cached per process under ``key``.
 
     The eval transform is deterministic, so a study that evaluates the same test set many times
-    (every fine-tuning run, every eval step) transforms it once.
+    (every fine-tuning run, every eval step) transforms it once. ``key`` must determine the items:
+    ``train`` uses the data hash, ``augment.eval_settings`` (what the transform is built from) and
+    the shard.
     """
     if key not in _EVAL_CACHE:
         xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
@@ -113,14 +102,20 @@ def eval_tensors(dataset, key) -> torch.utils.data.TensorDataset:
     return _EVAL_CACHE[key]
 
 
+def eval_cache_key(cfg: TrainConfig, data_hash: str, dd: Dist) -> tuple:
+    """The ``eval_tensors`` key of a run: data, eval transform settings, this rank's shard."""
+    settings = augment.eval_settings(cfg)
+    return (data_hash, tuple(sorted(settings.items())), dd.rank, dd.world_size)
+
+
 @torch.no_grad()
-def evaluate(model, dataset, cfg: TrainConfig, device: torch.device, dd: Dist | None = None) -> float:
+def evaluate(model, dataset, batch_size: int, device: torch.device, dd: Dist | None = None) -> float:
     """Top-1 accuracy in percent of ``model`` on ``dataset`` (items (tensor (3, S, S), label)).
 
     Under DDP every rank passes its own shard (``eval_shard``) and the counts of correct and of all
     items are summed over the ranks, so the result is the whole set's accuracy on every rank.
     """
-    loader = DataLoader(dataset, batch_size=cfg.eval_batch_size, shuffle=False)
+    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False)
     was_training = model.training
     model.eval()
     correct = total = 0
@@ -157,14 +152,28 @@ def _autocast(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
-def _rng_states() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+class Due(NamedTuple):
+    """What happens after a step: log a metrics record, evaluate, save a checkpoint."""
+
+    log: bool
+    evaluate: bool
+    checkpoint: bool
 
 
-def _read_metrics(path: Path, upto: int) -> list[str]:
-    if not path.is_file():
-        return []
-    return [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= upto]
+def due_at(step: int, cfg: TrainConfig, has_eval: bool) -> Due:
+    """The cadence after 1-based ``step``: every ``log_every`` / ``eval_every`` (0: never) /
+    ``checkpoint_every`` steps and at the last step; every evaluation is also logged."""
+
+    def every(n: int) -> bool:
+        return n > 0 and step % n == 0
+
+    last = step == cfg.steps
+    evaluate = has_eval and (last or every(cfg.eval_every))
+    return Due(
+        log=last or evaluate or every(cfg.log_every) or every(cfg.eval_every),
+        evaluate=evaluate,
+        checkpoint=last or every(cfg.checkpoint_every),
+    )
 
 
 # ---- the loop ---------------------------------------------------------------------------------
@@ -217,10 +226,44 @@ def train_step(
         loss = criterion(net(x), target)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if step + 1 == _KILL_AT:  # test hook: die mid-step, after backward, before the update
-        os.kill(os.getpid(), signal.SIGKILL)
     optimizer.step()
     return loss
+
+
+class _FirstBadStep:
+    """The first 1-based step whose loss was not finite, tracked on the device without a sync."""
+
+    def __init__(self, steps: int, device: torch.device):
+        self.none = steps + 1
+        self.value = torch.full((), self.none, dtype=torch.int64, device=device)
+
+    def update(self, step: int, loss: torch.Tensor) -> None:
+        self.value = torch.minimum(self.value, torch.where(torch.isfinite(loss), self.none, step))
+
+    def check(self, dd: Dist) -> None:
+        """Raise TrainingError (on every rank alike) if some step so far had a non-finite loss."""
+        if dd.world_size > 1:
+            dist.all_reduce(self.value, op=dist.ReduceOp.MIN)
+        bad = int(self.value)
+        if bad < self.none:
+            raise TrainingError(
+                f"the loss is not finite (NaN or inf) at step {bad} of {self.none - 1}; stopped "
+                "without a summary (the last checkpoint is from before that step; try a lower learning rate)"
+            )
+
+
+def _build(cfg: TrainConfig, dd: Dist):
+    """Data and a fresh model on the CPU; the exact search is cached by rank 0 before the others read it."""
+    if dd.main:
+        train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
+    _barrier(dd)
+    if not dd.main:
+        train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
+    seed_all(mix_seed(cfg.seed, 0x1417))  # the initial weights depend on the seed only
+    model = models.create_model(cfg, num_classes)
+    if cfg.phase == "finetune" and cfg.init not in (None, "", "scratch"):
+        models.load_pretrained(model, cfg.init)
+    return train_ds, eval_ds, num_classes, data_hash, model
 
 
 def train(
@@ -243,69 +286,43 @@ def train(
 
     Returns:
         The summary dict (also written to ``out/summary.json``).
+
+    Raises:
+        ParamError: a setting that cannot run, or ``out`` holds another run (nothing is written).
+        TrainingError: the loss became NaN or infinite (no summary.json is written).
     """
     t_begin = time.perf_counter()
-    out = Path(out)
+    run = RunFolder(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     device = resolve_device()
     dd = init_distributed(device)
-    validate(cfg, dd.world_size)
+    check_config(cfg)
     res = resolve(cfg, dd.world_size)
-    if resume and (out / "summary.json").is_file():
-        prepare_out(out, cfg, resume, force)
-        return json.loads((out / "summary.json").read_text())
-    if dd.main:  # the exact search may be written to the cache once, before the other ranks read it
-        train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
-    _barrier(dd)
-    if not dd.main:
-        train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
-    seed_all(mix_seed(cfg.seed, 0x1417))  # the initial weights depend on the seed only
-    model = models.create_model(cfg, num_classes)
-    init = None if cfg.init in (None, "", "scratch") else cfg.init
-    if init is not None:
-        if cfg.phase != "finetune":
-            raise ParamError("init", "only fine-tuning starts from a checkpoint")
-        models.load_pretrained(model, init)
+    if resume and run.summary() is not None:
+        run.prepare(cfg, resume=True, force=False)
+        return run.summary()
+    train_ds, eval_ds, num_classes, data_hash, model = _build(cfg, dd)
     if dd.main:
-        prepare_out(out, cfg, resume, force)
+        run.prepare(cfg, resume=resume, force=force)
     _barrier(dd)
 
     model.to(device)
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler, mixup, criterion = build_optimization(model, cfg, res, num_classes)
-
-    start, best, best_step, elapsed = 0, None, None, 0.0
-    ckpt_path = out / "checkpoint.pt"
-    if resume and ckpt_path.is_file():
-        ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        start, best, best_step, elapsed = ck["step"], ck["top1_best"], ck["best_step"], ck["train_seconds"]
-
+    state = run.load_checkpoint(model, optimizer, scheduler) if resume else Progress()
+    start, resumed_seconds = state.step, state.train_seconds
     if dd.main:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-        manifest = {
-            "git_commit": _git_commit(),
-            "versions": _versions(),
-            "device": str(device),
-            "device_name": torch.cuda.get_device_name(device)
-            if device.type == "cuda"
-            else platform.processor(),
-            "seed": cfg.seed,
-            "world_size": dd.world_size,
-            "resolved": res.to_dict(),
-            "dataset_sha256": data_hash,
-            "num_classes": num_classes,
-            "init": str(init) if init else "scratch",
-            "command": sys.argv,
-        }
-        (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        kept = _read_metrics(out / "metrics.jsonl", start)
-        (out / "metrics.jsonl").write_text("".join(ln + "\n" for ln in kept))
+        provenance = manifest(
+            cfg,
+            device=device,
+            world_size=dd.world_size,
+            resolved=res,
+            data_hash=data_hash,
+            num_classes=num_classes,
+        )
+        run.start(cfg, provenance, from_step=start)
 
     net = model
     if dd.world_size > 1:
@@ -314,39 +331,23 @@ def train(
         )
     if cfg.compile and device.type == "cuda":
         net = torch.compile(net)
-    sampler = StreamBatches(len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size)
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
-        eval_ds = eval_tensors(
-            eval_shard(eval_ds, dd),
-            (data_hash, cfg.test_per_class, cfg.img_size, cfg.interpolation, cfg.mean, cfg.std)
-            + (dd.rank, dd.world_size),
-        )
+        eval_ds = eval_tensors(eval_shard(eval_ds, dd), eval_cache_key(cfg, data_hash, dd))
     loader = DataLoader(
         Keyed(train_ds),
-        batch_sampler=sampler,
+        batch_sampler=StreamBatches(
+            len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size
+        ),
         num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",
         persistent_workers=False,
     )
 
-    def save_checkpoint(step: int) -> None:
-        doc = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "top1_best": best,
-            "best_step": best_step,
-            "train_seconds": elapsed + (time.perf_counter() - t_start),
-            "rng": _rng_states(),
-            "config": cfg.to_dict(),
-            "num_classes": num_classes,
-        }
-        atomic_write_bytes(ckpt_path, lambda f: torch.save(doc, f))
-
-    def log(record: dict) -> None:
-        with open(out / "metrics.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
+    def note_top1(step: int) -> float:
+        top1 = evaluate(model, eval_ds, cfg.eval_batch_size, device, dd)
+        if state.top1_best is None or top1 > state.top1_best:
+            state.top1_best, state.best_step = top1, step
+        return top1
 
     bar = None
     if progress and dd.main:
@@ -355,7 +356,8 @@ def train(
         bar = tqdm(total=cfg.steps, initial=start, unit="step", desc=cfg.phase, dynamic_ncols=True)
     net.train()
     t_start = time.perf_counter()
-    t_window, n_window, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
+    t_window, n_window, loss_sum = t_start, 0, torch.zeros((), device=device)
+    bad = _FirstBadStep(cfg.steps, device)
     top1 = None
     step = start
     for x, y in loader:
@@ -374,10 +376,14 @@ def train(
             rank=dd.rank,
         )
         step += 1
-        loss_sum += loss.detach().float()
+        loss = loss.detach().float()
+        bad.update(step, loss)
+        loss_sum += loss
         n_window += 1
-        last = step == cfg.steps
-        if step % cfg.log_every == 0 or last or (cfg.eval_every and step % cfg.eval_every == 0):
+        due = due_at(step, cfg, eval_ds is not None)
+        if due.log or due.checkpoint:
+            bad.check(dd)  # before anything of this step is written
+        if due.log:
             if dd.world_size > 1:
                 dist.all_reduce(loss_sum)
                 loss_sum /= dd.world_size
@@ -388,29 +394,25 @@ def train(
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_s": n_window * res.global_batch / max(now - t_window, 1e-9),
             }
-            if eval_ds is not None and (last or (cfg.eval_every and step % cfg.eval_every == 0)):
-                top1 = evaluate(model, eval_ds, cfg, device, dd)
-                record["top1"] = top1
-                if best is None or top1 > best:
-                    best, best_step = top1, step
+            if due.evaluate:
+                top1 = record["top1"] = note_top1(step)
             if dd.main:
-                log(record)
+                run.log(record)
                 if bar is not None:
                     bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['images_per_s']:.0f}")
             t_window, n_window, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
-        if dd.main and (step % cfg.checkpoint_every == 0 or last):
-            save_checkpoint(step)
+        if due.checkpoint:
+            if dd.main:
+                state.step = step
+                state.train_seconds = resumed_seconds + time.perf_counter() - t_start
+                run.save_checkpoint(model, optimizer, scheduler, state, cfg, num_classes)
+            _barrier(dd)
         if bar is not None:
             bar.update(1)
-        if step % cfg.checkpoint_every == 0 or last:
-            _barrier(dd)
     if bar is not None:
         bar.close()
-    if start >= cfg.steps and eval_ds is not None:  # killed between checkpoint and summary
-        top1 = evaluate(model, eval_ds, cfg, device, dd)
-        if best is None or top1 > best:
-            best, best_step = top1, cfg.steps
-    wall = elapsed + time.perf_counter() - t_start
+    if start >= cfg.steps and eval_ds is not None:  # killed between the last checkpoint and the summary
+        top1 = note_top1(cfg.steps)
     summary = {
         "phase": cfg.phase,
         "steps": cfg.steps,
@@ -418,9 +420,9 @@ def train(
         "lr": res.lr,
         "num_classes": num_classes,
         "top1_last": top1,
-        "top1_best": best,
-        "best_step": best_step,
-        "wall_seconds": wall,
+        "top1_best": state.top1_best,
+        "best_step": state.best_step,
+        "wall_seconds": resumed_seconds + time.perf_counter() - t_start,
         "setup_seconds": t_start - t_begin,
         "images_per_s": (cfg.steps - start) * res.global_batch / max(time.perf_counter() - t_start, 1e-9),
         "weights_sha256": weights_sha256(model),
@@ -429,6 +431,6 @@ def train(
         "finished": True,
     }
     if dd.main:
-        atomic_write_bytes(out / "summary.json", lambda f: f.write(json.dumps(summary, indent=2).encode()))
+        run.write_summary(summary)
     _barrier(dd)
     return summary

@@ -33,7 +33,6 @@ def create_model(cfg, num_classes: int):
     """A randomly initialised timm ViT for ``cfg``: images (B, 3, S, S) -> logits (B, num_classes)."""
     import timm
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing is ever fetched
     check_model_args(cfg)
     kwargs = dict(
         num_classes=num_classes,
@@ -52,7 +51,13 @@ def is_head(key: str) -> bool:
 
 
 def read_state_dict(path: str | os.PathLike) -> dict:
-    """The model weights of a checkpoint written by train.py (or a bare state dict)."""
+    """The model weights of a checkpoint written by ``engine.train`` (or a bare state dict).
+
+    The file is read with ``torch.load(weights_only=True)``: only tensors and plain Python values
+    are unpickled, so a checkpoint from elsewhere cannot run code. Anything else is refused.
+    """
+    import pickle
+
     import torch
 
     path = Path(path)
@@ -60,8 +65,16 @@ def read_state_dict(path: str | os.PathLike) -> dict:
         path = path / "checkpoint.pt"
     if not path.is_file():
         raise ParamError("init", f"no checkpoint at {path}")
-    doc = torch.load(path, map_location="cpu", weights_only=False)
-    return doc["model"] if isinstance(doc, dict) and "model" in doc else doc
+    try:
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError):
+        raise ParamError(
+            "init", f"{path} cannot be read as tensors and plain values (torch.load with weights_only=True)"
+        ) from None
+    state = doc["model"] if isinstance(doc, dict) and "model" in doc else doc
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ParamError("init", f"{path} holds no state dict of tensors")
+    return state
 
 
 def check_fits(model, state: dict) -> dict:

@@ -1,27 +1,48 @@
 """The run folder: its files, the provenance written beside the weights, and overwrite rules.
 
-A run folder holds config.yaml, manifest.json, metrics.jsonl, checkpoint.pt (written atomically)
-and summary.json (written last: its presence means the run finished).
+A run folder holds
+
+* ``config.yaml``: the ``TrainConfig`` (every setting, operational ones included);
+* ``manifest.json``: provenance (git commit, package versions, device, resolved batch and learning
+  rates, the data's sha256, the command line);
+* ``metrics.jsonl``: one JSON record per logged step;
+* ``checkpoint.pt``: model, optimizer, scheduler and progress, written atomically. It holds only
+  tensors and plain Python values, so ``torch.load(..., weights_only=True)`` reads it;
+* ``summary.json``: written last, so its presence means the run finished.
+
+``RunFolder`` is the one place that reads and writes them; ``engine.train`` only calls it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
+import random
 import subprocess
+import sys
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import yaml
 
-from ..config import TrainConfig
+from ..config import Resolved, TrainConfig
 from ..errors import ParamError
 
-RUN_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
+CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY = (
+    "config.yaml",
+    "manifest.json",
+    "metrics.jsonl",
+    "checkpoint.pt",
+    "summary.json",
+)
+RUN_FILES = (CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY)
 
 
-# ---- run folder -------------------------------------------------------------------------------
+# ---- small pieces -----------------------------------------------------------------------------
 def weights_sha256(model: torch.nn.Module) -> str:
     """sha256 over the state dict (names and raw bytes, sorted by name)."""
     h = hashlib.sha256()
@@ -32,6 +53,7 @@ def weights_sha256(model: torch.nn.Module) -> str:
 
 
 def atomic_write_bytes(path: Path, write) -> None:
+    """Call ``write(file)`` on ``path``.tmp, fsync it, then rename it over ``path``."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
         write(f)
@@ -66,23 +88,151 @@ def _versions() -> dict:
     return out
 
 
-def prepare_out(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> None:
-    """Refuse to touch an existing run unless resume (same config) or force (our files removed)."""
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    present = [f for f in RUN_FILES if (out / f).exists()]
-    if not present:
-        return
-    if resume:
-        saved = out / "config.yaml"
-        if saved.is_file():
-            old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
-            if old.digest() != cfg.digest():
-                diff = [k for k, v in cfg.result_dict().items() if old.result_dict().get(k) != v]
-                raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
-        return
-    if force:
-        for f in RUN_FILES:
-            (out / f).unlink(missing_ok=True)
-        return
-    raise ParamError("out", f"{out} already holds a run; pass --resume to continue or --force to replace it")
+def manifest(
+    cfg: TrainConfig,
+    *,
+    device: torch.device,
+    world_size: int,
+    resolved: Resolved,
+    data_hash: str,
+    num_classes: int,
+) -> dict:
+    """The provenance of a run: what ``manifest.json`` holds."""
+    init = cfg.init if cfg.phase == "finetune" and cfg.init not in (None, "") else "scratch"
+    return {
+        "git_commit": _git_commit(),
+        "versions": _versions(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "seed": cfg.seed,
+        "world_size": world_size,
+        "resolved": resolved.to_dict(),
+        "dataset_sha256": data_hash,
+        "num_classes": num_classes,
+        "init": str(init),
+        "command": sys.argv,
+    }
+
+
+def rng_states() -> dict:
+    """The global RNG states of ``random``, NumPy and torch, as plain values and tensors."""
+    np_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": {
+            "bit_generator": np_state["bit_generator"],
+            "key": np_state["state"]["key"].tolist(),
+            "pos": int(np_state["state"]["pos"]),
+            "has_gauss": int(np_state["has_gauss"]),
+            "gauss": float(np_state["gauss"]),
+        },
+        "torch": torch.get_rng_state(),
+    }
+
+
+@dataclass
+class Progress:
+    """Where a run stands: the last finished step (1-based count), the best top-1 so far (percent)
+    and its step, and the training seconds spent (summed over resumes)."""
+
+    step: int = 0
+    top1_best: float | None = None
+    best_step: int | None = None
+    train_seconds: float = 0.0
+
+
+# ---- the folder -------------------------------------------------------------------------------
+class RunFolder:
+    """The files of one run (see the module docstring). Only rank 0 writes."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def prepare(self, cfg: TrainConfig, *, resume: bool, force: bool) -> None:
+        """Refuse to touch an existing run unless ``resume`` (same config digest) or ``force``
+        (the run's files are removed). Writes nothing else."""
+        out = self.path
+        if out.exists() and not out.is_dir():
+            raise ParamError("out", f"{out} exists and is not a folder")
+        present = [f for f in RUN_FILES if (out / f).exists()]
+        if not present:
+            return
+        if resume:
+            saved = out / CONFIG
+            if saved.is_file():
+                old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
+                if old.digest() != cfg.digest():
+                    new, was = cfg.result_dict(), old.result_dict()
+                    diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))
+                    raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
+            return
+        if force:
+            for f in RUN_FILES:
+                (out / f).unlink(missing_ok=True)
+            return
+        raise ParamError(
+            "out", f"{out} already holds a run; pass --resume to continue or --force to replace it"
+        )
+
+    def summary(self) -> dict | None:
+        """The finished run's summary, or None while it has not finished."""
+        path = self.file(SUMMARY)
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def start(self, cfg: TrainConfig, provenance: dict, *, from_step: int) -> None:
+        """Write config.yaml and manifest.json, and cut metrics.jsonl back to ``from_step``
+        (records of steps after the checkpoint a resumed run starts from are dropped)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.file(CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+        self.file(MANIFEST).write_text(json.dumps(provenance, indent=2))
+        metrics = self.file(METRICS)
+        kept = []
+        if metrics.is_file():
+            kept = [
+                ln
+                for ln in metrics.read_text().splitlines()
+                if ln.strip() and json.loads(ln)["step"] <= from_step
+            ]
+        metrics.write_text("".join(ln + "\n" for ln in kept))
+
+    def log(self, record: dict) -> None:
+        """Append one record (a JSON object with at least ``step``) to metrics.jsonl."""
+        with open(self.file(METRICS), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def save_checkpoint(
+        self, model, optimizer, scheduler, progress: Progress, cfg: TrainConfig, num_classes: int
+    ) -> None:
+        """Write checkpoint.pt atomically: weights, optimizer and scheduler states, progress, the
+        RNG states (for inspection: a resume re-seeds from the step), the config and class count."""
+        doc = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": progress.step,
+            "top1_best": progress.top1_best,
+            "best_step": progress.best_step,
+            "train_seconds": progress.train_seconds,
+            "rng": rng_states(),
+            "config": cfg.to_dict(),
+            "num_classes": num_classes,
+        }
+        atomic_write_bytes(self.file(CHECKPOINT), lambda f: torch.save(doc, f))
+
+    def load_checkpoint(self, model, optimizer, scheduler) -> Progress:
+        """Restore the states saved by ``save_checkpoint``; ``Progress()`` when there is none."""
+        path = self.file(CHECKPOINT)
+        if not path.is_file():
+            return Progress()
+        doc = torch.load(path, map_location="cpu", weights_only=True)
+        model.load_state_dict(doc["model"])
+        optimizer.load_state_dict(doc["optimizer"])
+        scheduler.load_state_dict(doc["scheduler"])
+        return Progress(doc["step"], doc["top1_best"], doc["best_step"], doc["train_seconds"])
+
+    def write_summary(self, summary: dict) -> None:
+        """Write summary.json atomically: the last file of a finished run."""
+        atomic_write_bytes(self.file(SUMMARY), lambda f: f.write(json.dumps(summary, indent=2).encode()))
