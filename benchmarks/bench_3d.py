@@ -1,4 +1,5 @@
-"""3D-OFDB-1k construction time beside the paper's (facts section 5: 0.53 h search, 0.04 h render).
+"""3D-OFDB-1k construction time beside the paper's (ICCV 2023 paper, construction-time comparison:
+0.53 h search, 0.04 h render).
 
     python benchmarks/bench_3d.py                    # the full 1,000 categories x 12 views
     python benchmarks/bench_3d.py --categories 100   # 100 categories, extrapolated x10 (said so)

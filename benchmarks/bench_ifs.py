@@ -1,4 +1,7 @@
-"""IFS engine benchmarks, printed beside the anchors of the facts file (sections 5 and 9).
+"""IFS engine benchmarks, printed beside their anchors: the paper's construction times (ICCV 2023,
+construction-time comparison) and the public renderers timed on the 2-core development machine
+(ryoo-nakamura/OFDB ``make_2dofdb.py`` and ``param_search/ifs_search.py``; Anderson & Farrell's
+numba renderer, catalys1/fractal-pretraining).
 
     python benchmarks/bench_ifs.py            # full: the 1k search with 1 and 2 workers (~2 min)
     python benchmarks/bench_ifs.py --quick    # 200 categories, extrapolated, said so
@@ -52,7 +55,7 @@ def main() -> None:
     n_search = 200 if args.quick else 1000
     cpus = len(os.sched_getaffinity(0))
     print(f"machine: {platform.processor() or platform.machine()}, {cpus} CPUs available, numba kernels\n")
-    print("| measurement | ours | anchor (facts file) | note |")
+    print("| measurement | ours | anchor (paper; public code timed here) | note |")
     print("|---|---|---|---|")
 
     # Per-image figures first: they are per-core figures, and on the shared development machine

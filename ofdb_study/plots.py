@@ -59,24 +59,6 @@ def _grid(fig_or_sub, images: Sequence[np.ndarray], titles: Sequence[str] | None
             )
 
 
-def category_grid(
-    images: Sequence[np.ndarray],
-    titles: Sequence[str] | None = None,
-    ncols: int = 8,
-    title: str | None = None,
-) -> Figure:
-    """Images (H, W) uint8 or (H, W, 3) in a grid, one per axis, without ticks."""
-    if not len(images):
-        raise ParamError("images", "need at least one image")
-    ncols = min(ncols, len(images))
-    nrows = math.ceil(len(images) / ncols)
-    fig = Figure(figsize=(1.3 * ncols, 1.4 * nrows + (0.4 if title else 0)), layout="constrained")
-    _grid(fig, images, titles, ncols)
-    if title:
-        fig.suptitle(title)
-    return fig
-
-
 def ofdb_vs_fractaldb(
     ofdb_images: Sequence[np.ndarray],
     fractaldb_images: Sequence[np.ndarray],

@@ -1,6 +1,7 @@
 """The paper's published numbers as data, and our numbers put beside them.
 
-Every table of the paper that the study compares against (facts sections 5 and 8) is built here
+Every table of the paper that the study compares against (Tables 1-3 of the ICCV 2023 paper and
+its construction-time comparison) is built here
 from literal rows, so the book never types a published number by hand. The helpers put a summary
 of runs (mean and 95 % t-interval over seeds, from ``ofdb_study.stats``, re-exported here) beside
 the paper's numbers and state which of its claims the runs agree with.
@@ -27,7 +28,7 @@ from .stats import (  # noqa: F401  (the notebooks use them as results.*)
 # ----------------------------------------------------------------------------------------------
 # The paper's tables (ICCV 2023, arXiv 2307.14710). Top-1 in percent, times in hours.
 
-#: Construction cost (facts section 5), hours on the paper's machine.
+#: Construction cost (ICCV 2023 paper, construction-time comparison), hours on the paper's machine.
 CONSTRUCTION_ROWS = [
     ("FractalDB-1k", 2.37, 16.86, 19.23),
     ("2D-OFDB-1k", 2.37, 0.41, 2.78),
@@ -71,7 +72,8 @@ TABLE3_ROWS = [
     ("3D-OFDB-21k", "21k", 73.7, 82.7, 1088, 1024, 300_000),
 ]
 
-#: Higher bars from later work (facts section 8, last paragraph).
+#: Higher bars from later work: VisualAtom (CVPR 2023), average over Table 2's data sets; 1p-frac
+#: (ECCV 2024, "Scaling Backwards"), CIFAR-100 fine-tuning.
 LATER_WORK_ROWS = [
     ("VisualAtom-1k", "1M", "avg", 89.1),
     ("1p-frac", "1k", "C100", 84.2),
@@ -274,7 +276,8 @@ def verdict(
     return "agrees" if math.copysign(1.0, ours_delta) == math.copysign(1.0, paper_delta) else "disagrees"
 
 
-#: What the paper reports in words (facts section 1) rather than in a table.
+#: Not in a table: the share of candidates the search keeps (the paper's text), and the candidate
+#: number of the 1,000th category (the public ``param_search/ifs_search.py``, seed 1).
 PAPER_ACCEPTANCE_PCT = 2.3
 PAPER_CANDIDATE_OF_1000TH = 42_655
 

@@ -1,4 +1,5 @@
-"""A slow, plain-NumPy statement of the public pipeline (facts file sections 1-2).
+"""A slow, plain-NumPy statement of the public pipeline (ryoo-nakamura/OFDB: the search script
+``param_search/ifs_search.py`` and the renderer ``fractal_renderer/make_2dofdb.py``).
 
 The tests compare the numba kernels against it on hand-made and random systems, including ones
 that diverge, so that the fast code is checked against the rules rather than against itself.

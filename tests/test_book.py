@@ -1,6 +1,6 @@
 """The built book in a real headless Chromium, served from localhost with no network.
 
-Uses the book that ``test_notebooks.build_study_and_book`` builds once per session. Checks that
+Uses the book that the ``study_book`` fixture (conftest.py) builds once per session. Checks that
 the figures load, that the widgets render from the saved state and react in the browser (the
 slider drives the stack through ``jslink``), that MathJax typesets from the local copy, and that
 no page asks for anything outside localhost (the performance resource entries and Chromium's own
@@ -20,18 +20,16 @@ from chromium import chromium, needs_chromium, serve  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-from test_notebooks import build_study_and_book  # noqa: E402  (one build per session)
 
 LOCAL = ("127.0.0.1", "localhost")
 pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory):
+def site(study_book):
     """(base URL, html folder) of the built book behind a local HTTP server."""
-    sb = build_study_and_book(tmp_path_factory.mktemp("study"))
-    with serve(sb.html) as url:
-        yield url, sb.html
+    with serve(study_book.html) as url:
+        yield url, study_book.html
 
 
 @pytest.fixture(scope="module")

@@ -1,82 +1,27 @@
 """The study notebooks: committed clean, run through papermill at ``smoke``, and the book built from them.
 
-``study_book()`` runs the smoke study and builds the book once per test session (the browser test
-in ``test_book.py`` reuses it); everything it writes lives under a temporary folder, so the repo's
-``runs/``, ``data/`` and ``book/study/`` are never touched. The paper's tables and the small
-statistics of ``ofdb_study.results`` are checked here too, since the notebooks rest on them.
+The ``study_book`` fixture (conftest.py) runs the smoke study and builds the book once per test
+session (the browser test in ``test_book.py`` reuses it); everything it writes lives under a
+temporary folder, so the repo's ``runs/``, ``data/`` and ``book/study/`` are never touched. The
+paper's tables and the statistics the notebooks rest on are tested in ``test_stats.py``.
 """
 
 from __future__ import annotations
 
 import ast
 import json
-import math
 import shutil
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
-import pandas as pd
 import pytest
 
-from ofdb_study import results, study
+from ofdb_study import study
 from ofdb_study.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = REPO / "notebooks"
 OURS = ("01_data", "02_instances_vs_augmentation", "03_category_scaling", "04_results")
-
-
-@dataclass
-class StudyBook:
-    root: Path
-    study_dir: Path
-    html: Path
-    data_root: Path
-    run_root: Path
-    seconds: float
-
-
-_CACHE: dict[str, StudyBook] = {}
-
-
-def build_study_and_book(root: Path) -> StudyBook:
-    """Run every study notebook at ``smoke`` into a copy of the book, then build it (once a session)."""
-    if "book" in _CACHE:
-        return _CACHE["book"]
-    from ofdb_study.study.vendor import ensure_vendor
-
-    try:
-        ensure_vendor(REPO / "book")
-    except RuntimeError as exc:  # first use needs the npm registry
-        pytest.skip(f"book assets unavailable: {exc}")
-    book = root / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
-    start = time.perf_counter()
-    study.run_study(
-        "smoke",
-        out=book / "study",
-        notebooks_dir=NOTEBOOKS,
-        data_root=str(root / "data"),
-        run_root=str(root / "runs"),
-        log=lambda line: None,
-    )
-    study.build_book(book)
-    _CACHE["book"] = StudyBook(
-        root,
-        book / "study",
-        book / "_build" / "html",
-        root / "data",
-        root / "runs",
-        time.perf_counter() - start,
-    )
-    return _CACHE["book"]
-
-
-@pytest.fixture(scope="session")
-def study_book(tmp_path_factory) -> StudyBook:
-    return build_study_and_book(tmp_path_factory.mktemp("study"))
 
 
 # ----------------------------------------------------------------------------------------------
@@ -107,7 +52,7 @@ def test_notebook_committed_clean_with_literal_parameters(name):
 # Executed at smoke.
 
 
-def _executed(sb: StudyBook, name: str):
+def _executed(sb, name: str):
     return nbformat.read(sb.study_dir / f"{name}.ipynb", as_version=4)
 
 
@@ -118,7 +63,7 @@ def _glued(nb) -> set[str]:
     }
 
 
-@pytest.mark.parametrize("name", [n for n in study.NOTEBOOKS if (NOTEBOOKS / f"{n}.ipynb").is_file()])
+@pytest.mark.parametrize("name", study.NOTEBOOKS)
 def test_every_notebook_ran_at_smoke(study_book, name):
     nb = _executed(study_book, name)
     errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
@@ -207,7 +152,7 @@ def test_failing_cell_names_notebook_and_cell(tmp_path, capsys):
     src.mkdir()
     nbformat.write(nb, src / "01_data.ipynb")
     out = tmp_path / "out"
-    code = main(["study", "--profile", "smoke", "--notebooks", str(src), "--out", str(out)])
+    code = main(["study", "--profile", "smoke", "--notebooks", str(src), "--only", "01", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 1
     assert "01_data" in err and "cell" in err and "ValueError: boom" in err
@@ -228,8 +173,22 @@ def test_bad_input_exits_2(argv, tmp_path, capsys):
     assert capsys.readouterr().err.count("\n") == 1
 
 
+def test_missing_notebook_is_an_error_naming_it(tmp_path, capsys):
+    src = tmp_path / "nbs"
+    src.mkdir()
+    for name in study.NOTEBOOKS:
+        if name != "03_category_scaling":
+            shutil.copy(NOTEBOOKS / f"{name}.ipynb", src)
+    argv = ["study", "--profile", "smoke", "--notebooks", str(src), "--out", str(tmp_path / "o")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "03_category_scaling.ipynb" in err[0]
+    assert not (tmp_path / "o").exists()  # nothing ran
+    assert [p.stem for p in study.find_notebooks(src, ["01", "04_results"])] == ["01_data", "04_results"]
+
+
 # ----------------------------------------------------------------------------------------------
-# The paper's numbers and the statistics.
+# The book's vendored assets.
 
 
 def test_vendor_is_pinned_and_idempotent():
@@ -244,46 +203,3 @@ def test_vendor_is_pinned_and_idempotent():
     static = vendor.static_dir(REPO / "book")
     for rel in (vendor.HTML_MANAGER_STATIC, vendor.REQUIRE_STATIC, vendor.MATHJAX_STATIC):
         assert (static / rel).is_file()
-
-
-def test_paper_tables_match_the_facts():
-    t2 = results.table2().set_index("pretrain")
-    assert t2.loc["2D-OFDB-1k w/ Aug", "C100"] == 85.3 and t2.loc["FractalDB-1k", "avg"] == 87.1
-    # each row's average is the mean of its seven data sets, to the paper's rounding
-    for _, row in t2.iterrows():
-        assert abs(row[list(results.TABLE2_DATASETS)].mean() - row["avg"]) < 0.1, row.name
-    c = results.construction_table().set_index("dataset")
-    assert (abs(c["search_h"] + c["render_h"] - c["total_h"]) < 1e-9).all()
-    assert math.isnan(results.table1().set_index("augment").loc["rotation", "ofdb3d"])
-    assert results.table3().set_index("pretrain").loc["2D-OFDB-21k", "gpu_hours"] == 1088
-    assert set(results.later_work()["method"]) == {"VisualAtom-1k", "1p-frac"}
-
-
-@pytest.mark.parametrize("df,q", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)])
-def test_t_quantile(df, q):
-    assert abs(results.t_quantile(0.975, df) - q) < 1e-3
-
-
-def test_summaries_and_claims():
-    rows = []
-    for seed, (o, f, s, p) in enumerate([(70, 65, 50, 72), (71, 66, 51, 73), (72, 64, 52, 74)]):
-        rows += [
-            {"row": "ofdb", "pretrain": "ofdb", "augment": "default", "seed": seed, "top1_best": o},
-            {"row": "fractaldb", "pretrain": "fractaldb", "augment": "default", "seed": seed, "top1_best": f},
-            {"row": "scratch", "pretrain": "scratch", "augment": None, "seed": seed, "top1_best": s},
-            {"row": "ofdb+pattern", "pretrain": "ofdb", "augment": "pattern", "seed": seed, "top1_best": p},
-        ]
-    runs = pd.DataFrame(rows)
-    summary = results.summarize(runs, ["row", "pretrain", "augment"])
-    ofdb = summary.set_index("row").loc["ofdb"]
-    assert ofdb["n"] == 3 and ofdb["mean"] == 71 and abs(ofdb["half"] - 4.3027 * 1 / math.sqrt(3)) < 1e-3
-    t1 = results.augmentation_vs_table1(summary).set_index("augment")
-    assert t1.loc["pattern", "ours_delta"] == 2 and abs(t1.loc["pattern", "paper_delta"] - 1.3) < 1e-9
-    t2 = results.pretraining_vs_table2(summary).set_index("paper_row")
-    assert t2.loc["FractalDB-1k", "ours_gap"] == 14 and "2D-OFDB-1k w/ Aug" in t2.index
-    claims = results.claims(runs, None, None).set_index("claim")["verdict"].tolist()
-    assert claims[:3] == ["agrees", "agrees", "agrees"] and claims[3] == "not run"
-    assert results.verdict(1.0, -0.5, 2.5, 1.3) == "inconclusive"
-    assert results.verdict(-1.0, -2.0, -0.5, 1.3) == "disagrees"
-    assert results.verdict(-1.0, math.nan, math.nan, 1.3) == "inconclusive"  # one seed
-    assert results.format_ci(84.04, math.nan) == "84.0"

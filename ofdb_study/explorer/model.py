@@ -32,8 +32,9 @@ from ..fractals.ifs import (
 )
 from ..train import augment
 
-#: The search's fill test (facts section 1): 512 px, pad 6, 100k points, every point one pixel, the
-#: plain system (``a`` x 1.0, no fluctuation row), kept when at least 20 % of the pixels are lit.
+#: The search's fill test (public search script, ryoo-nakamura/OFDB ``param_search/ifs_search.py``):
+#: 512 px, pad 6, 100k points, every point one pixel, the plain system (``a`` x 1.0, no fluctuation
+#: row), kept when at least 20 % of the pixels are lit.
 #: The chaos game here uses the seed-100 stream of the renderer, not the candidate's own uniforms from
 #: the search stream (an edited system has none). Fill rates move by about 0.01 between streams (search
 #: category 00000: 0.2237 recorded, 0.2124 here), so a system near 0.2 can pass in one and fail in the

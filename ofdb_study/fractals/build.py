@@ -58,11 +58,6 @@ def sha256_file(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def manifest_sha256(out: str | os.PathLike) -> str:
-    """Hash of a tree's manifest: one string that identifies the whole dataset."""
-    return sha256_file(Path(out) / MANIFEST)
-
-
 def _prepare_out(out: Path, kind: str, settings: dict, resume: bool, force: bool) -> dict[str, str] | None:
     """Check what is at ``out``; returns the journal's finished files, or None if complete."""
     if out.exists() and not out.is_dir():

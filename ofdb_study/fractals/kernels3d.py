@@ -118,28 +118,13 @@ def normalize_cloud(pts, n):
 
 
 @nb.njit(cache=True, nogil=True)
-def axis_variances(pts, n, out):
-    """Population variance (ddof 0) of each axis of ``pts[:n]`` into ``out`` (3,)."""
-    for k in range(3):
-        total = 0.0
-        for i in range(n):
-            total += pts[i, k]
-        mean = total / n
-        acc = 0.0
-        for i in range(n):
-            d = pts[i, k] - mean
-            acc += d * d
-        out[k] = acc / n
-
-
-@nb.njit(cache=True, nogil=True)
 def normalized_variances(pts, n, out):
     """Per-axis variance of ``pts[:n]`` after ``normalize_cloud``, into ``out`` (3,), read-only.
 
     Shifts do not change a variance, so the answer is the variance (ddof 0) of
     ``w = (v - lo) * (2 / span)``, recomputed on the fly instead of stored. Every sum is of values
     in [0, 2], so nothing overflows even for clouds near 1e308. This is the search's test; it agrees
-    with ``normalize_cloud`` + ``axis_variances`` to rounding. ``pts`` must be finite.
+    with the variances of ``normalize_cloud``'s output to rounding. ``pts`` must be finite.
 
     Returns:
         False when all values are equal or their range overflows (``normalize_cloud`` fails).

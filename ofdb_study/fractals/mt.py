@@ -1,6 +1,7 @@
 """MT19937 in numba, bit-compatible with NumPy's legacy ``RandomState``.
 
-The category search must follow NumPy's global Mersenne Twister word for word (facts section 1),
+The category search must follow NumPy's global Mersenne Twister word for word (the public search
+script ``param_search/ifs_search.py`` seeds it once with 1 and draws every number from it),
 and it must be fast and splittable: the producer walks the stream and hands each candidate's
 state to a worker, which regenerates that candidate's 100,000 uniforms itself. A state is a
 uint32 array of 625 entries: the 624 key words and the read position.

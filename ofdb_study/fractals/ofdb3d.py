@@ -4,7 +4,8 @@ The numba kernels are in ``kernels3d``; this module defines the system,
 its CSV format, the search and the renderer's API.
 
 A 3D category is N affine maps ``x' = A_i x + t_i`` (``A_i`` 3x3, ``t_i`` in R^3) chosen with
-probabilities ``p_i`` proportional to ``|det A_i|`` (facts section 4). On disk one category is one
+probabilities ``p_i`` proportional to ``|det A_i|`` (public 3D-OFDB generator, ryoo-nakamura/OFDB
+``3d-ofdb-generator/3dfractal_render/category_search.py``). On disk one category is one
 CSV file, one row per map of 13 numbers, NumPy ``savetxt``'s ``%.18e`` joined by commas::
 
     a11,a12,a13,a21,a22,a23,a31,a32,a33,t1,t2,t3,p

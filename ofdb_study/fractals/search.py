@@ -1,4 +1,5 @@
-"""The exact FractalDB / 2D-OFDB category search (facts section 1).
+"""The exact FractalDB / 2D-OFDB category search (public script: ryoo-nakamura/OFDB,
+``2d-ofdb-generator/param_search/ifs_search.py``).
 
 The public search draws everything from NumPy's legacy global Mersenne Twister, seeded once:
 per candidate ``N = randint(2, 8)``, six ``uniform(-1, 1)`` per map, then ``random(100000)``

@@ -77,23 +77,25 @@ def resolve_parameters(
 def find_notebooks(
     notebooks_dir: str | os.PathLike = "notebooks", only: list[str] | None = None
 ) -> list[Path]:
-    """The study notebooks present, in order; ``only`` selects some by name or number prefix."""
+    """The study notebooks in ``NOTEBOOKS`` order; ``only`` selects some by name or number prefix.
+
+    Raises:
+        ParamError: ``only`` names no study notebook, or a chosen notebook is not in the folder.
+    """
     root = Path(notebooks_dir)
-    present = [root / f"{name}.ipynb" for name in NOTEBOOKS if (root / f"{name}.ipynb").is_file()]
-    if not only:
-        return present
-    chosen = []
-    for key in only:
-        match = [
-            p
-            for p in present
-            if p.stem == key or p.stem.split("_", 1)[0] == key or p.stem.split("_", 1)[-1] == key
-        ]
-        if not match:
-            names = ", ".join(p.stem for p in present)
-            raise ParamError("only", f"no notebook named {key!r}; have {names}")
-        chosen.extend(m for m in match if m not in chosen)
-    return [p for p in present if p in chosen]
+    chosen = list(NOTEBOOKS)
+    if only:
+        picked = set()
+        for key in only:
+            match = {n for n in NOTEBOOKS if key in (n, n.split("_", 1)[0], n.split("_", 1)[-1])}
+            if not match:
+                raise ParamError("only", f"no notebook named {key!r}; have {', '.join(NOTEBOOKS)}")
+            picked |= match
+        chosen = [n for n in NOTEBOOKS if n in picked]
+    missing = [n for n in chosen if not (root / f"{n}.ipynb").is_file()]
+    if missing:
+        raise ParamError("notebooks", f"{root} lacks {', '.join(f'{n}.ipynb' for n in missing)}")
+    return [root / f"{n}.ipynb" for n in chosen]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -202,8 +204,6 @@ def run_study(
     """
     params = resolve_parameters(profile, seeds, data_root, run_root)
     books = find_notebooks(notebooks_dir, only)
-    if not books:
-        raise ParamError("notebooks", f"no study notebooks in {notebooks_dir}")
     out = Path(out)
     if out.resolve() == Path(notebooks_dir).resolve():
         raise ParamError("out", "must differ from the notebooks folder (the sources stay without outputs)")

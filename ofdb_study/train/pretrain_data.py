@@ -38,7 +38,9 @@ except ImportError:  # pragma: no cover
 
 MULTIVIEW_PREFIX = "multiview:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-FRACTALDB_INSTANCES = 1000  # 25 weight rows x 10 patch renders x 4 flips (facts 3)
+#: 25 weight rows x 10 patch renders x 4 flips (OFDB project page; public FractalDB generator,
+#: ryoo-nakamura/OFDB ``fractal_renderer/make_fractaldb.py``)
+FRACTALDB_INSTANCES = 1000
 
 
 def cache_dir() -> Path:
