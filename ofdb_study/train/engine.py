@@ -266,6 +266,31 @@ def _build(cfg: TrainConfig, dd: Dist):
     return train_ds, eval_ds, num_classes, data_hash, model
 
 
+def _wrap(model, cfg: TrainConfig, device: torch.device, dd: Dist):
+    """The module the loop calls: DDP across ranks, compiled on CUDA when asked; else ``model``."""
+    net = model
+    if dd.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    if cfg.compile and device.type == "cuda":
+        net = torch.compile(net)
+    return net
+
+
+def _loader(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Dist) -> DataLoader:
+    """Batches of steps ``start .. cfg.steps - 1`` for this rank, each sample seeded by its position."""
+    return DataLoader(
+        Keyed(train_ds),
+        batch_sampler=StreamBatches(
+            len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size
+        ),
+        num_workers=cfg.num_workers,
+        pin_memory=device.type == "cuda",
+        persistent_workers=False,
+    )
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike,
@@ -324,24 +349,10 @@ def train(
         )
         run.start(cfg, provenance, from_step=start)
 
-    net = model
-    if dd.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(
-            model, device_ids=[device.index] if device.type == "cuda" else None
-        )
-    if cfg.compile and device.type == "cuda":
-        net = torch.compile(net)
+    net = _wrap(model, cfg, device, dd)
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
         eval_ds = eval_tensors(eval_shard(eval_ds, dd), eval_cache_key(cfg, data_hash, dd))
-    loader = DataLoader(
-        Keyed(train_ds),
-        batch_sampler=StreamBatches(
-            len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size
-        ),
-        num_workers=cfg.num_workers,
-        pin_memory=device.type == "cuda",
-        persistent_workers=False,
-    )
+    loader = _loader(train_ds, cfg, start, device, dd)
 
     def note_top1(step: int) -> float:
         top1 = evaluate(model, eval_ds, cfg.eval_batch_size, device, dd)
@@ -413,6 +424,7 @@ def train(
         bar.close()
     if start >= cfg.steps and eval_ds is not None:  # killed between the last checkpoint and the summary
         top1 = note_top1(cfg.steps)
+    now = time.perf_counter()
     summary = {
         "phase": cfg.phase,
         "steps": cfg.steps,
@@ -422,9 +434,9 @@ def train(
         "top1_last": top1,
         "top1_best": state.top1_best,
         "best_step": state.best_step,
-        "wall_seconds": resumed_seconds + time.perf_counter() - t_start,
+        "wall_seconds": resumed_seconds + now - t_start,
         "setup_seconds": t_start - t_begin,
-        "images_per_s": (cfg.steps - start) * res.global_batch / max(time.perf_counter() - t_start, 1e-9),
+        "images_per_s": (cfg.steps - start) * res.global_batch / max(now - t_start, 1e-9),
         "weights_sha256": weights_sha256(model),
         "device": str(device),
         "world_size": dd.world_size,
