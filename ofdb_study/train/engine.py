@@ -37,11 +37,12 @@ from torch.utils.data import DataLoader
 
 from ..config import TrainConfig, resolve
 from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_bytes
+from ..seeds import SALT_INIT, SALT_STEP
 from . import augment, downstream, models, pretrain_data
 from .runfolder import (
     _git_commit,
     _versions,
-    atomic_write_bytes,
     prepare_out,
     weights_sha256,
 )
@@ -207,7 +208,7 @@ def train_step(
     from timm.data.mixup import mixup_target
 
     scheduler.step_update(num_updates=step)
-    seed_all(mix_seed(cfg.seed, step, rank, 0x57E9))
+    seed_all(mix_seed(cfg.seed, step, rank, SALT_STEP))
     x, y = _to_device(x, device), y.to(device)
     if mixup is not None:
         x, target = mixup(x, y)
@@ -260,7 +261,7 @@ def train(
     _barrier(dd)
     if not dd.main:
         train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
-    seed_all(mix_seed(cfg.seed, 0x1417))  # the initial weights depend on the seed only
+    seed_all(mix_seed(cfg.seed, SALT_INIT))  # the initial weights depend on the seed only
     model = models.create_model(cfg, num_classes)
     init = None if cfg.init in (None, "", "scratch") else cfg.init
     if init is not None:

@@ -7,8 +7,6 @@ and summary.json (written last: its presence means the run finished).
 from __future__ import annotations
 
 import hashlib
-import os
-import platform
 import subprocess
 from pathlib import Path
 
@@ -17,8 +15,13 @@ import yaml
 
 from ..config import TrainConfig
 from ..errors import ParamError
+from ..files import package_versions, prepare_output
 
 RUN_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "checkpoint.pt", "summary.json")
+#: What a run owns in its folder (``files.prepare_output``): its files and their temporaries.
+RUN_OWNED = (*RUN_FILES, ".*.tmp")
+#: Distributions recorded in a run's manifest besides ``files.package_versions``' own.
+TRAIN_PACKAGES = ("torch", "torchvision", "timm")
 
 
 # ---- run folder -------------------------------------------------------------------------------
@@ -29,15 +32,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _git_commit() -> str | None:
@@ -55,34 +49,18 @@ def _git_commit() -> str | None:
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "timm", "numpy", "numba", "ofdb-study"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
+    """The package versions a run's manifest records (``files.package_versions`` plus torch's)."""
+    return package_versions(*TRAIN_PACKAGES)
 
 
 def prepare_out(out: Path, cfg: TrainConfig, resume: bool, force: bool) -> None:
-    """Refuse to touch an existing run unless resume (same config) or force (our files removed)."""
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    present = [f for f in RUN_FILES if (out / f).exists()]
-    if not present:
+    """The package's output policy for a run folder (``files.prepare_output`` over ``RUN_OWNED``);
+    a resumed run must have been run with the same config."""
+    if not prepare_output(out, what="a run", owned=RUN_OWNED, resume=resume, force=force):
         return
-    if resume:
-        saved = out / "config.yaml"
-        if saved.is_file():
-            old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
-            if old.digest() != cfg.digest():
-                diff = [k for k, v in cfg.result_dict().items() if old.result_dict().get(k) != v]
-                raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
-        return
-    if force:
-        for f in RUN_FILES:
-            (out / f).unlink(missing_ok=True)
-        return
-    raise ParamError("out", f"{out} already holds a run; pass --resume to continue or --force to replace it")
+    saved = out / "config.yaml"
+    if saved.is_file():
+        old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
+        if old.digest() != cfg.digest():
+            diff = [k for k, v in cfg.result_dict().items() if old.result_dict().get(k) != v]
+            raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
