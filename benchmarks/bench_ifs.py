@@ -13,12 +13,12 @@ the first call of every kernel (numba compilation or cache load) is excluded.
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
+from ofdb_study.files import usable_cpus
 from ofdb_study.fractals import render
 from ofdb_study.fractals.build import build_ofdb
 from ofdb_study.fractals.png import write_png_atomic
@@ -53,7 +53,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     args = ap.parse_args()
     n_search = 200 if args.quick else 1000
-    cpus = len(os.sched_getaffinity(0))
+    cpus = usable_cpus()
     print(f"machine: {platform.processor() or platform.machine()}, {cpus} CPUs available, numba kernels\n")
     print("| measurement | ours | anchor (paper; public code timed here) | note |")
     print("|---|---|---|---|")

@@ -25,6 +25,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
+from ofdb_study.fractals.defaults import OFDB_PAD, OFDB_POINTS, OFDB_SIZE  # noqa: E402
 from ofdb_study.fractals.search import search  # noqa: E402
 from ofdb_study.train import (  # noqa: E402
     augment,
@@ -104,7 +105,7 @@ def bench_augment(n: int = 100) -> float:
 
     cfg = phase_config("paper", "pretrain")
     tf = augment.train_transform(cfg)
-    src = pretrain_data.FractalSource(search(1).categories, size=362, n_points=200_000, pad=6)
+    src = pretrain_data.FractalSource(search(1).categories)  # the public generator's settings
     img = Image.fromarray(src.fixed_image(0)).convert("RGB")
     return _rate(lambda: tf(img), 1, n)
 
@@ -191,7 +192,7 @@ def main(argv=None) -> None:
         ("loop", "ofdb_study train_step, Mixup off (same work as bare)", ours_plain),
         ("loop", "ratio ours (Mixup off) / bare (goal >= 0.9)", ours_plain / bare),
         ("augment", "paper pre-training transform, 362 -> 224 px, per worker", bench_augment()),
-        ("source", "random pattern, 362 px, 200k points", bench_source(362, 200_000, 6)),
+        ("source", "random pattern, 362 px, 200k points", bench_source(OFDB_SIZE, OFDB_POINTS, OFDB_PAD)),
         (
             "source",
             f"random pattern, {cfg.render_size} px, {cfg.render_points} points",

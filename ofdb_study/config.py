@@ -19,6 +19,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import ParamError
+from .fractals.defaults import (
+    FRACTALDB_RENDERS,
+    FRACTALDB_ROWS,
+    OFDB_A_WEIGHT,
+    OFDB_PAD,
+    OFDB_POINTS,
+    OFDB_SIZE,
+)
 
 PHASES = ("pretrain", "finetune")
 #: Every row of the instances-vs-augmentation study (experiments.ROWS). The mini profile leaves
@@ -89,10 +97,10 @@ class TrainConfig:
     categories: int = 1000
     augment: str = "default"  # augment.INSTANCE_AUGMENTS
     params: str | None = None  # folder of NNNNN.csv categories; None: exact search, cached
-    render_size: int = 362
-    render_points: int = 200_000
-    render_pad: int = 6
-    a_weight: float = 0.2
+    render_size: int = OFDB_SIZE
+    render_points: int = OFDB_POINTS
+    render_pad: int = OFDB_PAD
+    a_weight: float = OFDB_A_WEIGHT
     # fine-tuning data
     dataset: str = "cifar100"
     data_root: str | None = None
@@ -212,11 +220,49 @@ class StudyPlan:
 
 
 @dataclass(frozen=True)
+class DataPlan:
+    """What the data notebook builds and times at a profile.
+
+    Attributes:
+        search: categories searched (the search is timed per accepted category).
+        ofdb: OFDB categories built (one image each) and timed.
+        fractaldb: FractalDB categories built and timed.
+        fractaldb_renders: patch renders per fluctuation row (10 in the full recipe).
+        show: categories shown in the figures.
+    """
+
+    search: int
+    ofdb: int
+    fractaldb: int
+    fractaldb_renders: int = FRACTALDB_RENDERS
+    show: int = 10
+
+
+@dataclass(frozen=True)
+class ExplorerPlan:
+    """The static explorer of the book at a profile (its frames are embedded in the page).
+
+    Attributes:
+        categories: search categories shown.
+        rows: FractalDB fluctuation rows shown per category.
+        size: frame side in pixels.
+        n_points: chaos-game points per frame.
+    """
+
+    categories: int
+    size: int
+    n_points: int
+    rows: tuple[int, ...] = tuple(range(FRACTALDB_ROWS))
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     pretrain: TrainConfig
     finetune: TrainConfig
     study: StudyPlan
+    data: DataPlan
+    explorer: ExplorerPlan
 
 
 # ---- paper: every value from the public recipe --------------------------------------------------
@@ -228,10 +274,10 @@ _PAPER_PRETRAIN = TrainConfig(
     drop_path=0.1,  # facts 6
     data="ofdb",  # facts 2: 2D-OFDB
     categories=1000,  # OFDB-1k (facts 2)
-    render_size=362,  # facts 2: 362 px
-    render_points=200_000,  # facts 2: 200,000 points
-    render_pad=6,  # facts 2: pad 6
-    a_weight=0.2,  # facts 2: every map's a x 0.2 (public generator)
+    render_size=OFDB_SIZE,  # facts 2: 362 px
+    render_points=OFDB_POINTS,  # facts 2: 200,000 points
+    render_pad=OFDB_PAD,  # facts 2: pad 6
+    a_weight=OFDB_A_WEIGHT,  # facts 2: every map's a x 0.2 (public generator)
     scale=(0.08, 1.0),  # facts 6: RandomResizedCrop scale
     ratio=(3 / 4, 4 / 3),  # facts 6: RandomResizedCrop ratio
     interpolation="bicubic",  # facts 6: bicubic
@@ -297,6 +343,8 @@ PAPER = Profile(
         train_per_class=None,
         rows=ALL_ROWS,
     ),
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
+    explorer=ExplorerPlan(categories=20, size=192, n_points=OFDB_POINTS),
     # measured (benchmarks/bench_train.py --paper-gpu): one H200 runs the ViT-Tiny step at about
     # 8,400 images/s (12,200 compiled): 2.0 h (1.4 h) for 240k steps at 256, if the data keeps up;
     # the augmentation runs at 250-410 images/s per CPU worker, so that needs 20-35 workers.
@@ -324,6 +372,8 @@ PAPER_21K = Profile(
         dataset="cifar100",
         train_per_class=None,
     ),
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
+    explorer=ExplorerPlan(categories=20, size=192, n_points=OFDB_POINTS),
 )
 
 # ---- mini: the whole study on 2 CPU cores -------------------------------------------------------
@@ -417,6 +467,9 @@ MINI = Profile(
         dataset="fashion-mnist",
         train_per_class=50,
     ),
+    # OFDB-1k in full, FractalDB on 10 categories
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=10),
+    explorer=ExplorerPlan(categories=8, size=160, n_points=100_000),
     # 2 seeds x (9 pre-trainings of 28,800 images + 10 fine-tunings of 12,800 images + 2 evals of
     # 3,000). Measured with `make study` on the 2-core development machine (2026-11-26): 33 min in
     # all (pre-training 61-76 s, fine-tuning about 31 s per run); fine-tuned top-1 from OFDB-100
@@ -467,6 +520,8 @@ SMOKE = Profile(
         train_per_class=2,
         rows=ALL_ROWS,
     ),
+    data=DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2),
+    explorer=ExplorerPlan(categories=3, size=128, n_points=50_000),
 )
 
 PROFILES = {p.name: p for p in (SMOKE, MINI, PAPER, PAPER_21K)}

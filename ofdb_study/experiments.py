@@ -25,6 +25,7 @@ from pathlib import Path
 
 from .config import get_profile, phase_config
 from .errors import ParamError
+from .fractals.defaults import OFDB3D_POINTS
 
 #: Row name -> (pre-training data, instance augmentation); None = from scratch.
 ROWS = {
@@ -54,7 +55,7 @@ def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
         path,
         categories,
         size=cfg.render_size,
-        points=min(cfg.render_points, 100_000),
+        points=min(cfg.render_points, OFDB3D_POINTS),
         resume=True,
         progress=False,
     )
@@ -90,7 +91,7 @@ def pretrain_run(
     """Pre-train (or reuse / resume) one run.
 
     Args:
-        profile: smoke | mini | paper.
+        profile: a name of ``config.PROFILES``.
         data: ofdb | fractaldb | ofdb3d (built here, see ``ofdb3d_data``) | PATH | multiview:PATH.
         categories: number of categories (default: the profile's study plan).
         augment: a Table-1 option (augment.INSTANCE_AUGMENTS).
@@ -124,7 +125,7 @@ def finetune_run(
     """Fine-tune (or reuse / resume) one run from a pre-training run folder or "scratch".
 
     Args:
-        profile: smoke | mini | paper.
+        profile: a name of ``config.PROFILES``.
         init: a pre-training run folder, its checkpoint.pt, or "scratch".
         dataset: downstream dataset (default: the profile's study plan).
         seed: run seed.

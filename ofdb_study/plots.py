@@ -16,6 +16,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .errors import ParamError
+from .fractals.defaults import SEARCH_RATE, SEARCH_SIZE
 
 #: Colours: ours in blue, the paper in grey, later work in orange (colour-blind safe pairs).
 OURS = "#1f77b4"
@@ -80,7 +81,7 @@ def ofdb_vs_fractaldb(
 
 
 def fill_rate_histogram(
-    histogram: Sequence[int], threshold: float = 0.2, accepted: Sequence[float] | None = None
+    histogram: Sequence[int], threshold: float = SEARCH_RATE, accepted: Sequence[float] | None = None
 ) -> Figure:
     """The search's fill-rate distribution over all candidates (bins over [0, 1]), log counts.
 
@@ -98,7 +99,7 @@ def fill_rate_histogram(
         ax.hist(accepted, bins=edges, color=OURS, label="accepted")
     ax.axvline(threshold, color="k", ls="--", lw=1, label=f"threshold {threshold:g}")
     ax.set_yscale("symlog", linthresh=1)
-    ax.set_xlabel("fill rate (share of lit pixels, 512 px)")
+    ax.set_xlabel(f"fill rate (share of lit pixels, {SEARCH_SIZE} px)")
     ax.set_ylabel("candidates")
     ax.set_xlim(0, max(0.6, float(edges[np.nonzero(counts)[0].max() + 1]) if counts.any() else 0.6))
     ax.legend(frameon=False)

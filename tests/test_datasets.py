@@ -8,6 +8,7 @@ from PIL import Image
 
 from ofdb_study.errors import ParamError
 from ofdb_study.fractals import build as datasets
+from ofdb_study.fractals import datasets as fractal_datasets
 from ofdb_study.fractals.png import encode_png
 
 SMALL = dict(size=64, points=3000)
@@ -123,3 +124,69 @@ def test_bad_fractaldb_arguments(tmp_path, params, kwargs, param):
     with pytest.raises(ParamError, match=param):
         datasets.build_fractaldb(tmp_path / "x", 2, params=params, **kwargs)
     assert not (tmp_path / "x").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# One definition: the in-memory training sources draw the bytes the builders write.
+
+TINY = dict(size=32, points=800, pad=2)
+
+
+def _png(path):
+    return np.asarray(Image.open(path))
+
+
+def test_in_memory_ofdb_equals_the_built_tree(tmp_path, params):
+    pytest.importorskip("torch")
+    from ofdb_study.config import phase_config
+    from ofdb_study.fractals.ifs import read_dir
+    from ofdb_study.train import pretrain_data
+
+    for seed in (0, 7):
+        out = datasets.build_ofdb(tmp_path / f"o{seed}", 4, params=params, seed=seed, **TINY)
+        source = pretrain_data.FractalSource(read_dir(params, 4), 32, 800, 2, seed=seed)
+        ds = pretrain_data.OFDBDataset(source, "default")
+        for c in range(4):
+            disk = _png(out / f"{c:05d}/{c:05d}.png")
+            assert disk.any()
+            np.testing.assert_array_equal(ds.image(c), disk)
+        manifest = datasets.load_manifest(out)
+        assert manifest["dataset_sha256"] == source.digest("ofdb") == pretrain_data.folder_digest(out)
+    assert source.digest("ofdb") != pretrain_data.FractalSource(read_dir(params, 4), 32, 800, 2).digest()
+    assert not np.array_equal(_png(tmp_path / "o0/00001/00001.png"), _png(tmp_path / "o7/00001/00001.png"))
+    # The training entry point reports the same hash for the same images.
+    cfg = phase_config("smoke", "pretrain").replace(
+        data="ofdb", params=str(params), categories=4, render_size=32, render_points=800, render_pad=2
+    )
+    _, _, n, digest = pretrain_data.pretrain_datasets(cfg, None, None)
+    assert n == 4 and digest == datasets.load_manifest(tmp_path / "o0")["dataset_sha256"]
+
+
+def test_in_memory_fractaldb_equals_the_built_tree(tmp_path, params):
+    pytest.importorskip("torch")
+    from ofdb_study.fractals.defaults import FRACTALDB_INSTANCES
+    from ofdb_study.fractals.ifs import read_dir
+    from ofdb_study.train import pretrain_data
+
+    out = datasets.build_fractaldb(tmp_path / "f", 2, params=params, **TINY)
+    source = pretrain_data.FractalSource(read_dir(params, 2), 32, 800, 2)
+    ds = pretrain_data.FractalDBDataset(source)
+    files = datasets.load_manifest(out)["files"]
+    assert len(files) == 2 * FRACTALDB_INSTANCES
+    seen = set()
+    for i in range(len(ds)):
+        c, j = divmod(i, FRACTALDB_INSTANCES)
+        row, r, flip = fractal_datasets.fractaldb_instance(j)
+        name = fractal_datasets.fractaldb_file(c, row, r, flip)
+        np.testing.assert_array_equal(ds.image(i), _png(out / name), err_msg=name)
+        seen.add(name)
+    assert seen == set(files)  # every file is one in-memory instance, and the other way round
+    assert datasets.load_manifest(out)["dataset_sha256"] == source.digest("fractaldb")
+    assert pretrain_data.folder_digest(out) == source.digest("fractaldb") != source.digest("ofdb")
+    # A smaller recipe is the first rows, renders and flips of the full one, byte for byte.
+    small = datasets.build_fractaldb(
+        tmp_path / "s", 1, params=params, fluctuations=2, renders=3, flips=2, **TINY
+    )
+    for name in datasets.load_manifest(small)["files"]:
+        assert (small / name).read_bytes() == (out / name).read_bytes()
+    assert not np.array_equal(ds.image(0), ds.image(4))  # render 1 of row 0: fresh masks

@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from ofdb_study import explorer as ex  # noqa: E402
+from ofdb_study.config import PROFILES  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
 from ofdb_study.fractals import render  # noqa: E402
 from ofdb_study.fractals.ifs import IFS, read_csv, write_csv  # noqa: E402
@@ -159,7 +160,7 @@ def test_loaded_category_renders_bit_identically(tmp_path):
     assert "holds 2 categories" in e.status.value
 
 
-def test_search_source_uses_cached_exact_search(monkeypatch):
+def test_search_source_uses_the_cached_accessor(monkeypatch):
     calls = []
 
     class FakeResult:
@@ -167,18 +168,16 @@ def test_search_source_uses_cached_exact_search(monkeypatch):
             self.categories = [TRIANGLE] * n
             self.fill_rates = [0.25] * n
 
-    def fake_search(n, resume_from=None):
+    def fake_searched(n):
         calls.append(n)
         return FakeResult(n)
 
-    import ofdb_study.explorer.model
     import ofdb_study.fractals.search
 
-    monkeypatch.setattr(ofdb_study.fractals.search, "search", fake_search)
-    monkeypatch.setattr(ofdb_study.explorer.model, "_search_cache", None)
+    # the accessor's own caching is tested in test_search.py
+    monkeypatch.setattr(ofdb_study.fractals.search, "searched", fake_searched)
     assert ex.search_category(2) == (TRIANGLE, 0.25)
-    assert ex.search_category(1) == (TRIANGLE, 0.25)
-    assert calls == [3]  # the second call was served from the cache
+    assert calls == [3]  # categories 0..2
     e = make()
     e.number.value = 1
     e.load_button.click()
@@ -305,6 +304,21 @@ def test_static_explorer_structure():
     assert "row 17 (e x 0.2)" in box.stacks[0].children[2].children[1].value
     # Python-side the links are not active; the browser test checks them.
     assert len(box.links) == 3 + 2
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_static_explorer_for_every_profile(profile, monkeypatch):
+    import ofdb_study.fractals.search
+
+    class FakeResult:
+        categories = [TRIANGLE] * 30
+        fill_rates = [0.25] * 30
+
+    monkeypatch.setattr(ofdb_study.fractals.search, "searched", lambda n: FakeResult())
+    plan = PROFILES[profile].explorer
+    box = ex.static_explorer_for_profile(profile, rows=(0, 5), size=32, n_points=500)
+    assert len(box.outer_stack.children) == plan.categories  # the profile's own plan
+    assert box.row_slider.max == 1
 
 
 def test_measure_latency_restores_state():

@@ -143,3 +143,38 @@ def test_bad_counts():
         search(0)
     with pytest.raises(ParamError, match="workers"):
         search(1, workers=0)
+
+
+def test_first_categories_are_searched_once_and_cached(tmp_path, first20, monkeypatch):
+    import ofdb_study.fractals.search as S
+
+    calls = []
+    real = S.search_to_dir
+
+    def counting(out, n, *args, **kwargs):
+        calls.append(n)
+        return real(out, n, *args, **kwargs)
+
+    monkeypatch.setattr(S, "search_to_dir", counting)
+    monkeypatch.setattr(S, "_cached", {})
+    cache = tmp_path / "cache"
+    assert S.first_categories(5, cache_dir=cache) == first20.categories[:5]
+    assert S.first_categories(3, cache_dir=cache) == first20.categories[:3]
+    assert calls == [5]  # the second call was served from this process's cache
+    assert S.first_categories(8, cache_dir=cache) == first20.categories[:8]
+    assert calls == [5, 8] and len(list(cache.glob("0*.csv"))) == 8  # resumed on disk
+    monkeypatch.setattr(S, "_cached", {})  # a new process: read from disk, nothing searched
+    assert S.searched(6, cache_dir=cache).candidates[:6] == first20.candidates[:6]
+    assert calls == [5, 8, 6] and len(list(cache.glob("0*.csv"))) == 8
+    # The default folder is under $OFDB_STUDY_CACHE; a parameter folder is read as it is.
+    monkeypatch.setenv("OFDB_STUDY_CACHE", str(tmp_path / "env"))
+    assert S.first_categories(2) == first20.categories[:2]
+    assert (tmp_path / "env" / "search-seed1" / S.STATE_FILE).is_file()
+    assert S.first_categories(4, cache) == first20.categories[:4]
+
+
+def test_search_without_sched_getaffinity(monkeypatch, first20):
+    import os
+
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
+    assert search(3).candidates == first20.candidates[:3]

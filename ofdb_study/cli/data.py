@@ -12,6 +12,26 @@ import sys
 import time
 
 from ..errors import ParamError
+from ..fractals.defaults import (
+    DATA_SEED,
+    FRACTALDB_FLIPS,
+    FRACTALDB_RENDERS,
+    FRACTALDB_ROWS,
+    OFDB3D_A_WEIGHT,
+    OFDB3D_POINTS,
+    OFDB3D_SEED,
+    OFDB3D_SIZE,
+    OFDB_A_WEIGHT,
+    OFDB_POINTS,
+    OFDB_SIZE,
+    SEARCH3D_MIN_VAR,
+    SEARCH3D_POINTS,
+    SEARCH_PAD,
+    SEARCH_POINTS,
+    SEARCH_RATE,
+    SEARCH_SEED,
+    SEARCH_SIZE,
+)
 
 
 def _finite(param: str):
@@ -48,11 +68,13 @@ def _common_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 200_000) -> None:
+def _render_options(p: argparse.ArgumentParser, size: int = OFDB_SIZE, points: int = OFDB_POINTS) -> None:
     p.add_argument("--draw", default="patch", help="point | patch | color (default patch, as released)")
     p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
     p.add_argument("--points", type=int, default=points, help=f"chaos-game points (default {points})")
-    p.add_argument("--seed", type=int, default=0, help="patch-mask seed (default 0)")
+    p.add_argument(
+        "--seed", type=int, default=DATA_SEED, help=f"base seed of the patch masks (default {DATA_SEED})"
+    )
     p.add_argument(
         "--weights",
         type=_weights,
@@ -64,7 +86,9 @@ def _render_options(p: argparse.ArgumentParser, size: int = 362, points: int = 2
 def cmd_search(args: argparse.Namespace) -> int:
     from ..fractals.search import SearchSettings, search_to_dir
 
-    settings = SearchSettings(seed=args.seed, rate=args.rate, points=args.points, size=args.size, pad=6)
+    settings = SearchSettings(
+        seed=args.seed, rate=args.rate, points=args.points, size=args.size, pad=SEARCH_PAD
+    )
     start = time.perf_counter()
     result = search_to_dir(
         args.out,
@@ -97,7 +121,7 @@ def cmd_render(args: argparse.Namespace) -> int:
         mode=args.draw,
         a_weight=args.a_weight,
         weights=args.weights,
-        mask_seed=args.seed,
+        seed=args.seed,
         workers=args.workers,
         resume=args.resume,
         force=args.force,
@@ -109,9 +133,9 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 #: Per-kind defaults of the shared build options (None on the command line means "not given").
 BUILD_DEFAULTS = {
-    "ofdb": dict(size=362, points=200_000, a_weight=0.2, seed=0),
-    "fractaldb": dict(size=362, points=200_000, a_weight=1.0, seed=0),
-    "ofdb3d": dict(size=224, points=100_000, a_weight=0.4, seed=1),
+    "ofdb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=OFDB_A_WEIGHT, seed=DATA_SEED),
+    "fractaldb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=1.0, seed=DATA_SEED),
+    "ofdb3d": dict(size=OFDB3D_SIZE, points=OFDB3D_POINTS, a_weight=OFDB3D_A_WEIGHT, seed=OFDB3D_SEED),
 }
 
 
@@ -140,12 +164,14 @@ def cmd_build(args: argparse.Namespace) -> int:
             mode=args.draw,
             a_weight=opts["a_weight"],
             weights=args.weights,
-            mask_seed=opts["seed"],
+            seed=opts["seed"],
             **common,
         )
     elif args.kind == "fractaldb":
         if args.a_weight is not None or args.weights is not None:
-            raise ParamError("a-weight", "fractaldb uses its 25 fluctuation rows; use --fluctuations")
+            raise ParamError(
+                "a-weight", f"fractaldb uses its {FRACTALDB_ROWS} fluctuation rows; use --fluctuations"
+            )
         out = build.build_fractaldb(
             args.out,
             args.categories,
@@ -205,10 +231,24 @@ def register(sub) -> None:
     p = sub.add_parser("search", help="exact FractalDB/OFDB category search -> DIR/NNNNN.csv")
     p.add_argument("--categories", type=int, required=True, help="categories to find (1000 = FractalDB-1k)")
     p.add_argument("--out", required=True, help="folder for NNNNN.csv")
-    p.add_argument("--seed", type=int, default=1, help="NumPy legacy seed (default 1, the published data)")
-    p.add_argument("--rate", type=_finite("--rate"), default=0.2, help="fill-rate threshold (default 0.2)")
-    p.add_argument("--points", type=int, default=100_000, help="chaos-game points (default 100000)")
-    p.add_argument("--size", type=int, default=512, help="image side for the fill test (default 512)")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=SEARCH_SEED,
+        help=f"NumPy legacy seed (default {SEARCH_SEED}, the published data)",
+    )
+    p.add_argument(
+        "--rate",
+        type=_finite("--rate"),
+        default=SEARCH_RATE,
+        help=f"fill-rate threshold (default {SEARCH_RATE})",
+    )
+    p.add_argument(
+        "--points", type=int, default=SEARCH_POINTS, help=f"chaos-game points (default {SEARCH_POINTS})"
+    )
+    p.add_argument(
+        "--size", type=int, default=SEARCH_SIZE, help=f"image side for the fill test (default {SEARCH_SIZE})"
+    )
     _common_out(p)
     p.set_defaults(func=cmd_search)
 
@@ -216,13 +256,19 @@ def register(sub) -> None:
         "search3d",
         help="search 3D IFS categories (3D-OFDB) and write NNNNN.csv files",
         description="Seeded 3D category search: N = randint(2, 8), 12 uniform(-1, 1) numbers per map, "
-        "p ~ |det A|, 10,000 points, accepted when each axis's normalised variance exceeds 0.05.",
+        f"p ~ |det A|, {SEARCH3D_POINTS:,} points, accepted when each axis's normalised variance exceeds "
+        f"{SEARCH3D_MIN_VAR}.",
     )
     p.add_argument("--categories", type=int, required=True, help="categories to find")
     p.add_argument("--out", required=True, help="folder for NNNNN.csv and search3d_log.csv")
-    p.add_argument("--seed", type=int, default=1, help="MT19937 seed of the one search stream (default 1)")
-    p.add_argument("--points", type=int, default=10_000, help="chaos-game points per candidate")
-    p.add_argument("--min-var", type=float, default=0.05, help="variance each axis must exceed")
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=OFDB3D_SEED,
+        help=f"MT19937 seed of the one search stream (default {OFDB3D_SEED})",
+    )
+    p.add_argument("--points", type=int, default=SEARCH3D_POINTS, help="chaos-game points per candidate")
+    p.add_argument("--min-var", type=float, default=SEARCH3D_MIN_VAR, help="variance each axis must exceed")
     p.add_argument("--workers", type=int, default=None, help="threads (default: CPUs); same result")
     p.add_argument("--force", action="store_true", help="replace the CSV files of a non-empty folder")
     p.add_argument("--progress", action="store_true", help="show a progress bar")
@@ -233,7 +279,10 @@ def register(sub) -> None:
     p.add_argument("--out", required=True, help="output tree DIR2/NNNNN/NNNNN.png")
     p.add_argument("--categories", type=int, default=None, help="first N categories (default all)")
     p.add_argument(
-        "--a-weight", type=_finite("--a-weight"), default=0.2, help="factor on every map's a (default 0.2)"
+        "--a-weight",
+        type=_finite("--a-weight"),
+        default=OFDB_A_WEIGHT,
+        help=f"factor on every map's a (default {OFDB_A_WEIGHT})",
     )
     _render_options(p)
     _common_out(p)
@@ -245,26 +294,47 @@ def register(sub) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
     p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
-    p.add_argument("--size", type=int, default=None, help="image side (default 362; ofdb3d 224)")
     p.add_argument(
-        "--points", type=int, default=None, help="chaos-game points (default 200000; ofdb3d 100000)"
+        "--size", type=int, default=None, help=f"image side (default {OFDB_SIZE}; ofdb3d {OFDB3D_SIZE})"
+    )
+    p.add_argument(
+        "--points",
+        type=int,
+        default=None,
+        help=f"chaos-game points (default {OFDB_POINTS}; ofdb3d {OFDB3D_POINTS})",
     )
     p.add_argument(
         "--seed",
         type=int,
         default=None,
-        help="patch-mask seed (default 0); ofdb3d: search and jitter seed (default 1)",
+        help=f"base seed of the patch masks (default {DATA_SEED}); "
+        f"ofdb3d: search and jitter seed (default {OFDB3D_SEED})",
     )
     p.add_argument(
         "--a-weight",
         type=_finite("--a-weight"),
         default=None,
-        help="factor on a (default 0.2; ofdb3d: A[0,0] x 0.4)",
+        help=f"factor on a (default {OFDB_A_WEIGHT}; ofdb3d: A[0,0] x {OFDB3D_A_WEIGHT})",
     )
     p.add_argument("--weights", type=_weights, default=None, help="ofdb: factors on a,b,c,d,e,f as well")
-    p.add_argument("--fluctuations", type=int, default=25, help="fractaldb: weight rows, 1..25 (default 25)")
-    p.add_argument("--renders", type=int, default=10, help="fractaldb: patch renders per row (default 10)")
-    p.add_argument("--flips", type=int, default=4, help="fractaldb: flips, 1..4 (default 4)")
+    p.add_argument(
+        "--fluctuations",
+        type=int,
+        default=FRACTALDB_ROWS,
+        help=f"fractaldb: weight rows, 1..{FRACTALDB_ROWS} (default {FRACTALDB_ROWS})",
+    )
+    p.add_argument(
+        "--renders",
+        type=int,
+        default=FRACTALDB_RENDERS,
+        help=f"fractaldb: patch renders per row (default {FRACTALDB_RENDERS})",
+    )
+    p.add_argument(
+        "--flips",
+        type=int,
+        default=FRACTALDB_FLIPS,
+        help=f"fractaldb: flips, 1..{FRACTALDB_FLIPS} (default {FRACTALDB_FLIPS})",
+    )
     _common_out(p)
     p.set_defaults(func=cmd_build)
 

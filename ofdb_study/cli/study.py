@@ -24,7 +24,7 @@ def register(subparsers) -> None:
         "--profile",
         required=True,
         choices=tuple(PROFILES),
-        help="smoke (seconds), mini (2 CPU cores), paper, paper-21k",
+        help="a profile of config.PROFILES (smoke: seconds; mini: the study on 2 CPU cores)",
     )
     p.add_argument(
         "--only",

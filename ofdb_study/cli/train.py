@@ -15,6 +15,7 @@ import argparse
 
 import yaml
 
+from ..config import PROFILES
 from ..errors import ParamError
 
 
@@ -29,7 +30,9 @@ def _parse_sets(items: list[str] | None) -> dict:
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--profile", default="mini", help="smoke | mini | paper | paper-21k (default mini)")
+    p.add_argument(
+        "--profile", default="mini", choices=tuple(PROFILES), help="config.PROFILES (default mini)"
+    )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
     p.add_argument("--seed", type=int, default=0)

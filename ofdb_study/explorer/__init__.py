@@ -25,7 +25,6 @@ from .model import (
     warm_up,
 )
 from .static import (
-    STATIC_PROFILES,
     StaticFrames,
     static_explorer,
     static_explorer_for_profile,
@@ -41,7 +40,6 @@ __all__ = [
     "FILTER_RATE",
     "FILTER_SIZE",
     "SLIDER_STEP",
-    "STATIC_PROFILES",
     "Coalescer",
     "Explorer",
     "ExplorerModel",

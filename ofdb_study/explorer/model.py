@@ -9,7 +9,6 @@ tests drive this model; it can also be used from plain scripts.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -19,10 +18,11 @@ import numpy as np
 from ..config import phase_config
 from ..errors import ParamError, check_positive_int
 from ..fractals import render
+from ..fractals.defaults import SEARCH_PAD, SEARCH_POINTS, SEARCH_RATE, SEARCH_SIZE
 from ..fractals.ifs import (
     COEFFICIENTS,
-    FLUCTUATION_FACTORS,
     IFS,
+    fluctuation_label,
     fluctuation_weights,
     format_rows,
     list_csvs,
@@ -39,25 +39,14 @@ from ..train import augment
 #: the search stream (an edited system has none). Fill rates move by about 0.01 between streams (search
 #: category 00000: 0.2237 recorded, 0.2124 here), so a system near 0.2 can pass in one and fail in the
 #: other; a category loaded from the search also shows the search's own record.
-FILTER_SIZE = 512
-FILTER_PAD = 6
-FILTER_POINTS = 100_000
+FILTER_SIZE = SEARCH_SIZE
+FILTER_PAD = SEARCH_PAD
+FILTER_POINTS = SEARCH_POINTS
 FILTER_A_WEIGHT = 1.0
-FILTER_RATE = 0.2
+FILTER_RATE = SEARCH_RATE
 #: Coefficient sliders span [-1, 1] (the search's range), widened when a loaded system needs more.
 COEF_RANGE = 1.0
 SLIDER_STEP = 0.001
-
-
-def fluctuation_label(row: int) -> str:
-    """Human name of FractalDB weight row ``row`` (0..24): 'identity' or e.g. 'b x 0.6'."""
-    row = check_positive_int("row", row, minimum=0)
-    if row > 24:
-        raise ParamError("row", f"must be between 0 and 24, got {row}")
-    if row == 0:
-        return "identity"
-    k, j = divmod(row - 1, len(FLUCTUATION_FACTORS))
-    return f"{COEFFICIENTS[k]} x {FLUCTUATION_FACTORS[j]}"
 
 
 def random_ifs(seed: int) -> IFS:
@@ -72,26 +61,20 @@ def random_ifs(seed: int) -> IFS:
 
 
 # ----------------------------------------------------------------------------------------------
-# Category sources, cached: the search costs ~0.1 s per category, a folder read is cheap.
-
-_search_lock = threading.Lock()
-_search_cache = None  # SearchResult, extended in place with resume_from
+# Category sources: the search's categories are cached (``search.searched``), a folder read is cheap.
 
 
 def search_category(index: int) -> tuple[IFS, float]:
     """Category ``index`` (0-based) of the exact FractalDB search and its recorded fill rate.
 
-    The search result is cached for the session and extended (resumed) only when a later category
-    is asked for, so stepping through categories costs one search in total.
+    The categories come from ``fractals.search.searched``, cached on disk and in the process and
+    resumed only when a later category is asked for, so stepping through them searches each once.
     """
-    global _search_cache
     index = check_positive_int("category", index, minimum=0)
-    from ..fractals.search import search  # deferred: the search module compiles its kernels on first use
+    from ..fractals.search import searched
 
-    with _search_lock:
-        if _search_cache is None or len(_search_cache.categories) <= index:
-            _search_cache = search(index + 1, resume_from=_search_cache)
-        return _search_cache.categories[index], float(_search_cache.fill_rates[index])
+    result = searched(index + 1)
+    return result.categories[index], float(result.fill_rates[index])
 
 
 def folder_category(directory: str | Path, index: int) -> IFS:

@@ -8,20 +8,15 @@ moving through them works from the saved widget state alone, with no kernel and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
+from ..config import get_profile
 from ..errors import ParamError, check_positive_int
 from ..fractals import render
-from ..fractals.ifs import FLUCTUATION_FACTORS, IFS, category_name, fluctuation_weights
+from ..fractals.defaults import FRACTALDB_ROWS
+from ..fractals.ifs import FLUCTUATION_FACTORS, IFS, category_name, fluctuation_label, fluctuation_weights
 from ..fractals.png import encode_png
-from .model import fluctuation_label, search_category
-
-#: Settings of the static explorer per profile (frames are embedded in the page, so keep them small).
-STATIC_PROFILES = {
-    "smoke": {"categories": 3, "rows": tuple(range(25)), "size": 128, "n_points": 50_000},
-    "mini": {"categories": 8, "rows": tuple(range(25)), "size": 160, "n_points": 100_000},
-    "paper": {"categories": 20, "rows": tuple(range(25)), "size": 192, "n_points": 200_000},
-}
+from .model import search_category
 
 
 @dataclass(frozen=True)
@@ -36,7 +31,7 @@ class StaticFrames:
 
 def static_frames(
     categories: Sequence[IFS],
-    rows: Sequence[int] = tuple(range(25)),
+    rows: Sequence[int] = tuple(range(FRACTALDB_ROWS)),
     *,
     labels: Sequence[str] | None = None,
     size: int = 128,
@@ -73,7 +68,7 @@ def static_frames(
 
 def static_explorer(
     categories: Sequence[IFS] | None = None,
-    rows: Sequence[int] = tuple(range(25)),
+    rows: Sequence[int] = tuple(range(FRACTALDB_ROWS)),
     *,
     labels: Sequence[str] | None = None,
     size: int = 128,
@@ -153,10 +148,9 @@ def static_explorer(
 
 
 def static_explorer_for_profile(profile: str = "smoke", **overrides):
-    """``static_explorer`` with the ``STATIC_PROFILES`` settings of ``profile``, search categories."""
-    if profile not in STATIC_PROFILES:
-        raise ParamError("profile", f"must be one of {', '.join(STATIC_PROFILES)}, got {profile!r}")
-    cfg = {**STATIC_PROFILES[profile], **overrides}
+    """``static_explorer`` of the first search categories, with ``config``'s ``ExplorerPlan`` of
+    ``profile`` (categories, rows, size, n_points), any of them replaced by ``overrides``."""
+    cfg = {**asdict(get_profile(profile).explorer), **overrides}
     n = check_positive_int("categories", cfg.pop("categories"))
     cats = [search_category(i)[0] for i in range(n)]
     return static_explorer(cats, cfg.pop("rows"), labels=[category_name(i) for i in range(n)], **cfg)

@@ -30,17 +30,19 @@ import numpy as np
 
 from ..errors import ParamError, check_positive_int
 from ..fractals import render
-from ..fractals.ifs import COEFFICIENTS, IFS, category_name
+from ..fractals.defaults import FRACTALDB_ROWS
+from ..fractals.ifs import COEFFICIENTS, IFS, category_name, fluctuation_label
 from ..fractals.png import encode_png
 from .model import (
     COEF_RANGE,
+    FILTER_POINTS,
     FILTER_RATE,
+    FILTER_SIZE,
     SLIDER_STEP,
     ExplorerModel,
     Readouts,
     ViewSettings,
     augmentation_previews,
-    fluctuation_label,
     folder_category,
     random_ifs,
     search_category,
@@ -137,7 +139,7 @@ def _readouts_html(r: Readouts, latency_ms: float | None) -> str:
     return (
         "<table style='font-family:monospace'>"
         f"<tr><td>fill rate (preview)</td><td>{r.fill_rate:.4f}</td></tr>"
-        f"<tr><td>search filter (512 px, 100k pts, a x 1)</td><td>{r.filter_fill:.4f}{record} "
+        f"<tr><td>search filter ({FILTER_SIZE} px, {FILTER_POINTS // 1000}k pts, a x 1)</td><td>{r.filter_fill:.4f}{record} "
         f"&ge; {FILTER_RATE}? {verdict}</td></tr>"
         f"<tr><td>maps</td><td>{r.n_maps}</td></tr>"
         f"<tr><td>contraction as drawn (largest singular value per map)</td><td>{factors}: {contr}</td></tr>"
@@ -243,7 +245,7 @@ class Explorer:
         self.a_weight = w.FloatSlider(value=v.a_weight, min=0.0, max=2.0, step=0.05, description="a weight")
         self.mask_seed = w.IntSlider(value=v.mask_seed, min=0, max=999, description="patch seed")
         self.row = w.Dropdown(
-            options=[(f"{r}: {fluctuation_label(r)}", r) for r in range(25)],
+            options=[(f"{r}: {fluctuation_label(r)}", r) for r in range(FRACTALDB_ROWS)],
             value=v.row,
             description="fluctuation",
         )

@@ -1,8 +1,11 @@
-"""The fractal wing: IFS systems, the exact category search, the numba renderers, dataset builders.
+"""The fractal wing: IFS systems, the exact category search, the numba renderers, the datasets.
 
-Modules: ``ifs`` (systems, FractalDB's weight rows, the CSV format), ``mt`` (NumPy's legacy
-MT19937 in numba), ``kernels`` (chaos game, NaN rule, rescale, drawing), ``render``, ``search``,
-``png``, ``build`` (ImageFolder trees with a manifest), ``ofdb3d`` and ``kernels3d`` (3D-OFDB).
+Modules: ``defaults`` (the public generators' settings, written once), ``ifs`` (systems,
+FractalDB's weight rows, the CSV format), ``mt`` (NumPy's legacy MT19937 in numba, the cached
+chaos-game uniforms), ``kernels`` (chaos game, NaN rule, rescale, drawing), ``render``, ``search``
+(and the cached first categories), ``datasets`` (OFDB and FractalDB defined once, for disk and
+memory), ``png``, ``build`` (ImageFolder trees with a manifest), ``ofdb3d`` and ``kernels3d``
+(3D-OFDB).
 
 Nothing here imports torch, pandas or matplotlib: the data commands and the explorer stay light.
 """

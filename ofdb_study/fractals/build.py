@@ -2,12 +2,15 @@
 
 A tree is ``DIR/NNNNN/<image>.png`` (one folder per category, readable by torchvision's
 ``ImageFolder``) plus ``DIR/manifest.json``: kind, settings, every category's parameters, seeds,
-package versions and the sha256 of every file.
+package versions, the sha256 of every file and ``dataset_sha256`` (``datasets.dataset_digest``: the
+same hash the in-memory training sources report for the same images). What each image is, is
+defined once in ``datasets``; this module only writes the images down.
 
 Writing is crash-safe: images go through a temporary file and a rename, each finished file is
 appended to ``DIR/.journal`` with its hash, and ``manifest.json`` is written last. A tree without
 a manifest is never complete; ``resume=True`` continues it from the journal (images are
-deterministic, so redoing one gives the same bytes).
+deterministic, so redoing one gives the same bytes). ``force=True`` removes what a tree owns in
+``DIR`` (its category folders, manifest, journal and settings; see ``files.prepare_output``).
 """
 
 from __future__ import annotations
@@ -15,39 +18,39 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
-import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
-from .. import __version__
 from ..errors import ParamError, check_positive_int
-from . import render
-from .ifs import IFS, category_name, fluctuation_weights, read_dir
+from ..files import atomic_write_text, package_versions, prepare_output, resolve_workers
+from . import datasets, render
+from .defaults import (
+    DATA_SEED,
+    FRACTALDB_FLIPS,
+    FRACTALDB_RENDERS,
+    FRACTALDB_ROWS,
+    OFDB_A_WEIGHT,
+    OFDB_PAD,
+    OFDB_POINTS,
+    OFDB_SIZE,
+)
+from .ifs import IFS, category_name, fluctuation_weights
 from .png import write_png_atomic
-from .render import DRAW_MODES, check_render_args
+from .render import DRAW_MODES, FLIPS, check_render_args
+from .search import first_categories
 
 MANIFEST = "manifest.json"
 JOURNAL = ".journal"
-FORMAT_VERSION = 1
-FLIPS = ("none", "tb", "lr", "both")
+SETTINGS = ".settings.json"
+#: Raised when the manifest layout or the definition of the images changes.
+FORMAT_VERSION = 2
+#: What a tree owns in its folder (``files.prepare_output``): category folders, bookkeeping files.
+TREE_FILES = (MANIFEST, JOURNAL, SETTINGS, ".*.tmp", "[0-9][0-9][0-9][0-9][0-9]*")
 
 Job = tuple[Sequence[str] | str, Callable[[], Sequence[np.ndarray] | np.ndarray]]
-
-
-def package_versions() -> dict[str, str]:
-    """Versions that decide the bytes of a dataset (and, for runs, of the weights)."""
-    import numba
-
-    return {
-        "ofdb_study": __version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-    }
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -60,26 +63,17 @@ def sha256_file(path: str | os.PathLike) -> str:
 
 def _prepare_out(out: Path, kind: str, settings: dict, resume: bool, force: bool) -> dict[str, str] | None:
     """Check what is at ``out``; returns the journal's finished files, or None if complete."""
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    if not out.is_dir() or not any(out.iterdir()):
+    what = "a complete dataset" if (out / MANIFEST).is_file() else "an unfinished build"
+    if not prepare_output(out, what=what, owned=TREE_FILES, resume=resume, force=force):
         out.mkdir(parents=True, exist_ok=True)
         return {}
-    manifest = out / MANIFEST
-    if force:
-        shutil.rmtree(out)
-        out.mkdir(parents=True)
-        return {}
-    if not resume:
-        state = "a complete dataset" if manifest.is_file() else "an unfinished build"
-        raise ParamError("out", f"{out} holds {state}; pass --resume to continue or --force to replace")
-    started = out / ".settings.json"
+    started = out / SETTINGS
     if not started.is_file():
         raise ParamError("resume", f"{out} was not made by this builder; use --force or another --out")
     previous = json.loads(started.read_text())
     if previous != {"kind": kind, "settings": settings}:
         raise ParamError("resume", f"{out} was built with other settings: {previous}")
-    if manifest.is_file():
+    if (out / MANIFEST).is_file():
         return None
     done: dict[str, str] = {}
     journal = out / JOURNAL
@@ -114,21 +108,20 @@ def write_image_tree(
         settings: JSON-able settings; a resume must use equal settings.
         extra: more JSON-able manifest entries (parameters, seeds).
         resume: continue an unfinished build, or return a complete one unchanged.
-        force: delete what is at ``out`` first.
+        force: remove what a tree owns at ``out`` (``TREE_FILES``) first.
         progress: show a tqdm bar.
-        workers: threads (default: CPUs available); the kernels and zlib release the GIL.
+        workers: threads (default: ``files.usable_cpus()``); the kernels and zlib release the GIL.
 
     Returns:
         ``out`` as a Path.
     """
     out = Path(out)
-    if workers is not None:
-        check_positive_int("workers", workers)
+    n_workers = resolve_workers(workers)
     settings = json.loads(json.dumps(settings))  # normalise tuples etc. for comparison
     done = _prepare_out(out, kind, settings, resume, force)
     if done is None:
         return out
-    (out / ".settings.json").write_text(json.dumps({"kind": kind, "settings": settings}))
+    atomic_write_text(out / SETTINGS, json.dumps({"kind": kind, "settings": settings}))
     todo = []
     for paths, fn in jobs:
         names = [paths] if isinstance(paths, str) else list(paths)
@@ -155,7 +148,6 @@ def write_image_tree(
             hashes.append(hashlib.sha256(write_png_atomic(target, img)).hexdigest())
         return names, hashes
 
-    n_workers = workers or max(1, len(os.sched_getaffinity(0)))
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -179,9 +171,7 @@ def write_image_tree(
         "n_files": len(done),
         "files": dict(sorted(done.items())),
     }
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1))
-    os.replace(tmp, out / MANIFEST)
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     (out / JOURNAL).unlink()
     return out
 
@@ -213,38 +203,15 @@ def verify(out: str | os.PathLike) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# Category parameters: from a search folder, or the exact search run here.
-
-
-def category_params(
-    categories: int, params: str | os.PathLike | None = None, workers: int | None = None
-) -> list[IFS]:
-    """The first ``categories`` systems: read from ``params`` (NNNNN.csv files) or searched."""
-    categories = check_positive_int("categories", categories)
-    if params is not None:
-        return read_dir(params, limit=categories)
-    from .search import search
-
-    return search(categories, workers=workers).categories
+# The two datasets, written down (their images are defined in ``datasets``).
 
 
 def _params_doc(systems: Sequence[IFS]) -> dict[str, list]:
     return {category_name(i): s.to_rows().tolist() for i, s in enumerate(systems)}
 
 
-def derive_seed(*parts: int) -> int:
-    """A 32-bit seed from integers (base seed, category, row, render): stable and order-free."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1)[0])
-
-
-def _flip(image: np.ndarray, flip: str) -> np.ndarray:
-    if flip == "tb":
-        return image[::-1]
-    if flip == "lr":
-        return image[:, ::-1]
-    if flip == "both":
-        return image[::-1, ::-1]
-    return image
+def _source(params: str | os.PathLike | None) -> str:
+    return "the exact search, seed 1" if params is None else str(params)
 
 
 def build_ofdb(
@@ -252,57 +219,57 @@ def build_ofdb(
     categories: int,
     *,
     params: str | os.PathLike | None = None,
-    size: int = 362,
-    points: int = 200_000,
+    size: int = OFDB_SIZE,
+    points: int = OFDB_POINTS,
+    pad: int = OFDB_PAD,
     mode: str = "patch",
-    a_weight: float = 0.2,
+    a_weight: float = OFDB_A_WEIGHT,
     weights: Sequence[float] | None = None,
-    mask_seed: int = 0,
+    seed: int = DATA_SEED,
     workers: int | None = None,
     resume: bool = False,
     force: bool = False,
     progress: bool = False,
 ) -> Path:
-    """OFDB-N: one image per category, ``DIR/NNNNN/NNNNN.png`` (the public generator's settings).
+    """OFDB-N: one image per category, ``DIR/NNNNN/NNNNN.png`` (``datasets.ofdb_image``).
 
-    ``weights`` (6,) multiplies a..f on top of ``a_weight`` (for example a FractalDB row).
-
-    ``mask_seed`` seeds the patch masks; every category uses the same masks stream, as every
-    category also uses the same chaos-game stream.
+    Args:
+        out: the tree's folder.
+        categories: N, the first N categories of ``params`` (a folder of NNNNN.csv) or of the
+            exact search (``search.first_categories``, cached).
+        size, points, pad, mode: render settings (the public generator's by default).
+        a_weight: factor on every map's ``a``; ``weights`` (6,) multiplies a..f on top.
+        seed: base seed of the patch masks (category c draws with ``ofdb_mask_seed(seed, c)``).
+        workers, resume, force, progress: see ``write_image_tree``.
     """
-    check_render_args(size, points, 6, mode)
-    check_positive_int("seed", mask_seed, minimum=0)
-    w6 = render.effective_weights(1.0, weights)
-    systems = category_params(categories, params, workers)
-    settings = {
-        "categories": len(systems),
-        "size": size,
-        "points": points,
-        "mode": mode,
-        "a_weight": a_weight,
-        "weights": w6.tolist(),
-        "mask_seed": mask_seed,
-        "chaos_seed": 100,
-        "pad": 6,
-        "params": "search seed 1" if params is None else str(params),
-    }
+    check_render_args(size, points, pad, mode)
+    check_positive_int("seed", seed, minimum=0)
+    pixels = datasets.ofdb_settings(
+        size=size, points=points, pad=pad, a_weight=a_weight, weights=weights, mode=mode, seed=seed
+    )
+    systems = first_categories(categories, params, workers=workers)
+    settings = {"categories": len(systems), **pixels, "params": _source(params)}
 
     def job(i: int, system: IFS) -> Job:
-        name = category_name(i)
-
         def fn():
-            pts = render.points(system, size=size, n_points=points, a_weight=a_weight, weights=w6)
-            return render.draw(pts, mode=mode, mask_seed=mask_seed)
+            pts = render.points(
+                system, size=size, n_points=points, pad=pad, a_weight=a_weight, weights=pixels["weights"]
+            )
+            return datasets.ofdb_image(pts, i, seed, mode)
 
-        return f"{name}/{name}.png", fn
+        return datasets.ofdb_file(i), fn
 
+    extra = {
+        "dataset_sha256": datasets.dataset_digest("ofdb", pixels, systems),
+        "params": _params_doc(systems),
+    }
     jobs = [job(i, s) for i, s in enumerate(systems)]
     return write_image_tree(
         out,
         jobs,
         "ofdb",
         settings,
-        extra={"params": _params_doc(systems)},
+        extra=extra,
         resume=resume,
         force=force,
         progress=progress,
@@ -315,13 +282,14 @@ def build_fractaldb(
     categories: int,
     *,
     params: str | os.PathLike | None = None,
-    fluctuations: int = 25,
-    renders: int = 10,
-    flips: int = 4,
-    size: int = 362,
-    points: int = 200_000,
+    fluctuations: int = FRACTALDB_ROWS,
+    renders: int = FRACTALDB_RENDERS,
+    flips: int = FRACTALDB_FLIPS,
+    size: int = OFDB_SIZE,
+    points: int = OFDB_POINTS,
+    pad: int = OFDB_PAD,
     mode: str = "patch",
-    seed: int = 0,
+    seed: int = DATA_SEED,
     workers: int | None = None,
     resume: bool = False,
     force: bool = False,
@@ -329,52 +297,53 @@ def build_fractaldb(
 ) -> Path:
     """FractalDB-N: per category, fluctuation rows x patch renders x flips images.
 
-    Row ``w`` is ``fluctuation_weights()[w]`` (row 0 identity, then a..f x 0.2/0.6/1.4/1.8); all
-    renders of a row share the seed-100 chaos-game points and draw fresh masks seeded by
-    ``derive_seed(seed, category, w, r)``; flips are none, top-bottom, left-right, both.
-    Files: ``DIR/NNNNN/NNNNN_wWW_rRR_<flip>.png``. The full recipe is 25 x 10 x 4 = 1,000.
+    The images are ``datasets``' FractalDB instances: row ``w`` is ``fluctuation_weights()[w]``
+    (row 0 identity, then a..f x 0.2/0.6/1.4/1.8), render ``r`` draws the row's points with the
+    masks of ``fractaldb_mask_seed(seed, category, w, r)``, flips are none, top-bottom, left-right,
+    both. Files: ``DIR/NNNNN/NNNNN_wWW_rRR_<flip>.png``. The full recipe is 25 x 10 x 4 = 1,000.
+    Fewer rows, renders or flips give the first ones of the full recipe, byte for byte.
     """
-    if not 1 <= fluctuations <= 25:
-        raise ParamError("fluctuations", f"must be between 1 and 25, got {fluctuations}")
+    if not 1 <= fluctuations <= FRACTALDB_ROWS:
+        raise ParamError("fluctuations", f"must be between 1 and {FRACTALDB_ROWS}, got {fluctuations}")
     check_positive_int("renders", renders)
-    if not 1 <= flips <= 4:
-        raise ParamError("flips", f"must be between 1 and 4, got {flips}")
+    if not 1 <= flips <= len(FLIPS):
+        raise ParamError("flips", f"must be between 1 and {len(FLIPS)}, got {flips}")
     if mode not in DRAW_MODES:
         raise ParamError("draw", f"must be one of {', '.join(DRAW_MODES)}, got {mode!r}")
-    check_render_args(size, points, 6, mode)
+    check_render_args(size, points, pad, mode)
     check_positive_int("seed", seed, minimum=0)
-    systems = category_params(categories, params, workers)
-    rows = fluctuation_weights()[:fluctuations]
-    settings = {
-        "categories": len(systems),
-        "fluctuations": fluctuations,
-        "renders": renders,
-        "flips": list(FLIPS[:flips]),
-        "size": size,
-        "points": points,
-        "mode": mode,
-        "seed": seed,
-        "chaos_seed": 100,
-        "pad": 6,
-        "params": "search seed 1" if params is None else str(params),
-    }
+    pixels = datasets.fractaldb_settings(
+        size=size,
+        points=points,
+        pad=pad,
+        fluctuations=fluctuations,
+        renders=renders,
+        flips=flips,
+        mode=mode,
+        seed=seed,
+    )
+    systems = first_categories(categories, params, workers=workers)
+    settings = {"categories": len(systems), **pixels, "params": _source(params)}
+    names = FLIPS[:flips]
 
     def job(i: int, system: IFS, w: int) -> Job:
-        name = category_name(i)
-        paths = [f"{name}/{name}_w{w:02d}_r{r:02d}_{f}.png" for r in range(renders) for f in FLIPS[:flips]]
+        paths = [datasets.fractaldb_file(i, w, r, f) for r in range(renders) for f in names]
 
         def fn():
-            pts = render.points(system, size=size, n_points=points, a_weight=1.0, weights=rows[w])
+            pts = datasets.fractaldb_points(system, w, size=size, n_points=points, pad=pad)
             images = []
             for r in range(renders):
-                base = render.draw(pts, mode=mode, mask_seed=derive_seed(seed, i, w, r))
-                images.extend(np.ascontiguousarray(_flip(base, f)) for f in FLIPS[:flips])
+                images.extend(datasets.fractaldb_images(pts, i, w, r, names, seed, mode))
             return images
 
         return paths, fn
 
     jobs = [job(i, s, w) for i, s in enumerate(systems) for w in range(fluctuations)]
-    extra = {"params": _params_doc(systems), "weights": rows.tolist()}
+    extra = {
+        "dataset_sha256": datasets.dataset_digest("fractaldb", pixels, systems),
+        "params": _params_doc(systems),
+        "weights": fluctuation_weights()[:fluctuations].tolist(),
+    }
     return write_image_tree(
         out,
         jobs,

@@ -15,7 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParamError
+from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_text
+from .defaults import FRACTALDB_ROWS, OFDB_A_WEIGHT
 
 COEFFICIENTS = ("a", "b", "c", "d", "e", "f")
 #: FractalDB's parameter-fluctuation factors, applied to one coefficient of every map at once.
@@ -118,7 +120,18 @@ def fluctuation_weights() -> np.ndarray:
     return np.array(rows)
 
 
-def a_weights(a_weight: float = 0.2) -> np.ndarray:
+def fluctuation_label(row: int) -> str:
+    """Human name of FractalDB weight row ``row`` (0..24): ``identity`` or e.g. ``b x 0.6``."""
+    row = check_positive_int("row", row, minimum=0)
+    if row >= FRACTALDB_ROWS:
+        raise ParamError("row", f"must be between 0 and {FRACTALDB_ROWS - 1}, got {row}")
+    if row == 0:
+        return "identity"
+    k, j = divmod(row - 1, len(FLUCTUATION_FACTORS))
+    return f"{COEFFICIENTS[k]} x {FLUCTUATION_FACTORS[j]}"
+
+
+def a_weights(a_weight: float = OFDB_A_WEIGHT) -> np.ndarray:
     """Weight row (6,) that scales only ``a``: the public 2D-OFDB generator renders with 0.2."""
     w = np.ones(6)
     w[0] = float(a_weight)
@@ -132,11 +145,8 @@ def format_rows(system) -> str:
 
 
 def write_csv(path: str | os.PathLike, system) -> None:
-    """Write one category atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(format_rows(system))
-    os.replace(tmp, path)
+    """Write one category atomically (``files.atomic_write_text``)."""
+    atomic_write_text(path, format_rows(system))
 
 
 def read_table(path: str | os.PathLike, n_values: int, layout: str) -> np.ndarray:

@@ -9,8 +9,12 @@ uint32 array of 625 entries: the 624 key words and the read position.
 
 from __future__ import annotations
 
+import functools
+
 import numba as nb
 import numpy as np
+
+from .defaults import CHAOS_SEED
 
 N = 624
 M = 397
@@ -27,6 +31,22 @@ def legacy_state(seed: int) -> np.ndarray:
     state[:N] = key
     state[N] = pos
     return state
+
+
+def chaos_uniforms(n_points: int, seed: int = CHAOS_SEED) -> np.ndarray:
+    """``np.random.RandomState(seed).random_sample(n_points)``, shape (n_points,), read-only.
+
+    The renderers (2D and 3D) reset the map-choice stream to the same seed for every image, so
+    these uniforms are shared by every category; the last 8 (points, seed) pairs stay cached.
+    """
+    return _chaos_uniforms(int(n_points), int(seed))
+
+
+@functools.lru_cache(maxsize=8)
+def _chaos_uniforms(n_points: int, seed: int) -> np.ndarray:
+    u = np.random.RandomState(seed).random_sample(n_points)
+    u.flags.writeable = False
+    return u
 
 
 def to_numpy(state: np.ndarray) -> np.random.RandomState:

@@ -61,8 +61,19 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_text, prepare_output, resolve_workers
 from . import ifs as ifs2d
 from . import mt
+from .defaults import (
+    CHAOS_SEED,
+    OFDB3D_A_WEIGHT,
+    OFDB3D_POINTS,
+    OFDB3D_SEED,
+    OFDB3D_SIZE,
+    OFDB3D_VIEWS,
+    SEARCH3D_MIN_VAR,
+    SEARCH3D_POINTS,
+)
 from .ifs import write_csv
 from .kernels3d import (
     MAX_MAPS,
@@ -77,8 +88,8 @@ from .kernels3d import (
 )
 
 #: Stream used for every render's map choices (the 2D generators reset theirs to 100 as well).
-RENDER_SEED = 100
-DEFAULT_A_WEIGHT = 0.4
+RENDER_SEED = CHAOS_SEED
+DEFAULT_A_WEIGHT = OFDB3D_A_WEIGHT
 DEFAULT_JITTER_DEG = 5.0
 #: Jitter must stay below half the 30-degree spacing so that views keep their order.
 MAX_JITTER_DEG = 15.0
@@ -89,6 +100,9 @@ FAR = 100.0
 DISTANCE = 4.0
 MIN_SIZE = 8
 WHITE = 255
+SEARCH3D_LOG = "search3d_log.csv"
+#: What a 3D search folder owns (``files.prepare_output``): its categories, log and temporaries.
+SEARCH3D_FILES = ("[0-9][0-9][0-9][0-9][0-9]*.csv", SEARCH3D_LOG, ".*.tmp")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -211,9 +225,9 @@ def read_dir(directory: str | os.PathLike, limit: int | None = None) -> list[IFS
 class Search3DSettings:
     """What defines a 3D search; equal settings give equal categories."""
 
-    seed: int = 1
-    points: int = 10_000
-    min_var: float = 0.05
+    seed: int = OFDB3D_SEED
+    points: int = SEARCH3D_POINTS
+    min_var: float = SEARCH3D_MIN_VAR
 
     def validate(self) -> Search3DSettings:
         check_positive_int("seed", self.seed, minimum=0)
@@ -240,12 +254,6 @@ class Search3DResult:
         return len(self.categories) / max(self.n_candidates, 1)
 
 
-def resolve_workers(workers: int | None) -> int:
-    if workers is None:
-        return max(1, len(os.sched_getaffinity(0)))
-    return check_positive_int("workers", workers)
-
-
 def search3d(
     n_categories: int,
     settings: Search3DSettings | None = None,
@@ -263,7 +271,7 @@ def search3d(
     Args:
         n_categories: categories wanted.
         settings: seed, points per candidate, variance threshold.
-        workers: scoring threads (default: the CPUs available).
+        workers: scoring threads (default: ``files.usable_cpus()``).
         batch: candidates per producer step.
         progress: show a tqdm bar.
 
@@ -320,7 +328,9 @@ def search3d(
     return result
 
 
-def score_system(ifs: IFS3D, uniforms: np.ndarray, min_var: float = 0.05) -> tuple[bool, np.ndarray]:
+def score_system(
+    ifs: IFS3D, uniforms: np.ndarray, min_var: float = SEARCH3D_MIN_VAR
+) -> tuple[bool, np.ndarray]:
     """The search's acceptance test for one system and its chaos-game uniforms.
 
     Args:
@@ -352,31 +362,22 @@ def search3d_to_dir(
 ) -> Search3DResult:
     """Search and write ``out/NNNNN.csv`` plus ``out/search3d_log.csv`` (candidate, variances).
 
-    A folder with files in it is refused unless ``force`` (which deletes its CSV files first).
-    Everything is validated before anything is written.
+    A folder that holds a 3D search (``SEARCH3D_FILES``) is refused unless ``force``, which removes
+    those files first (``files.prepare_output``). Everything is validated before anything is written.
     """
     settings = (settings or Search3DSettings()).validate()
     n_categories = check_positive_int("categories", n_categories)
     if workers is not None:
         check_positive_int("workers", workers)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise ParamError("out", f"{out} is not empty; pass --force to replace its CSV files")
-        for p in out.iterdir():
-            if p.is_file() and p.suffix in (".csv", ".tmp"):
-                p.unlink()
+    prepare_output(out, what="a 3D search", owned=SEARCH3D_FILES, force=force, resumable=False)
     result = search3d(n_categories, settings, workers=workers, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["category,candidate,n_maps,var_x,var_y,var_z\n"]
     for i, (ifs, cand, var) in enumerate(zip(result.categories, result.candidates, result.variances)):
         write_csv(out / f"{i:05d}.csv", ifs)
         lines.append(f"{i:05d},{cand},{ifs.n_maps},{var[0]:.6f},{var[1]:.6f},{var[2]:.6f}\n")
-    tmp = out / "search3d_log.csv.tmp"
-    tmp.write_text("".join(lines))
-    os.replace(tmp, out / "search3d_log.csv")
+    atomic_write_text(out / SEARCH3D_LOG, "".join(lines))
     return result
 
 
@@ -399,7 +400,7 @@ def check_render_args(size: int, points: int, views: int, jitter: float, a_weigh
 
 
 def view_angles(
-    views: int = 12, *, jitter: float = DEFAULT_JITTER_DEG, seed: int = 1, index: int = 0
+    views: int = OFDB3D_VIEWS, *, jitter: float = DEFAULT_JITTER_DEG, seed: int = OFDB3D_SEED, index: int = 0
 ) -> np.ndarray:
     """Azimuths (radians), shape (views,): ``2 pi k / views + 30 deg + u_k``.
 
@@ -431,7 +432,7 @@ def render_cloud(
     pts: np.ndarray,
     angles: np.ndarray,
     *,
-    size: int = 224,
+    size: int = OFDB3D_SIZE,
     fov: float = FOV_DEG,
     near: float = NEAR,
     far: float = FAR,
@@ -460,21 +461,9 @@ def render_cloud(
     return images
 
 
-_UNIFORM_CACHE: dict[tuple[int, int], np.ndarray] = {}
-
-
-def render_uniforms(points: int, seed: int = RENDER_SEED) -> np.ndarray:
-    """``RandomState(seed).random_sample(points)``, shared (read-only) by every render."""
-    key = (int(seed), int(points))
-    u = _UNIFORM_CACHE.get(key)
-    if u is None:
-        u = np.random.RandomState(seed).random_sample(points)
-        u.flags.writeable = False
-        _UNIFORM_CACHE[key] = u
-    return u
-
-
-def instance_cloud(ifs: IFS3D, *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT) -> np.ndarray:
+def instance_cloud(
+    ifs: IFS3D, *, points: int = OFDB3D_POINTS, a_weight: float = DEFAULT_A_WEIGHT
+) -> np.ndarray:
     """The rendered instance: weighted chaos game, normalised and centred; shape (m, 3), m <= points.
 
     Points from the first non-finite one on are dropped; a cloud that cannot be normalised
@@ -483,7 +472,9 @@ def instance_cloud(ifs: IFS3D, *, points: int = 100_000, a_weight: float = DEFAU
     points = check_positive_int("points", points, minimum=2)
     system = ifs.weighted(a_weight)
     pts = np.empty((points, 3))
-    count = chaos_game_3d(system.A, system.t, system.cumulative(), render_uniforms(points), points, pts)
+    count = chaos_game_3d(
+        system.A, system.t, system.cumulative(), mt.chaos_uniforms(points, RENDER_SEED), points, pts
+    )
     pts = pts[:count]
     if count < 2 or not normalize_cloud(pts, count):
         return np.empty((0, 3))
@@ -494,12 +485,12 @@ def render_category(
     ifs: IFS3D,
     *,
     index: int = 0,
-    seed: int = 1,
-    views: int = 12,
-    size: int = 224,
+    seed: int = OFDB3D_SEED,
+    views: int = OFDB3D_VIEWS,
+    size: int = OFDB3D_SIZE,
     a_weight: float = DEFAULT_A_WEIGHT,
     jitter: float = DEFAULT_JITTER_DEG,
-    points: int = 100_000,
+    points: int = OFDB3D_POINTS,
 ) -> np.ndarray:
     """The ``views`` images of one category, shape (views, size, size) uint8.
 
@@ -518,7 +509,7 @@ def render_category(
 
 
 def diverged_categories(
-    systems: list[IFS3D], *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT
+    systems: list[IFS3D], *, points: int = OFDB3D_POINTS, a_weight: float = DEFAULT_A_WEIGHT
 ) -> list[str]:
     """Names (``NNNNN``) of the categories whose weighted instance diverges before ``points``.
 
@@ -537,15 +528,15 @@ def build_ofdb3d(
     out: str | os.PathLike,
     categories: int,
     *,
-    seed: int = 1,
+    seed: int = OFDB3D_SEED,
     params: str | os.PathLike | None = None,
-    views: int = 12,
-    size: int = 224,
+    views: int = OFDB3D_VIEWS,
+    size: int = OFDB3D_SIZE,
     a_weight: float = DEFAULT_A_WEIGHT,
     jitter: float = DEFAULT_JITTER_DEG,
-    points: int = 100_000,
-    search_points: int = 10_000,
-    min_var: float = 0.05,
+    points: int = OFDB3D_POINTS,
+    search_points: int = SEARCH3D_POINTS,
+    min_var: float = SEARCH3D_MIN_VAR,
     workers: int | None = None,
     resume: bool = False,
     force: bool = False,

@@ -10,9 +10,10 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from pathlib import Path
 
 import numpy as np
+
+from ..files import atomic_write_bytes
 
 _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,11 +42,8 @@ def encode_png(image: np.ndarray, level: int = 1) -> bytes:
 
 
 def write_png_atomic(path: str | os.PathLike, image: np.ndarray, level: int = 1) -> bytes:
-    """Write ``image`` to ``path`` through a temporary file and a rename; returns the bytes."""
+    """Write ``image`` to ``path`` atomically, without ``fsync`` (a bulk image; see
+    ``files.atomic_write_bytes``); returns the PNG bytes."""
     data = encode_png(image, level)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, durable=False)
     return data

@@ -1,17 +1,16 @@
 """The 2D renderer: one typed entry point over the numba kernels. Arrays in, arrays out.
 
-``render(ifs)`` with the defaults makes the image of the public 2D-OFDB generator: 362 px, 6 px
-padding, 200,000 points from the seed-100 chaos-game stream (the same uniforms for every
-category), every map's ``a`` multiplied by 0.2, 3x3 random patches, flipped top to bottom.
+``render(ifs)`` with the defaults makes the image of the public 2D-OFDB generator (``defaults``):
+362 px, 6 px padding, 200,000 points from the seed-100 chaos-game stream (the same uniforms for
+every category), every map's ``a`` multiplied by 0.2, 3x3 random patches, flipped top to bottom.
 
 The expensive part (the chaos game and the rescale) is separate from the cheap part (drawing), so
 training can cache a category's points once and re-draw them with fresh patch masks per sample:
-``pts = points(ifs)`` then ``draw(pts, mask_seed=s)``.
+``pts = points(ifs)`` then ``draw(pts, mask_seed=s)``. ``flip`` gives FractalDB's four flips.
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from dataclasses import dataclass
 
@@ -19,15 +18,13 @@ import numpy as np
 
 from ..errors import ParamError, check_positive_int
 from . import kernels
+from .defaults import CHAOS_SEED, OFDB_A_WEIGHT, OFDB_PAD, OFDB_POINTS, OFDB_SIZE
 from .ifs import IFS, a_weights
+from .mt import chaos_uniforms
 
 DRAW_MODES = ("point", "patch", "color")
-#: The public 2D-OFDB generator's settings.
-OFDB_SIZE = 362
-OFDB_POINTS = 200_000
-OFDB_PAD = 6
-OFDB_A_WEIGHT = 0.2
-CHAOS_SEED = 100
+#: FractalDB's four flips of a drawn image, in the order of its instances.
+FLIPS = ("none", "tb", "lr", "both")
 
 
 @dataclass(frozen=True)
@@ -45,14 +42,6 @@ class Points:
 
     def __len__(self) -> int:
         return int(self.x.shape[0])
-
-
-@functools.lru_cache(maxsize=8)
-def chaos_uniforms(n_points: int, seed: int = CHAOS_SEED) -> np.ndarray:
-    """The uniforms of ``np.random.seed(seed); np.random.random(n_points)``, read-only (cached)."""
-    u = np.random.RandomState(seed).random_sample(n_points)
-    u.flags.writeable = False
-    return u
 
 
 _scratch = threading.local()
@@ -199,6 +188,22 @@ def render(
         check_positive_int("seed", mask_seed, minimum=0)
     px, py = _pixels(ifs, size, n_points, pad, a_weight, weights, chaos_seed)
     return _draw(px, py, size, mode, mask_seed, flip)
+
+
+def flip(image: np.ndarray, which: str) -> np.ndarray:
+    """One of FractalDB's ``FLIPS`` of an (H, W) or (H, W, C) image, as a view.
+
+    ``none`` keeps it, ``tb`` flips top to bottom, ``lr`` left to right, ``both`` both (a half turn).
+    """
+    if which == "none":
+        return image
+    if which == "tb":
+        return image[::-1]
+    if which == "lr":
+        return image[:, ::-1]
+    if which == "both":
+        return image[::-1, ::-1]
+    raise ParamError("flip", f"must be one of {', '.join(FLIPS)}, got {which!r}")
 
 
 def fill_rate(image: np.ndarray) -> float:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,13 +32,17 @@ import numba as nb
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_text, prepare_output, resolve_workers
 from . import mt
-from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, write_csv
+from .defaults import SEARCH_PAD, SEARCH_POINTS, SEARCH_RATE, SEARCH_SEED, SEARCH_SIZE
+from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, read_dir, write_csv
 from .kernels import chaos_game, nan_rule_and_rescale
 
 MAX_MAPS = 7
 STATE_FILE = "search_state.json"
 LOG_FILE = "search_log.csv"
+#: What a search folder owns (``files.prepare_output``): its categories, log, state, temporaries.
+SEARCH_FILES = ("[0-9][0-9][0-9][0-9][0-9]*.csv", LOG_FILE, STATE_FILE, ".*.tmp")
 HIST_BINS = 100
 
 
@@ -45,11 +50,11 @@ HIST_BINS = 100
 class SearchSettings:
     """What defines a search; two searches with equal settings give equal categories."""
 
-    seed: int = 1
-    rate: float = 0.2
-    points: int = 100_000
-    size: int = 512
-    pad: int = 6
+    seed: int = SEARCH_SEED
+    rate: float = SEARCH_RATE
+    points: int = SEARCH_POINTS
+    size: int = SEARCH_SIZE
+    pad: int = SEARCH_PAD
 
     def validate(self) -> SearchSettings:
         check_positive_int("seed", self.seed, minimum=0)
@@ -146,12 +151,6 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
         fills[k] = lit / (size * size)
 
 
-def _resolve_workers(workers: int | None) -> int:
-    if workers is None:
-        return max(1, len(os.sched_getaffinity(0)))
-    return check_positive_int("workers", workers)
-
-
 def search(
     n_categories: int,
     settings: SearchSettings | None = None,
@@ -167,7 +166,7 @@ def search(
     Args:
         n_categories: total number of categories wanted (including those in ``resume_from``).
         settings: seed, fill-rate threshold, points, image size, padding.
-        workers: scoring threads (default: the CPUs available). Does not change the result.
+        workers: scoring threads (default: ``files.usable_cpus()``). Does not change the result.
         resume_from: a partial result to continue (its ``state`` must be set).
         batch: candidates drawn per producer step.
         progress: show a tqdm bar.
@@ -178,7 +177,7 @@ def search(
     """
     settings = (settings or SearchSettings()).validate()
     n_categories = check_positive_int("categories", n_categories)
-    workers = _resolve_workers(workers)
+    workers = resolve_workers(workers)
     if resume_from is not None:
         result = resume_from
         if result.settings != settings:
@@ -256,9 +255,7 @@ def _save_state(out: Path, result: SearchResult, written: int) -> int:
         f"{category_name(i)},{c},{ifs.n_maps},{f:.6f}\n"
         for i, (ifs, c, f) in enumerate(zip(result.categories, result.candidates, result.fill_rates))
     ]
-    tmp = log.with_name(LOG_FILE + ".tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, log)
+    atomic_write_text(log, "".join(lines))
     doc = {
         "settings": result.settings.__dict__,
         "n_categories": len(result.categories),
@@ -267,9 +264,7 @@ def _save_state(out: Path, result: SearchResult, written: int) -> int:
         "state": result.state.tolist(),
         "complete_for": None,
     }
-    tmp = out / (STATE_FILE + ".tmp")
-    tmp.write_text(json.dumps(doc))
-    os.replace(tmp, out / STATE_FILE)
+    atomic_write_text(out / STATE_FILE, json.dumps(doc))
     return len(result.categories)
 
 
@@ -307,8 +302,8 @@ def search_to_dir(
 ) -> SearchResult:
     """Search and write ``out/NNNNN.csv``; ``resume`` continues an interrupted or shorter search.
 
-    A folder with files in it is refused unless ``resume`` (same settings, continue) or ``force``
-    (delete the old category files first).
+    A folder that holds a search (``SEARCH_FILES``) is refused unless ``resume`` (same settings,
+    continue) or ``force`` (remove those files first); see ``files.prepare_output``.
     """
     settings = (settings or SearchSettings()).validate()
     n_categories = check_positive_int("categories", n_categories)
@@ -316,21 +311,12 @@ def search_to_dir(
         check_positive_int("workers", workers)
     out = Path(out)
     previous = None
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if resume and (out / STATE_FILE).is_file():
-            previous = load_search(out)
-            if previous.settings != settings:
-                raise ParamError("resume", f"{out} was searched with {previous.settings}, not {settings}")
-        elif resume:
+    if prepare_output(out, what="a search", owned=SEARCH_FILES, resume=resume, force=force):
+        if not (out / STATE_FILE).is_file():
             raise ParamError("resume", f"{out} holds no {STATE_FILE} to resume from")
-        elif force:
-            for p in out.iterdir():
-                if p.suffix in (".csv", ".json", ".tmp") and p.is_file():
-                    p.unlink()
-        else:
-            raise ParamError("out", f"{out} is not empty; pass --resume to continue or --force to replace")
+        previous = load_search(out)
+        if previous.settings != settings:
+            raise ParamError("resume", f"{out} was searched with {previous.settings}, not {settings}")
     if previous is not None and len(previous.categories) >= n_categories:
         return previous
     out.mkdir(parents=True, exist_ok=True)
@@ -351,3 +337,53 @@ def search_to_dir(
     )
     written = _save_state(out, result, written)
     return result
+
+
+# ----------------------------------------------------------------------------------------------
+# The first N categories of the default search, searched once per machine.
+
+
+def cache_root() -> Path:
+    """Where searched categories are cached: ``$OFDB_STUDY_CACHE`` or ``~/.cache/ofdb-study``."""
+    return Path(os.environ.get("OFDB_STUDY_CACHE", Path.home() / ".cache" / "ofdb-study"))
+
+
+_cache_lock = threading.Lock()
+_cached: dict[str, SearchResult] = {}
+
+
+def searched(
+    n: int, *, cache_dir: str | os.PathLike | None = None, workers: int | None = None
+) -> SearchResult:
+    """The default search (seed 1) holding at least its first ``n`` categories, cached.
+
+    The result lives in ``cache_dir`` (default ``cache_root() / "search-seed1"``), written with
+    ``search_to_dir`` and resumed there when more categories are asked for, and is kept in this
+    process, so each category is searched once per machine. Thread-safe.
+
+    Returns:
+        A ``SearchResult`` with ``len(categories) >= n`` (shared: do not modify it).
+    """
+    n = check_positive_int("categories", n)
+    folder = Path(cache_dir) if cache_dir is not None else cache_root() / f"search-seed{SEARCH_SEED}"
+    key = str(folder.resolve())
+    with _cache_lock:
+        result = _cached.get(key)
+        if result is None or len(result.categories) < n:
+            result = search_to_dir(folder, n, resume=True, workers=workers)
+            _cached[key] = result
+        return result
+
+
+def first_categories(
+    n: int,
+    params: str | os.PathLike | None = None,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    workers: int | None = None,
+) -> list[IFS]:
+    """The first ``n`` categories: read from ``params`` (a folder of NNNNN.csv), else ``searched``."""
+    n = check_positive_int("categories", n)
+    if params is not None:
+        return read_dir(params, limit=n)
+    return list(searched(n, cache_dir=cache_dir, workers=workers).categories[:n])

@@ -9,14 +9,14 @@ import os
 import platform
 import shutil
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
-from ..config import get_profile
+from ..config import DataPlan, get_profile
 from ..errors import ParamError
+from ..files import atomic_write_text, usable_cpus
+from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS, OFDB_POINTS, OFDB_SIZE
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,40 +30,13 @@ def check_profile(profile: str) -> str:
 # ----------------------------------------------------------------------------------------------
 # Helpers of the data notebook: a construction-time measurement, cached by its plan.
 
-
-@dataclass(frozen=True)
-class DataPlan:
-    """What the data notebook builds and times at a profile.
-
-    Attributes:
-        search: categories searched (the search is timed per accepted category).
-        ofdb: OFDB categories built (one image each) and timed.
-        fractaldb: FractalDB categories built and timed.
-        fractaldb_renders: patch renders per fluctuation row (10 in the full recipe).
-        show: categories shown in the figures.
-    """
-
-    search: int
-    ofdb: int
-    fractaldb: int
-    fractaldb_renders: int
-    show: int = 10
-
-
-#: smoke: seconds; mini: OFDB-1k in full, FractalDB on 10 categories; paper: both in full.
-DATA_PLANS = {
-    "smoke": DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2, show=10),
-    "mini": DataPlan(search=1000, ofdb=1000, fractaldb=10, fractaldb_renders=10, show=10),
-    "paper": DataPlan(search=1000, ofdb=1000, fractaldb=1000, fractaldb_renders=10, show=10),
-    "paper-21k": DataPlan(search=1000, ofdb=1000, fractaldb=1000, fractaldb_renders=10, show=10),
-}
+#: The 1k data sets the construction times are scaled to (OFDB-1k, FractalDB-1k).
 FULL_CATEGORIES = 1000
-FRACTALDB_IMAGES_PER_CATEGORY = 25 * 10 * 4
 
 
 def data_plan(profile: str, **overrides) -> DataPlan:
-    """The profile's ``DataPlan`` with ``overrides`` (None values keep the profile's)."""
-    plan = DATA_PLANS[check_profile(profile)]
+    """The profile's ``config.DataPlan`` with ``overrides`` (None values keep the profile's)."""
+    plan = get_profile(profile).data
     clean = {k: v for k, v in overrides.items() if v is not None}
     for key, value in clean.items():
         if key not in DataPlan.__dataclass_fields__:
@@ -115,7 +88,7 @@ def measure_construction(
         t0 = time.perf_counter()
         build_ofdb(root / "ofdb", plan.ofdb, params=root / "search", workers=workers)
         t_ofdb = time.perf_counter() - t0
-        fdb_images = plan.fractaldb * 25 * plan.fractaldb_renders * 4
+        fdb_images = plan.fractaldb * FRACTALDB_ROWS * plan.fractaldb_renders * FRACTALDB_FLIPS
         t0 = time.perf_counter()
         build_fractaldb(
             root / "fractaldb",
@@ -134,23 +107,17 @@ def measure_construction(
             "ofdb_images": plan.ofdb,
             "fractaldb_seconds": t_fdb,
             "fractaldb_images": fdb_images,
-            "cpus": len(os.sched_getaffinity(0)),
+            "cpus": usable_cpus(),
             "workers": workers,
             "machine": platform.processor() or platform.machine(),
             "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
-        timing.write_text(json.dumps(raw, indent=2) + "\n")
+        atomic_write_text(timing, json.dumps(raw, indent=2) + "\n")
         # The images were only built to be timed; keep the search (figures read it), drop the rest.
         shutil.rmtree(root / "fractaldb", ignore_errors=True)
     search_h = raw["search_seconds"] / raw["search_categories"] * FULL_CATEGORIES / 3600
     ofdb_h = raw["ofdb_seconds"] / raw["ofdb_images"] * FULL_CATEGORIES / 3600
-    fdb_h = (
-        raw["fractaldb_seconds"]
-        / raw["fractaldb_images"]
-        * FULL_CATEGORIES
-        * FRACTALDB_IMAGES_PER_CATEGORY
-        / 3600
-    )
+    fdb_h = raw["fractaldb_seconds"] / raw["fractaldb_images"] * FULL_CATEGORIES * FRACTALDB_INSTANCES / 3600
 
     def basis(done: int, full: int, what: str) -> str:
         if done >= full:
@@ -165,7 +132,7 @@ def measure_construction(
                 search_h,
                 fdb_h,
                 search_h + fdb_h,
-                f"{search_basis}; {basis(raw['fractaldb_images'], FULL_CATEGORIES * FRACTALDB_IMAGES_PER_CATEGORY, 'images')}",
+                f"{search_basis}; {basis(raw['fractaldb_images'], FULL_CATEGORIES * FRACTALDB_INSTANCES, 'images')}",
             ),
             (
                 "2D-OFDB-1k",
@@ -181,18 +148,20 @@ def measure_construction(
 
 
 def load_search(data_root: str | os.PathLike, plan: DataPlan):
-    """The search result the construction measurement wrote (categories, histogram, fill rates)."""
+    """The search the construction measurement timed (its histogram, candidates and fill rates)."""
     from ..fractals.search import load_search as _load
 
     return _load(construction_dir(data_root, plan) / "search")
 
 
-def sample_images(categories, n_show: int, fractaldb_category: int = 0, size: int = 181):
+def sample_images(n_show: int, fractaldb_category: int = 0, size: int = OFDB_SIZE // 2):
     """Images for the data figures: one OFDB image per category, FractalDB's variations of one.
 
+    The categories are the first of the exact search (``fractals.search.first_categories``, cached)
+    and the images are the datasets' own (``fractals.datasets``, seed 0), drawn at a smaller size.
+
     Args:
-        categories: IFS systems (``SearchResult.categories``).
-        n_show: OFDB categories to show.
+        n_show: OFDB categories to show (the first ones).
         fractaldb_category: the category whose FractalDB instances are shown.
         size: render size (half of 362 keeps the figure light; the points scale with the area).
 
@@ -200,29 +169,27 @@ def sample_images(categories, n_show: int, fractaldb_category: int = 0, size: in
         ``(ofdb_images, ofdb_titles, fdb_images, fdb_titles)``; FractalDB's are the 25 fluctuation
         rows of render 0, unflipped, then the four flips of the identity row.
     """
-    from ..fractals.build import FLIPS, derive_seed
-    from ..fractals.ifs import COEFFICIENTS, FLUCTUATION_FACTORS, category_name, fluctuation_weights
-    from ..fractals.render import draw, points, render
+    from ..fractals import datasets, render
+    from ..fractals.ifs import category_name, fluctuation_label
+    from ..fractals.search import first_categories
 
-    n_points = 200_000 * size * size // (362 * 362)
-    ofdb = [render(c, size=size, n_points=n_points) for c in categories[:n_show]]
+    categories = first_categories(max(n_show, fractaldb_category + 1))
+    n_points = OFDB_POINTS * size * size // (OFDB_SIZE * OFDB_SIZE)
+    ofdb = [
+        datasets.ofdb_image(render.points(c, size=size, n_points=n_points), i)
+        for i, c in enumerate(categories[:n_show])
+    ]
     ofdb_titles = [category_name(i) for i in range(len(ofdb))]
     system = categories[fractaldb_category]
-    rows = fluctuation_weights()
     fdb, fdb_titles = [], []
-    for w, row in enumerate(rows):
-        pts = points(system, size=size, n_points=n_points, a_weight=1.0, weights=row)
-        fdb.append(draw(pts, mask_seed=derive_seed(0, fractaldb_category, w, 0)))
+    for w in range(FRACTALDB_ROWS):
+        pts = datasets.fractaldb_points(system, w, size=size, n_points=n_points)
+        fdb += datasets.fractaldb_images(pts, fractaldb_category, w, 0, ("none",))
+        fdb_titles.append(fluctuation_label(w))
         if w == 0:
-            fdb_titles.append("identity")
-        else:
-            k, j = divmod(w - 1, len(FLUCTUATION_FACTORS))
-            fdb_titles.append(f"{COEFFICIENTS[k]} x {FLUCTUATION_FACTORS[j]}")
-    base = fdb[0]
-    flips = {"none": base, "tb": base[::-1], "lr": base[:, ::-1], "both": base[::-1, ::-1]}
-    for f in FLIPS:
-        fdb.append(np.ascontiguousarray(flips[f]))
-        fdb_titles.append(f"flip {f}")
+            flips = datasets.fractaldb_images(pts, fractaldb_category, 0, 0, render.FLIPS)
+    fdb += flips
+    fdb_titles += [f"flip {f}" for f in render.FLIPS]
     return ofdb, ofdb_titles, fdb, fdb_titles
 
 

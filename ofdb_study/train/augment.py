@@ -8,11 +8,12 @@ Two layers:
 * Instance-level options (``INSTANCE_AUGMENTS``) decide which fractal image a category yields each
   time it is sampled, before the image-level recipe. They are the rows of the paper's Table 1:
 
-  - ``default``: the category's one fixed OFDB image (patch masks seeded by the category index).
+  - ``default``: the category's one OFDB image (``fractals.datasets.ofdb_image``).
   - ``fluctuation``: one of FractalDB's 25 weight rows (``ifs.fluctuation_weights()``) drawn per
     sample and applied to the coefficients (with ``a`` x 1, since the OFDB ``a`` x 0.2 is itself
-    row 1 of that table), points re-computed, drawn with the category's fixed masks.
-  - ``rotation``: one of FractalDB's four flips (none, top-bottom, left-right, both) per sample.
+    row 1 of that table), points re-computed, drawn with the category's OFDB masks.
+  - ``rotation``: one of FractalDB's four flips (``render.FLIPS``: none, top-bottom, left-right,
+    both) per sample.
   - ``pattern``: random pattern: the category's cached points drawn with fresh 3x3 masks.
   - ``texture``: random texture (our definition; the paper's code has none): the shape of the
     fixed image is kept and its lit pixels are re-shaded by a fresh random gray-level field, the
@@ -29,10 +30,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ParamError
-from ..fractals.ifs import fluctuation_weights
+from ..fractals.defaults import FRACTALDB_ROWS
+from ..fractals.render import FLIPS, flip
 
 INSTANCE_AUGMENTS = ("default", "fluctuation", "rotation", "pattern", "texture", "both")
-FLIPS = ("none", "tb", "lr", "both")
 
 
 def check_augment(name: str) -> str:
@@ -108,17 +109,6 @@ def build_mixup(cfg, num_classes: int):
 
 
 # ---- instance-level options (Table 1) ---------------------------------------------------------
-def flip(image: np.ndarray, which: str) -> np.ndarray:
-    """One of FractalDB's flips of an (H, W) or (H, W, C) image."""
-    if which == "tb":
-        return image[::-1]
-    if which == "lr":
-        return image[:, ::-1]
-    if which == "both":
-        return image[::-1, ::-1]
-    return image
-
-
 def random_texture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Re-shade the lit pixels of a gray image with a fresh random field (see module docstring).
 
@@ -151,7 +141,7 @@ def instance_image(source, category: int, option: str, rng: np.random.Generator)
     """The image category ``category`` yields under Table-1 option ``option``.
 
     Args:
-        source: a ``synthetic.FractalSource`` (cached points and fixed images per category).
+        source: a ``fractals.datasets.FractalSource`` (cached points and images per category).
         category: category index.
         option: one of ``INSTANCE_AUGMENTS``.
         rng: the random source of this sample.
@@ -162,10 +152,10 @@ def instance_image(source, category: int, option: str, rng: np.random.Generator)
     if option == "default":
         return source.fixed_image(category)
     if option == "fluctuation":
-        row = int(rng.integers(0, 25))
-        return source.weighted_image(category, fluctuation_weights()[row])
+        return source.row_image(category, int(rng.integers(0, FRACTALDB_ROWS)))
     if option == "rotation":
-        return np.ascontiguousarray(flip(source.fixed_image(category), FLIPS[int(rng.integers(0, 4))]))
+        which = FLIPS[int(rng.integers(0, len(FLIPS)))]
+        return np.ascontiguousarray(flip(source.fixed_image(category), which))
     if option == "pattern":
         return source.pattern_image(category, int(rng.integers(0, 2**62)))
     if option == "texture":

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ParamError, check_positive_int
+from ..seeds import SALT_SUBSET, mix_seed
 
 try:
     from torch.utils.data import Dataset
@@ -139,7 +140,7 @@ def load_cifar(name: str, data_root: str | None = None, download: bool = False):
 def per_class_subset(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     """Indices of ``k`` samples per class, drawn without replacement by a seeded generator, sorted."""
     k = check_positive_int("train_per_class", k)
-    rng = np.random.default_rng([seed, 0x5EED])
+    rng = np.random.default_rng(mix_seed(seed, SALT_SUBSET))
     keep = []
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)

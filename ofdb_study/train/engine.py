@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from ..config import TrainConfig, resolve
 from ..errors import ParamError, TrainingError, check_positive_int
+from ..seeds import SALT_INIT, SALT_STEP
 from . import augment, downstream, models, pretrain_data
 from .runfolder import Progress, RunFolder, manifest, weights_sha256
 from .runtime import (
@@ -216,7 +217,7 @@ def train_step(
     from timm.data.mixup import mixup_target
 
     scheduler.step_update(num_updates=step)
-    seed_all(mix_seed(cfg.seed, step, rank, 0x57E9))
+    seed_all(mix_seed(cfg.seed, step, rank, SALT_STEP))
     x, y = _to_device(x, device), y.to(device)
     if mixup is not None:
         x, target = mixup(x, y)
@@ -259,7 +260,7 @@ def _build(cfg: TrainConfig, dd: Dist):
     _barrier(dd)
     if not dd.main:
         train_ds, eval_ds, num_classes, data_hash = build_data(cfg)
-    seed_all(mix_seed(cfg.seed, 0x1417))  # the initial weights depend on the seed only
+    seed_all(mix_seed(cfg.seed, SALT_INIT))  # the initial weights depend on the seed only
     model = models.create_model(cfg, num_classes)
     if cfg.phase == "finetune" and cfg.init not in (None, "", "scratch"):
         models.load_pretrained(model, cfg.init)

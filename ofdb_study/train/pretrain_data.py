@@ -4,9 +4,13 @@
   deciding what a category yields each time it is drawn. Epoch = one pass over the categories.
 * ``fractaldb``: FractalDB's 1,000 instances per category (25 weight rows x 10 patch renders x 4
   flips), rendered on demand from cached points, never written to disk. Epoch = N x 1,000.
-* ``PATH``: an ImageFolder tree ``PATH/NNNNN/*.png`` (what ``datasets.py`` writes).
+* ``PATH``: an ImageFolder tree ``PATH/NNNNN/*.png`` (what ``fractals.build`` writes).
 * ``multiview:PATH``: 3D-OFDB views, a folder per category holding its 12 views; each draw of a
   category returns one of its views at random.
+
+The in-memory images are ``fractals.datasets``' definitions (through its ``FractalSource``), the
+same bytes ``python -m ofdb_study build`` writes, and the data hash a run records is the
+``dataset_sha256`` of the tree that build would write.
 
 Randomness: a dataset draws from NumPy's global generator (and timm transforms from ``random`` /
 ``torch``); the training loader seeds all three per sample from (run seed, sample position), so a
@@ -15,21 +19,20 @@ sample is the same whatever the worker count, and after a resume.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
 import random
-from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ParamError
-from ..fractals import render
-from ..fractals.ifs import IFS, fluctuation_weights, read_dir
-from .augment import check_augment, flip, instance_image
+from ..fractals.datasets import FractalSource
+from ..fractals.defaults import FRACTALDB_INSTANCES
+from ..fractals.search import first_categories
+from .augment import check_augment, instance_image
 
 try:  # torch is an optional dependency of the package; the sources below need it
     from torch.utils.data import Dataset
@@ -38,107 +41,10 @@ except ImportError:  # pragma: no cover
 
 MULTIVIEW_PREFIX = "multiview:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-#: 25 weight rows x 10 patch renders x 4 flips (OFDB project page; public FractalDB generator,
-#: ryoo-nakamura/OFDB ``fractal_renderer/make_fractaldb.py``)
-FRACTALDB_INSTANCES = 1000
-
-
-def cache_dir() -> Path:
-    """Where the exact category search is cached: ``$OFDB_STUDY_CACHE`` or ~/.cache/ofdb-study."""
-    return Path(os.environ.get("OFDB_STUDY_CACHE", Path.home() / ".cache" / "ofdb-study"))
-
-
-@functools.lru_cache(maxsize=4)
-def _searched(n: int, where: str) -> tuple[IFS, ...]:
-    from ..fractals.search import search_to_dir
-
-    result = search_to_dir(where, n, resume=True)
-    return tuple(result.categories[:n])
-
-
-def load_categories(n: int, params: str | None = None) -> list[IFS]:
-    """The first ``n`` categories: from a folder of CSVs, or the exact search (seed 1), cached."""
-    if params:
-        return read_dir(params, n)
-    return list(_searched(int(n), str(cache_dir() / "search-seed1")))
 
 
 def _pil(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(gray), mode="L").convert("RGB")
-
-
-class FractalSource:
-    """Per-category cache of chaos-game points and of the fixed (default) image.
-
-    Args:
-        categories: the IFS systems.
-        size, n_points, pad, a_weight: render settings (see ``render.points``).
-    """
-
-    def __init__(self, categories: list[IFS], size: int, n_points: int, pad: int, a_weight: float = 0.2):
-        render.check_render_args(size, n_points, pad, "patch")
-        self.categories = list(categories)
-        self.size, self.n_points, self.pad, self.a_weight = size, n_points, pad, a_weight
-        self._points: dict[int, render.Points] = {}
-        self._fixed: dict[int, np.ndarray] = {}
-        self._weighted: OrderedDict = OrderedDict()  # (category, row bytes) -> Points, bounded
-
-    def __len__(self) -> int:
-        return len(self.categories)
-
-    def points(self, c: int) -> render.Points:
-        if c not in self._points:
-            self._points[c] = render.points(
-                self.categories[c],
-                size=self.size,
-                n_points=self.n_points,
-                pad=self.pad,
-                a_weight=self.a_weight,
-            )
-        return self._points[c]
-
-    def fixed_image(self, c: int) -> np.ndarray:
-        """The category's one image, uint8 (S, S): patch masks seeded by the category index."""
-        if c not in self._fixed:
-            img = render.draw(self.points(c), mode="patch", mask_seed=c)
-            img.flags.writeable = False
-            self._fixed[c] = img
-        return self._fixed[c]
-
-    def pattern_image(self, c: int, mask_seed: int) -> np.ndarray:
-        """Cached points with fresh 3x3 masks, uint8 (S, S)."""
-        return render.draw(self.points(c), mode="patch", mask_seed=mask_seed)
-
-    def weighted_points(self, c: int, weights: np.ndarray) -> render.Points:
-        key = (c, np.asarray(weights, dtype=np.float64).tobytes())
-        if key in self._weighted:
-            self._weighted.move_to_end(key)
-            return self._weighted[key]
-        # a x 1 here: the OFDB default (a x 0.2) is itself one of the 25 rows
-        pts = render.points(
-            self.categories[c],
-            size=self.size,
-            n_points=self.n_points,
-            pad=self.pad,
-            a_weight=1.0,
-            weights=weights,
-        )
-        self._weighted[key] = pts
-        if len(self._weighted) > 4096:
-            self._weighted.popitem(last=False)
-        return pts
-
-    def weighted_image(self, c: int, weights: np.ndarray, mask_seed: int | None = None) -> np.ndarray:
-        """Points under a weight row (6,), drawn with the category's masks; uint8 (S, S)."""
-        seed = c if mask_seed is None else mask_seed
-        return render.draw(self.weighted_points(c, weights), mode="patch", mask_seed=seed)
-
-    def digest(self) -> str:
-        """sha256 of the categories' parameters and the render settings (the data manifest hash)."""
-        h = hashlib.sha256(json.dumps([self.size, self.n_points, self.pad, self.a_weight]).encode())
-        for ifs in self.categories:
-            h.update(ifs.to_rows().tobytes())
-        return h.hexdigest()
 
 
 class OFDBDataset(Dataset):
@@ -166,17 +72,14 @@ class FractalDBDataset(Dataset):
     def __init__(self, source: FractalSource, transform=None):
         self.source, self.transform = source, transform
         self.num_classes = len(source)
-        self._rows = fluctuation_weights()
 
     def __len__(self) -> int:
         return len(self.source) * FRACTALDB_INSTANCES
 
     def image(self, i: int) -> np.ndarray:
+        """Instance ``i % 1000`` of category ``i // 1000`` (``datasets.fractaldb_instance``), uint8 (S, S)."""
         c, j = divmod(int(i), FRACTALDB_INSTANCES)
-        row, rest = divmod(j, 40)
-        render_k, flip_k = divmod(rest, 4)
-        img = self.source.weighted_image(c, self._rows[row], mask_seed=c * 10 + render_k)
-        return np.ascontiguousarray(flip(img, ("none", "tb", "lr", "both")[flip_k]))
+        return self.source.fractaldb_image(c, j)
 
     def __getitem__(self, i: int):
         img = _pil(self.image(int(i)))
@@ -233,11 +136,14 @@ class MultiViewDataset(Dataset):
 
 
 def folder_digest(root: str | os.PathLike) -> str:
-    """sha256 of ``root/manifest.json`` when there is one, else of the sorted relative file list."""
+    """The tree's ``dataset_sha256`` when its manifest has one (the same hash as the in-memory
+    source of those images), else sha256 of ``root/manifest.json``, else of the sorted file list."""
     root = Path(root)
     manifest = root / "manifest.json"
     if manifest.is_file():
-        return hashlib.sha256(manifest.read_bytes()).hexdigest()
+        data = manifest.read_bytes()
+        digest = json.loads(data).get("dataset_sha256")
+        return digest if digest else hashlib.sha256(data).hexdigest()
     h = hashlib.sha256()
     for p in sorted(root.rglob("*")):
         if p.is_file():
@@ -254,7 +160,7 @@ def pretrain_datasets(cfg, transform, eval_transform):
     data = cfg.data
     if data in ("ofdb", "fractaldb"):
         source = FractalSource(
-            load_categories(cfg.categories, cfg.params),
+            first_categories(cfg.categories, cfg.params),
             cfg.render_size,
             cfg.render_points,
             cfg.render_pad,
@@ -266,7 +172,7 @@ def pretrain_datasets(cfg, transform, eval_transform):
             if cfg.augment != "default":
                 raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
             train = FractalDBDataset(source, transform)
-        return train, FixedImages(source, eval_transform), len(source), source.digest()
+        return train, FixedImages(source, eval_transform), len(source), source.digest(data)
     if cfg.augment != "default":
         raise ParamError("augment", f"instance augmentations need in-memory fractals, not {data!r}")
     if data.startswith(MULTIVIEW_PREFIX):

@@ -31,6 +31,7 @@ import yaml
 
 from ..config import Resolved, TrainConfig
 from ..errors import ParamError
+from ..files import atomic_write_bytes, atomic_write_text, package_versions, prepare_output
 
 CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY = (
     "config.yaml",
@@ -40,6 +41,10 @@ CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY = (
     "summary.json",
 )
 RUN_FILES = (CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY)
+#: What a run owns in its folder (``files.prepare_output``): its files and their temporaries.
+RUN_OWNED = (*RUN_FILES, ".*.tmp")
+#: Distributions recorded in a run's manifest besides ``files.package_versions``' own.
+TRAIN_PACKAGES = ("torch", "torchvision", "timm")
 
 
 # ---- small pieces -----------------------------------------------------------------------------
@@ -50,16 +55,6 @@ def weights_sha256(model: torch.nn.Module) -> str:
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file)`` on ``path``.tmp, fsync it, then rename it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 def _git_commit() -> str | None:
@@ -77,15 +72,8 @@ def _git_commit() -> str | None:
 
 
 def _versions() -> dict:
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for name in ("torch", "torchvision", "timm", "numpy", "numba", "ofdb-study"):
-        try:
-            out[name] = md.version(name)
-        except md.PackageNotFoundError:
-            out[name] = None
-    return out
+    """The package versions a run's manifest records (``files.package_versions`` plus torch's)."""
+    return package_versions(*TRAIN_PACKAGES)
 
 
 def manifest(
@@ -152,30 +140,19 @@ class RunFolder:
         return self.path / name
 
     def prepare(self, cfg: TrainConfig, *, resume: bool, force: bool) -> None:
-        """Refuse to touch an existing run unless ``resume`` (same config digest) or ``force``
-        (the run's files are removed). Writes nothing else."""
+        """The package's output policy (``files.prepare_output`` over ``RUN_OWNED``): refuse an
+        existing run unless ``resume`` (same config digest) or ``force`` (the run's files are
+        removed). Writes nothing else."""
         out = self.path
-        if out.exists() and not out.is_dir():
-            raise ParamError("out", f"{out} exists and is not a folder")
-        present = [f for f in RUN_FILES if (out / f).exists()]
-        if not present:
+        if not prepare_output(out, what="a run", owned=RUN_OWNED, resume=resume, force=force):
             return
-        if resume:
-            saved = out / CONFIG
-            if saved.is_file():
-                old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
-                if old.digest() != cfg.digest():
-                    new, was = cfg.result_dict(), old.result_dict()
-                    diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))
-                    raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
-            return
-        if force:
-            for f in RUN_FILES:
-                (out / f).unlink(missing_ok=True)
-            return
-        raise ParamError(
-            "out", f"{out} already holds a run; pass --resume to continue or --force to replace it"
-        )
+        saved = out / CONFIG
+        if saved.is_file():
+            old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
+            if old.digest() != cfg.digest():
+                new, was = cfg.result_dict(), old.result_dict()
+                diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))
+                raise ParamError("resume", f"{out} was run with other settings ({', '.join(diff)})")
 
     def summary(self) -> dict | None:
         """The finished run's summary, or None while it has not finished."""
@@ -186,8 +163,8 @@ class RunFolder:
         """Write config.yaml and manifest.json, and cut metrics.jsonl back to ``from_step``
         (records of steps after the checkpoint a resumed run starts from are dropped)."""
         self.path.mkdir(parents=True, exist_ok=True)
-        self.file(CONFIG).write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=True))
-        self.file(MANIFEST).write_text(json.dumps(provenance, indent=2))
+        atomic_write_text(self.file(CONFIG), yaml.safe_dump(cfg.to_dict(), sort_keys=True))
+        atomic_write_text(self.file(MANIFEST), json.dumps(provenance, indent=2))
         metrics = self.file(METRICS)
         kept = []
         if metrics.is_file():

@@ -6,7 +6,6 @@ can be recomputed without saved iterator state (see ``ofdb_study.train.engine`` 
 
 from __future__ import annotations
 
-import hashlib
 import os
 import random
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
-_MASK63 = (1 << 63) - 1
+from ..seeds import SALT_ORDER, mix_seed
 
 
 # ---- device and processes ---------------------------------------------------------------------
@@ -57,12 +56,6 @@ def _barrier(d: Dist) -> None:
 
 
 # ---- seeding and data order -----------------------------------------------------------------
-def mix_seed(*parts: int) -> int:
-    """A 63-bit seed from integers (blake2b), stable across processes and Python versions."""
-    h = hashlib.blake2b(b"".join(int(p).to_bytes(8, "little", signed=True) for p in parts), digest_size=8)
-    return int.from_bytes(h.digest(), "little") & _MASK63
-
-
 def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -90,7 +83,8 @@ class StreamBatches:
         if epoch not in self._perms:
             if len(self._perms) > 2:
                 self._perms.pop(min(self._perms))
-            self._perms[epoch] = np.random.default_rng([self.seed, epoch, 0xDA7A]).permutation(self.n)
+            rng = np.random.default_rng(mix_seed(self.seed, epoch, SALT_ORDER))
+            self._perms[epoch] = rng.permutation(self.n)
         return int(self._perms[epoch][offset])
 
     def __len__(self) -> int:
