@@ -258,3 +258,18 @@ def test_finetune_key_follows_the_pretraining_run_not_its_path(tmp_path):
     other = tmp_path / "a" / "pretrain" / "ofdb-2-default-s1-9876543210" / "checkpoint.pt"
     assert key(a) == key(b)  # the same run, moved or under another --root
     assert key(a) != key(other) != key("scratch")
+
+
+def test_ofdb3d_pattern_and_1pfrac_rows_run_at_smoke(tmp_path, fashion):
+    df = experiments.instances_vs_augmentation(
+        "smoke", [0], root=tmp_path / "runs", rows=["ofdb3d+pattern", "1p-frac"], data_root=fashion
+    )
+    assert df["row"].tolist() == ["ofdb3d+pattern", "1p-frac"] and df["top1_best"].notna().all()
+    assert df["pretrain"].tolist() == ["ofdb3d", "1pfrac"]
+    assert df["augment"].tolist() == ["pattern", "default"]
+    for run, data in zip(df["pretrain_run"], ("multiview:", "1pfrac")):
+        summary = json.loads((Path(run) / "summary.json").read_text())
+        config = (Path(run) / "config.yaml").read_text()
+        assert summary["steps"] == 2 and f"data: {data}" in config
+    sweep = experiments.onepfrac_sweep("smoke", [0.05], [0], root=tmp_path / "runs", data_root=fashion)
+    assert sweep["delta"].tolist() == [0.05] and sweep["top1_best"].notna().all()

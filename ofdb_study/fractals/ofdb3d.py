@@ -34,19 +34,29 @@ replays the stream with NumPy); the variance is computed without storing the nor
 Rendering
 ---------
 The instance is the chaos game of the system with ``A[0, 0]`` multiplied by ``a_weight`` (0.4 in
-the public generator; 1.0 is the unweighted system), run for ``points`` points (100,000 by
-default) on the seed-100 stream shared by every category (the 2D generators' convention),
+the public generator; 1.0 is the unweighted system), run for ``points`` points (10,000 by
+default, the public instance renderer's count) on the seed-100 stream shared by every category (the 2D generators' convention),
 normalised as in the search. Points after a divergence (a non-finite coordinate) are dropped. The
 camera is OpenGL's ``gluPerspective(45, 1, 1, 100)`` + ``gluLookAt(eye, origin, +y)`` with
 ``eye = 4 (sin theta, 0, cos theta)``; view ``k`` of category ``c`` has
 ``theta_k = 2 pi k / 12 + 30 deg + u_k`` with ``u_k`` uniform in ``[-jitter, jitter]`` degrees from
-``np.random.default_rng([seed, c])``. A point at depth ``d`` (along the viewing direction) and
+``np.random.default_rng([seed, c])``; the default half-width is pi degrees, as the public camera
+(``radians(uniform(-pi, pi))``). Views are 224 x 224 by default. A point at depth ``d`` (along the viewing direction) and
 camera coordinates ``(xc, yc)`` lands at column ``floor((g xc + 1) W / 2)`` and row
 ``floor((1 - g yc) H / 2)`` with ``g = f / d`` and ``f = 1 / tan(fov / 2)``, so the origin is at
 pixel (row, column) = (H / 2, W / 2); points outside ``near <= d <= far`` or outside the image are
 dropped; a z-buffer keeps the nearest point of each pixel; points are white (255) on black, one
 pixel each (with one value for all points the z-buffer cannot change the image and is skipped).
 The images are (H, W) uint8 gray; a loader converts them to RGB like any ImageFolder image.
+
+Random pattern for 3D
+---------------------
+With one gray value and one pixel per point, a view's lit pixels are exactly its projected
+points (duplicates merged), so ``view_pixels`` recovers them from the image (or its PNG) without
+re-rendering, and ``pattern_view`` re-stamps each lit pixel with a seeded random 3x3 mask under
+the 2D patch rule (``kernels.draw_patches``: mask 1..511, bit ``3 r + c`` lights row r, column c
+with 127, block at (x + 1, y + 1), later pixels overwrite earlier ones, in row-major order). This
+is the paper's random-pattern augmentation carried to the 3D views ("3D-OFDB w/ Aug").
 """
 
 from __future__ import annotations
@@ -61,7 +71,7 @@ import numpy as np
 
 from ..errors import ParamError, check_positive_int
 from . import ifs as ifs2d
-from . import mt
+from . import kernels, mt
 from .ifs import write_csv
 from .kernels3d import (
     MAX_MAPS,
@@ -78,7 +88,13 @@ from .kernels3d import (
 #: Stream used for every render's map choices (the 2D generators reset theirs to 100 as well).
 RENDER_SEED = 100
 DEFAULT_A_WEIGHT = 0.4
-DEFAULT_JITTER_DEG = 5.0
+#: The public camera adds ``radians(uniform(-pi, pi))`` to the azimuth (image_render/render1view.py):
+#: a uniform in [-pi, pi] read as degrees, so the jitter's half-width is pi degrees (about 3.14).
+DEFAULT_JITTER_DEG = math.pi
+#: The public instance renderer's point count (3dfractal_render/instance.py --point_num).
+DEFAULT_POINTS = 10_000
+#: The public view size (image_render/render1view.py --img_size).
+DEFAULT_SIZE = 224
 #: Jitter must stay below half the 30-degree spacing so that views keep their order.
 MAX_JITTER_DEG = 15.0
 VIEW_OFFSET_DEG = 30.0
@@ -430,7 +446,7 @@ def render_cloud(
     pts: np.ndarray,
     angles: np.ndarray,
     *,
-    size: int = 224,
+    size: int = DEFAULT_SIZE,
     fov: float = FOV_DEG,
     near: float = NEAR,
     far: float = FAR,
@@ -473,7 +489,9 @@ def render_uniforms(points: int, seed: int = RENDER_SEED) -> np.ndarray:
     return u
 
 
-def instance_cloud(ifs: IFS3D, *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT) -> np.ndarray:
+def instance_cloud(
+    ifs: IFS3D, *, points: int = DEFAULT_POINTS, a_weight: float = DEFAULT_A_WEIGHT
+) -> np.ndarray:
     """The rendered instance: weighted chaos game, normalised and centred; shape (m, 3), m <= points.
 
     Points from the first non-finite one on are dropped; a cloud that cannot be normalised
@@ -495,10 +513,10 @@ def render_category(
     index: int = 0,
     seed: int = 1,
     views: int = 12,
-    size: int = 224,
+    size: int = DEFAULT_SIZE,
     a_weight: float = DEFAULT_A_WEIGHT,
     jitter: float = DEFAULT_JITTER_DEG,
-    points: int = 100_000,
+    points: int = DEFAULT_POINTS,
 ) -> np.ndarray:
     """The ``views`` images of one category, shape (views, size, size) uint8.
 
@@ -517,7 +535,7 @@ def render_category(
 
 
 def diverged_categories(
-    systems: list[IFS3D], *, points: int = 100_000, a_weight: float = DEFAULT_A_WEIGHT
+    systems: list[IFS3D], *, points: int = DEFAULT_POINTS, a_weight: float = DEFAULT_A_WEIGHT
 ) -> list[str]:
     """Names (``NNNNN``) of the categories whose weighted instance diverges before ``points``.
 
@@ -532,6 +550,44 @@ def diverged_categories(
     ]
 
 
+def view_pixels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lit pixels of a point-rendered view, as the patch kernels take them.
+
+    Args:
+        image: (S, S) uint8 view (0 is background), or (S, S, 3).
+
+    Returns:
+        ``(x, y)``: uint16 columns and rows of the lit pixels in row-major order, shape (m,) each.
+    """
+    lit = image if image.ndim == 2 else image.max(axis=2)
+    if lit.ndim != 2 or lit.shape[0] != lit.shape[1]:
+        raise ParamError("image", f"must be a square (S, S) or (S, S, 3) view, got shape {image.shape}")
+    rows, cols = np.nonzero(lit)
+    return cols.astype(np.uint16), rows.astype(np.uint16)
+
+
+def pattern_view(pixels: tuple[np.ndarray, np.ndarray], size: int, seed: int) -> np.ndarray:
+    """Random pattern for a 3D view: each lit pixel re-stamped with a seeded random 3x3 mask.
+
+    Args:
+        pixels: ``(x, y)`` from ``view_pixels``.
+        size: image side in pixels.
+        seed: mask seed (>= 0); the same seed gives the same bytes.
+
+    Returns:
+        uint8 (size, size): 127 where a mask bit is on, 0 elsewhere (the 2D patch rule, no flip).
+    """
+    size = check_positive_int("size", size, minimum=MIN_SIZE)
+    check_positive_int("seed", seed, minimum=0)
+    x = np.ascontiguousarray(pixels[0], dtype=np.uint16)
+    y = np.ascontiguousarray(pixels[1], dtype=np.uint16)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ParamError("pixels", f"x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+    out = np.empty((size, size), dtype=np.uint8)
+    kernels.draw_patches(x, y, x.shape[0], size, False, int(seed), out)
+    return out
+
+
 def build_ofdb3d(
     out: str | os.PathLike,
     categories: int,
@@ -539,10 +595,10 @@ def build_ofdb3d(
     seed: int = 1,
     params: str | os.PathLike | None = None,
     views: int = 12,
-    size: int = 224,
+    size: int = DEFAULT_SIZE,
     a_weight: float = DEFAULT_A_WEIGHT,
     jitter: float = DEFAULT_JITTER_DEG,
-    points: int = 100_000,
+    points: int = DEFAULT_POINTS,
     search_points: int = 10_000,
     min_var: float = 0.05,
     workers: int | None = None,

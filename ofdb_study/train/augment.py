@@ -66,8 +66,17 @@ def train_transform(cfg):
     )
 
 
+#: The config fields ``eval_transform`` reads (the evaluation cache is keyed by them).
+EVAL_FIELDS = ("img_size", "crop_pct", "interpolation", "mean", "std")
+
+
 def eval_transform(cfg):
-    """Resize to ``img_size`` (no crop), tensor, normalise: PIL -> float tensor (3, S, S)."""
+    """timm's evaluation transform: resize the short side to ``img_size / crop_pct``, centre-crop
+    ``img_size``, tensor, normalise: PIL -> float tensor (3, S, S).
+
+    ``crop_pct`` 0.875 at 224 is the public evaluation (resize 256, crop 224); 1.0 resizes the
+    whole image to ``img_size`` (the small profiles' 32 px images).
+    """
     from timm.data import create_transform
 
     return create_transform(
@@ -76,8 +85,13 @@ def eval_transform(cfg):
         interpolation=cfg.interpolation,
         mean=tuple(cfg.mean),
         std=tuple(cfg.std),
-        crop_pct=1.0,
+        crop_pct=cfg.crop_pct,
     )
+
+
+def eval_key(cfg) -> tuple:
+    """The values of ``EVAL_FIELDS``: equal keys give equal evaluation tensors."""
+    return tuple(tuple(v) if isinstance(v, list) else v for v in (getattr(cfg, k) for k in EVAL_FIELDS))
 
 
 def mixup_active(cfg) -> bool:

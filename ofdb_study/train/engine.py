@@ -71,6 +71,9 @@ def validate(cfg: TrainConfig, world_size: int = 1) -> None:
     check_positive_int("num_workers", cfg.num_workers, minimum=0)
     check_positive_int("threads", cfg.threads, minimum=0)
     check_positive_int("seed", cfg.seed, minimum=0)
+    check_positive_int("repeated_aug", cfg.repeated_aug, minimum=0)
+    if not isinstance(cfg.crop_pct, (int, float)) or not 0.0 < cfg.crop_pct <= 1.0:
+        raise ParamError("crop_pct", f"must be a number in (0, 1], got {cfg.crop_pct!r}")
     if cfg.phase == "finetune":
         downstream.check_dataset(cfg.dataset)
     else:
@@ -314,12 +317,13 @@ def train(
         )
     if cfg.compile and device.type == "cuda":
         net = torch.compile(net)
-    sampler = StreamBatches(len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size)
+    sampler = StreamBatches(
+        len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size, cfg.repeated_aug
+    )
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
         eval_ds = eval_tensors(
             eval_shard(eval_ds, dd),
-            (data_hash, cfg.test_per_class, cfg.img_size, cfg.interpolation, cfg.mean, cfg.std)
-            + (dd.rank, dd.world_size),
+            (data_hash, cfg.test_per_class, augment.eval_key(cfg), dd.rank, dd.world_size),
         )
     loader = DataLoader(
         Keyed(train_ds),
