@@ -248,6 +248,48 @@ def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.Dat
     )
 
 
+#: Which Table 3 row each of the study's rows stands for at ``paper-21k`` (21k categories).
+STUDY_TO_TABLE3 = {"scratch": "scratch", "ofdb": "2D-OFDB-21k", "ofdb3d": "3D-OFDB-21k"}
+
+
+def pretraining_vs_table3(summary: pd.DataFrame, column: str = "vit_b") -> pd.DataFrame:
+    """Our ``paper-21k`` rows (ImageNet-1k fine-tuning) beside Table 3's ``vit_b`` (or ``vit_t``).
+
+    Args:
+        summary: ``summarize(df, ["row", "pretrain", "augment"])`` of the rows at ``paper-21k``;
+            rows with an instance augmentation have no Table 3 counterpart and are left out.
+        column: ``vit_b`` or ``vit_t``.
+
+    Returns:
+        Columns row, paper_row, ours, ours_mean, ours_gap (vs scratch), paper, paper_gap.
+    """
+    if column not in ("vit_t", "vit_b"):
+        raise ParamError("column", f"must be vit_t or vit_b, got {column!r}")
+    t3 = table3().set_index("pretrain")[column]
+    scratch = summary.loc[summary["pretrain"] == "scratch", "mean"]
+    ours_scratch = float(scratch.iloc[0]) if len(scratch) else math.nan
+    rows = []
+    for _, r in summary.iterrows():
+        name = STUDY_TO_TABLE3.get(r["pretrain"])
+        if name is None or (r["pretrain"] != "scratch" and r["augment"] != "default"):
+            continue
+        paper = float(t3[name])
+        rows.append(
+            (
+                r["row"],
+                name,
+                format_ci(r["mean"], r["half"]),
+                r["mean"],
+                r["mean"] - ours_scratch,
+                paper,
+                paper - float(t3["scratch"]),
+            )
+        )
+    return pd.DataFrame(
+        rows, columns=["row", "paper_row", "ours", "ours_mean", "ours_gap", "paper", "paper_gap"]
+    )
+
+
 def construction_vs_paper(measured: pd.DataFrame) -> pd.DataFrame:
     """Our construction time (hours for the 1k data set) beside the paper's table.
 

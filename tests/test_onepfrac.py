@@ -169,3 +169,43 @@ def test_in_memory_source_is_the_built_tree(tmp_path):
         on_disk = np.asarray(Image.open(tree / f"{c:05d}" / f"{c:05d}.png"))
         assert np.array_equal(train.source.fixed_image(c), on_disk)
         assert np.array_equal(np.asarray(fixed[c][0].convert("L")), on_disk)
+
+
+def test_published_numbers_beside_ours():
+    pd = pytest.importorskip("pandas")
+    from ofdb_study import results
+
+    table = results.onepfrac_table()
+    assert table["delta"].tolist() == [0.01, 0.05, 0.1, 0.2]
+    assert table["c100"].tolist() == [19.9, 83.0, 84.2, 83.4] and set(table["sigma"]) == {3.5}
+    later = results.later_work().set_index("method")
+    assert later.loc["1p-frac", "top1"] == 84.2  # the headline number, from the same rows
+    sweep = pd.DataFrame({"delta": [0.1, 0.1, 0.3], "seed": [0, 1, 0], "top1_best": [50.0, 52.0, 40.0]})
+    side = results.onepfrac_vs_paper(sweep)
+    assert side["delta"].tolist() == [0.1, 0.3] and side["n"].tolist() == [2, 1]
+    assert side["ours_mean"].tolist() == [51.0, 40.0] and side["paper"].iloc[0] == 84.2
+    assert np.isnan(side["paper"].iloc[1])
+    summary = pd.DataFrame(
+        {
+            "row": ["ofdb3d", "ofdb3d+pattern", "1p-frac"],
+            "pretrain": ["ofdb3d", "ofdb3d", "1pfrac"],
+            "augment": ["default", "pattern", "default"],
+            "mean": [1.0, 2.0, 3.0],
+            "half": [0.1, 0.1, 0.1],
+        }
+    )
+    assert results.paper_reference(summary).tolist() == [83.8, 84.7, 84.2]  # Table 1's 3D column
+    t2 = results.pretraining_vs_table2(summary)
+    assert t2["paper_row"].tolist() == ["3D-OFDB-1k", "3D-OFDB-1k w/ Aug"]
+    summary21 = pd.DataFrame(
+        {
+            "row": ["ofdb", "ofdb3d", "scratch"],
+            "pretrain": ["ofdb", "ofdb3d", "scratch"],
+            "augment": ["default", "default", None],
+            "mean": [80.0, 81.0, 78.0],
+            "half": [np.nan] * 3,
+        }
+    )
+    t3 = results.pretraining_vs_table3(summary21)
+    assert t3["paper"].tolist() == [82.2, 82.7, 79.8] and t3["ours_gap"].tolist() == [2.0, 3.0, 0.0]
+    assert results.pretraining_vs_table3(summary21, "vit_t")["paper"].tolist() == [73.8, 73.7, 72.6]

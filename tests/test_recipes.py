@@ -220,4 +220,39 @@ def test_study_accepts_paper_21k():
     assert (plan.paper_table, plan.paper_column) == ("table3", "vit_b")
     assert PROFILES["paper"].study.onepfrac_deltas == (0.01, 0.05, 0.1, 0.2)
     assert "1p-frac" not in PROFILES["mini"].study.rows and "1p-frac" in PROFILES["smoke"].study.rows
+    from ofdb_study import experiments
+    from ofdb_study.config import ALL_ROWS
+
+    assert tuple(experiments.ROWS) == ALL_ROWS
+    for prof in PROFILES.values():
+        assert set(prof.study.rows) <= set(ALL_ROWS)
     assert np.isclose(PROFILES["paper-21k"].pretrain.base_lr * 1024 / 512, 1e-3)
+
+
+def test_render_literals_match_the_renderers():
+    """config and the CLI hold render defaults as literals (registering a command loads no numba)."""
+    from ofdb_study.cli.data import BUILD_DEFAULTS
+    from ofdb_study.fractals import ofdb3d, onepfrac, render
+
+    kinds = PROFILES["paper"].data_kinds
+    assert (kinds["1pfrac"]["render_size"][0], kinds["1pfrac"]["render_points"][0]) == (
+        onepfrac.SIZE,
+        onepfrac.POINTS,
+    )
+    assert kinds["1pfrac"]["render_pad"][0] == onepfrac.PAD
+    assert (kinds["ofdb3d"]["render_size"][0], kinds["ofdb3d"]["render_points"][0]) == (
+        ofdb3d.DEFAULT_SIZE,
+        ofdb3d.DEFAULT_POINTS,
+    )
+    pre = PROFILES["paper"].pretrain
+    assert (pre.render_size, pre.render_points, pre.render_pad, pre.a_weight) == (
+        render.OFDB_SIZE,
+        render.OFDB_POINTS,
+        render.OFDB_PAD,
+        render.OFDB_A_WEIGHT,
+    )
+    assert (pre.delta, pre.sigma) == (onepfrac.DELTA, onepfrac.SIGMA)
+    assert (
+        BUILD_DEFAULTS["1pfrac"]["size"] == onepfrac.SIZE
+        and BUILD_DEFAULTS["1pfrac"]["points"] == onepfrac.POINTS
+    )
