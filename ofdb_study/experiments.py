@@ -25,7 +25,6 @@ from pathlib import Path
 
 from .config import get_profile, phase_config
 from .errors import ParamError
-from .fractals.defaults import OFDB3D_POINTS
 
 #: Row name -> (pre-training data, instance augmentation); None = from scratch.
 ROWS = {
@@ -37,6 +36,8 @@ ROWS = {
     "ofdb+texture": ("ofdb", "texture"),
     "ofdb+both": ("ofdb", "both"),
     "ofdb3d": ("ofdb3d", "default"),
+    "ofdb3d+pattern": ("ofdb3d", "pattern"),
+    "1p-frac": ("1pfrac", "default"),
     "scratch": (None, None),
 }
 
@@ -44,21 +45,27 @@ ROWS = {
 def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
     """Build (or reuse) the 3D-OFDB tree a profile pre-trains on; returns ``multiview:PATH``.
 
-    The views are rendered at the profile's render size (12 per category, the paper's camera) into
-    ``root/data/ofdb3d-<N>-<size>px``; training draws one random view per category per sample.
+    The views are rendered with the profile's 3D settings (``Profile.kind_settings("ofdb3d")``:
+    224 px and 10,000 points at ``paper``, the public generator's; the small render size at
+    ``smoke`` and ``mini``), 12 per category with the public camera, into
+    ``root/data/ofdb3d-<N>-<size>px-<key>`` (``key`` hashes every render setting); training draws
+    one random view per category per sample.
     """
-    from .fractals.ofdb3d import build_ofdb3d
+    import hashlib
+    import json
 
-    cfg = phase_config(profile, "pretrain")
-    path = (Path(root) / "data" / f"ofdb3d-{categories}-{cfg.render_size}px").resolve()
-    build_ofdb3d(
-        path,
-        categories,
-        size=cfg.render_size,
-        points=min(cfg.render_points, OFDB3D_POINTS),
-        resume=True,
-        progress=False,
+    from .fractals import ofdb3d
+
+    kind = get_profile(profile).kind_settings("ofdb3d")
+    render = dict(
+        size=kind["render_size"],
+        points=kind["render_points"],
+        jitter=ofdb3d.DEFAULT_JITTER_DEG,
+        a_weight=ofdb3d.DEFAULT_A_WEIGHT,
     )
+    key = hashlib.sha256(json.dumps(render, sort_keys=True).encode()).hexdigest()[:8]
+    path = (Path(root) / "data" / f"ofdb3d-{categories}-{render['size']}px-{key}").resolve()
+    ofdb3d.build_ofdb3d(path, categories, **render, resume=True, progress=False)
     return f"multiview:{path}"
 
 
@@ -91,8 +98,9 @@ def pretrain_run(
     """Pre-train (or reuse / resume) one run.
 
     Args:
-        profile: a name of ``config.PROFILES``.
-        data: ofdb | fractaldb | ofdb3d (built here, see ``ofdb3d_data``) | PATH | multiview:PATH.
+        profile: smoke | mini | paper | paper-21k.
+        data: ofdb | fractaldb | 1pfrac | ofdb3d (built here, see ``ofdb3d_data``) | PATH |
+            multiview:PATH.
         categories: number of categories (default: the profile's study plan).
         augment: a Table-1 option (augment.INSTANCE_AUGMENTS).
         seed: run seed.
@@ -125,7 +133,7 @@ def finetune_run(
     """Fine-tune (or reuse / resume) one run from a pre-training run folder or "scratch".
 
     Args:
-        profile: a name of ``config.PROFILES``.
+        profile: smoke | mini | paper | paper-21k.
         init: a pre-training run folder, its checkpoint.pt, or "scratch".
         dataset: downstream dataset (default: the profile's study plan).
         seed: run seed.
@@ -165,7 +173,7 @@ def instances_vs_augmentation(
     """
     import pandas as pd
 
-    rows = list(rows or get_profile(profile).study.rows or [r for r in ROWS if r != "ofdb3d"])
+    rows = list(rows or get_profile(profile).study.rows)
     for r in rows:
         if r not in ROWS:
             raise ParamError("rows", f"unknown row {r!r}; choose from {', '.join(ROWS)}")
@@ -212,6 +220,39 @@ def category_scaling(
             out.append(
                 {
                     "categories": n,
+                    "seed": seed,
+                    "pretrain_run": str(pre),
+                    "finetune_run": str(fine),
+                    "top1_best": fs["top1_best"],
+                    "top1_last": fs["top1_last"],
+                    "pretrain_seconds": _summary(pre)["wall_seconds"],
+                }
+            )
+    return pd.DataFrame(out)
+
+
+def onepfrac_sweep(
+    profile: str, deltas: list[float], seeds: list[int], root="runs", data_root: str | None = None
+):
+    """1p-frac pre-training at each perturbation strength delta, fine-tuned downstream.
+
+    The published sweep (``results.onepfrac_table``) is CIFAR-100 after ViT-Tiny pre-training at
+    ``paper``; ``StudyPlan.onepfrac_deltas`` holds each profile's deltas.
+
+    Returns:
+        DataFrame: delta, seed, pretrain_run, finetune_run, top1_best, top1_last, pretrain_seconds.
+    """
+    import pandas as pd
+
+    out = []
+    for seed in seeds:
+        for delta in deltas:
+            pre = pretrain_run(profile, "1pfrac", seed=seed, root=root, delta=float(delta))
+            fine = finetune_run(profile, pre, seed=seed, root=root, data_root=data_root)
+            fs = _summary(fine)
+            out.append(
+                {
+                    "delta": float(delta),
                     "seed": seed,
                     "pretrain_run": str(pre),
                     "finetune_run": str(fine),

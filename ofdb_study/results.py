@@ -72,11 +72,20 @@ TABLE3_ROWS = [
     ("3D-OFDB-21k", "21k", 73.7, 82.7, 1088, 1024, 300_000),
 ]
 
+#: 1p-frac ("Scaling Backwards: Minimal Synthetic Pre-training?", ECCV 2024): CIFAR-100
+#: fine-tuning top-1 of ViT-Tiny pre-trained with the OFDB recipe on 1,000 perturbations of one
+#: fractal, each coefficient times uniform(1 - delta, 1 + delta); (delta, top-1).
+ONEPFRAC_ROWS = [(0.01, 19.9), (0.05, 83.0), (0.1, 84.2), (0.2, 83.4)]
+#: The sigma factor of the published table (the public generate.sh passes 4.0).
+ONEPFRAC_SIGMA = 3.5
+#: The delta of the headline number (and of the study's ``1p-frac`` row).
+ONEPFRAC_DELTA = 0.1
+
 #: Higher bars from later work: VisualAtom (CVPR 2023), average over Table 2's data sets; 1p-frac
 #: (ECCV 2024, "Scaling Backwards"), CIFAR-100 fine-tuning.
 LATER_WORK_ROWS = [
     ("VisualAtom-1k", "1M", "avg", 89.1),
-    ("1p-frac", "1k", "C100", 84.2),
+    ("1p-frac", "1k", "C100", dict(ONEPFRAC_ROWS)[ONEPFRAC_DELTA]),
 ]
 
 #: Which paper row each of the study's pre-training rows stands for (Table 2 naming).
@@ -86,6 +95,7 @@ STUDY_TO_TABLE2 = {
     "ofdb": "2D-OFDB-1k",
     "ofdb-aug": "2D-OFDB-1k w/ Aug",
     "ofdb3d": "3D-OFDB-1k",
+    "ofdb3d-aug": "3D-OFDB-1k w/ Aug",
 }
 
 
@@ -111,6 +121,34 @@ def table3() -> pd.DataFrame:
         TABLE3_ROWS, columns=["pretrain", "images", "vit_t", "vit_b", "gpu_hours", "batch", "iterations"]
     )
     return df.astype({"gpu_hours": "Int64", "batch": "Int64", "iterations": "Int64"})
+
+
+def onepfrac_table() -> pd.DataFrame:
+    """1p-frac's published sweep: columns delta, sigma, c100 (CIFAR-100 top-1, ViT-Tiny)."""
+    df = pd.DataFrame(ONEPFRAC_ROWS, columns=["delta", "c100"])
+    df.insert(1, "sigma", ONEPFRAC_SIGMA)
+    return df
+
+
+def onepfrac_vs_paper(sweep: pd.DataFrame, value: str = "top1_best") -> pd.DataFrame:
+    """Our 1p-frac sweep (``experiments.onepfrac_sweep``) beside the published numbers.
+
+    Returns:
+        Columns delta, n, ours (mean ± half), ours_mean, paper (NaN for a delta the paper lacks).
+    """
+    summary = summarize(sweep, "delta", value)
+    paper = dict(ONEPFRAC_ROWS)
+    rows = [
+        (
+            float(r["delta"]),
+            int(r["n"]),
+            format_ci(r["mean"], r["half"]),
+            float(r["mean"]),
+            float(paper.get(float(r["delta"]), math.nan)),
+        )
+        for _, r in summary.sort_values("delta").iterrows()
+    ]
+    return pd.DataFrame(rows, columns=["delta", "n", "ours", "ours_mean", "paper"])
 
 
 def later_work() -> pd.DataFrame:
@@ -188,10 +226,10 @@ def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.Dat
     paper_scratch = float(t2.loc["scratch", metric])
     for _, r in summary.iterrows():
         key = r["pretrain"]
-        if key == "ofdb" and r["augment"] != "default":
+        if key in ("ofdb", "ofdb3d") and r["augment"] != "default":
             if r["augment"] != "pattern":
                 continue  # Table 2's "w/ Aug" is the random-pattern row
-            key = "ofdb-aug"
+            key = f"{key}-aug"
         if key not in STUDY_TO_TABLE2:
             continue
         name = STUDY_TO_TABLE2[key]
@@ -205,6 +243,48 @@ def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.Dat
                 r["mean"] - ours_scratch,
                 paper,
                 paper - paper_scratch,
+            )
+        )
+    return pd.DataFrame(
+        rows, columns=["row", "paper_row", "ours", "ours_mean", "ours_gap", "paper", "paper_gap"]
+    )
+
+
+#: Which Table 3 row each of the study's rows stands for at ``paper-21k`` (21k categories).
+STUDY_TO_TABLE3 = {"scratch": "scratch", "ofdb": "2D-OFDB-21k", "ofdb3d": "3D-OFDB-21k"}
+
+
+def pretraining_vs_table3(summary: pd.DataFrame, column: str = "vit_b") -> pd.DataFrame:
+    """Our ``paper-21k`` rows (ImageNet-1k fine-tuning) beside Table 3's ``vit_b`` (or ``vit_t``).
+
+    Args:
+        summary: ``summarize(df, ["row", "pretrain", "augment"])`` of the rows at ``paper-21k``;
+            rows with an instance augmentation have no Table 3 counterpart and are left out.
+        column: ``vit_b`` or ``vit_t``.
+
+    Returns:
+        Columns row, paper_row, ours, ours_mean, ours_gap (vs scratch), paper, paper_gap.
+    """
+    if column not in ("vit_t", "vit_b"):
+        raise ParamError("column", f"must be vit_t or vit_b, got {column!r}")
+    t3 = table3().set_index("pretrain")[column]
+    scratch = summary.loc[summary["pretrain"] == "scratch", "mean"]
+    ours_scratch = float(scratch.iloc[0]) if len(scratch) else math.nan
+    rows = []
+    for _, r in summary.iterrows():
+        name = STUDY_TO_TABLE3.get(r["pretrain"])
+        if name is None or (r["pretrain"] != "scratch" and r["augment"] != "default"):
+            continue
+        paper = float(t3[name])
+        rows.append(
+            (
+                r["row"],
+                name,
+                format_ci(r["mean"], r["half"]),
+                r["mean"],
+                r["mean"] - ours_scratch,
+                paper,
+                paper - float(t3["scratch"]),
             )
         )
     return pd.DataFrame(
@@ -379,13 +459,18 @@ def claims(
 
 
 def paper_reference(summary: pd.DataFrame, metric: str = "C100") -> pd.Series:
-    """The paper's number for each of our rows (Table 1 for OFDB rows, Table 2 otherwise), NaN if none."""
-    t1 = table1().set_index("augment")["ofdb2d"]
+    """The paper's number for each of our rows, NaN if none: Table 1 for OFDB rows (and for 3D-OFDB
+    rows on CIFAR-100), 1p-frac's headline number for its row, Table 2 otherwise."""
+    t1 = table1().set_index("augment")
     t2 = table2().set_index("pretrain")[metric]
     out = []
     for _, r in summary.iterrows():
         if r["pretrain"] == "ofdb":
-            out.append(float(t1.get(r["augment"], math.nan)))
+            out.append(float(t1["ofdb2d"].get(r["augment"], math.nan)))
+        elif r["pretrain"] == "ofdb3d" and metric == "C100":
+            out.append(float(t1["ofdb3d"].get(r["augment"], math.nan)))
+        elif r["pretrain"] == "1pfrac" and metric == "C100":
+            out.append(float(dict(ONEPFRAC_ROWS)[ONEPFRAC_DELTA]))
         elif r["pretrain"] in STUDY_TO_TABLE2:
             out.append(float(t2[STUDY_TO_TABLE2[r["pretrain"]]]))
         else:

@@ -29,7 +29,7 @@ os.environ.setdefault("OFDB_STUDY_CACHE", tempfile.mkdtemp(prefix="ofdb-study-ca
 REPO = Path(__file__).resolve().parent.parent
 #: Categories in the session's search: enough for every test (the published test vector has 20).
 SEARCHED = 20
-#: Where the engine caches the exact search (``train.pretrain_data.load_categories`` without params).
+#: Where the engine caches the exact search (``fractals.search.first_categories`` without params).
 SEARCH_DIR = Path(os.environ["OFDB_STUDY_CACHE"]) / "search-seed1"
 
 

@@ -294,3 +294,60 @@ def test_build_records_categories_whose_instance_diverges(tmp_path, capsys):
     assert cli.main([*argv, "--size", "32", "--points", "3000", "--quiet"]) == 0
     assert json.loads((out / "manifest.json").read_text())["diverged"] == ["00001"]
     assert "1 categories diverge with a x 0.4" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------------------------
+# The public generator's defaults, and random pattern for 3D.
+
+#: View 0 of category 0 (search seed 1) at the defaults: 224 px, 10,000 points, jitter pi degrees.
+DEFAULT_VIEW_LIT = 378
+DEFAULT_VIEW_SHA256 = "0afcad53d827828d9a53832d943d525c4f47c7701060484af0de87da99887016"
+
+
+def test_defaults_are_the_public_generators():
+    import inspect
+
+    from ofdb_study.cli.data import BUILD_DEFAULTS
+    from ofdb_study.fractals import defaults
+
+    assert (defaults.OFDB3D_POINTS, defaults.OFDB3D_SIZE, o.DEFAULT_A_WEIGHT) == (10_000, 224, 0.4)
+    assert o.DEFAULT_JITTER_DEG == math.pi == defaults.OFDB3D_JITTER_DEG  # radians(uniform(-pi, pi))
+    for fn in (o.render_category, o.build_ofdb3d):
+        params = inspect.signature(fn).parameters
+        assert params["points"].default == 10_000 and params["size"].default == 224
+        assert params["jitter"].default == math.pi
+    assert BUILD_DEFAULTS["ofdb3d"] == dict(size=224, points=10_000, a_weight=0.4, seed=1)
+    views = o.render_category(o.search3d(1, workers=1).categories[0], index=0, seed=1)
+    assert views.shape == (12, 224, 224)
+    assert int(np.count_nonzero(views[0])) == DEFAULT_VIEW_LIT
+    assert hashlib.sha256(views[0].tobytes()).hexdigest() == DEFAULT_VIEW_SHA256
+    u = (o.view_angles(12, seed=1, index=0) - o.view_angles(12, jitter=0.0, seed=1, index=0)) * 180 / np.pi
+    assert np.all(np.abs(u) <= math.pi) and np.abs(u).max() > 1.0
+
+
+def _restamp_reference(x, y, size, seed):
+    """The 2D patch rule read literally: pixel i's mask bit 3 r + c lights (y + 1 + r, x + 1 + c)."""
+    from ofdb_study.fractals import kernels
+
+    out = np.zeros((size, size), dtype=np.uint8)
+    for i in range(len(x)):
+        m = int(kernels.patch_mask(seed, i))
+        for bit in range(9):
+            r, c = divmod(bit, 3)
+            yy, xx = int(y[i]) + 1 + r, int(x[i]) + 1 + c
+            if yy < size and xx < size:
+                out[yy, xx] = 127 if (m >> bit) & 1 else 0
+    return out
+
+
+def test_pattern_view_restamps_each_lit_pixel():
+    img = np.zeros((16, 16), dtype=np.uint8)
+    img[[0, 3, 3, 9, 15], [2, 3, 4, 15, 15]] = 255  # two at the far edge
+    x, y = o.view_pixels(img)
+    assert list(zip(y.tolist(), x.tolist())) == [(0, 2), (3, 3), (3, 4), (9, 15), (15, 15)]  # row-major
+    assert np.array_equal(o.view_pixels(np.dstack([img] * 3))[0], x)
+    for seed in (0, 7, 2**40):
+        assert np.array_equal(o.pattern_view((x, y), 16, seed), _restamp_reference(x, y, 16, seed))
+    assert not np.array_equal(o.pattern_view((x, y), 16, 1), o.pattern_view((x, y), 16, 2))
+    with pytest.raises(ParamError):
+        o.pattern_view((x, y[:2]), 16, 0)

@@ -441,3 +441,18 @@ def test_cadence_is_decided_once_per_step():
     assert [s for s, d in due.items() if d.evaluate] == [5, 10]
     assert [s for s, d in due.items() if d.checkpoint] == [3, 6, 9, 10]
     assert not any(engine.due_at(s, cfg, has_eval=False).evaluate for s in range(1, 11))
+
+
+def test_ofdb3d_pattern_and_1pfrac_rows_run_at_smoke(tmp_path, fashion):
+    df = experiments.instances_vs_augmentation(
+        "smoke", [0], root=tmp_path / "runs", rows=["ofdb3d+pattern", "1p-frac"], data_root=fashion
+    )
+    assert df["row"].tolist() == ["ofdb3d+pattern", "1p-frac"] and df["top1_best"].notna().all()
+    assert df["pretrain"].tolist() == ["ofdb3d", "1pfrac"]
+    assert df["augment"].tolist() == ["pattern", "default"]
+    for run, data in zip(df["pretrain_run"], ("multiview:", "1pfrac")):
+        summary = json.loads((Path(run) / "summary.json").read_text())
+        config = (Path(run) / "config.yaml").read_text()
+        assert summary["steps"] == 2 and f"data: {data}" in config
+    sweep = experiments.onepfrac_sweep("smoke", [0.05], [0], root=tmp_path / "runs", data_root=fashion)
+    assert sweep["delta"].tolist() == [0.05] and sweep["top1_best"].notna().all()

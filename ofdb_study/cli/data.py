@@ -18,12 +18,15 @@ from ..fractals.defaults import (
     FRACTALDB_RENDERS,
     FRACTALDB_ROWS,
     OFDB3D_A_WEIGHT,
+    OFDB3D_JITTER_DEG,
     OFDB3D_POINTS,
     OFDB3D_SEED,
     OFDB3D_SIZE,
     OFDB_A_WEIGHT,
     OFDB_POINTS,
     OFDB_SIZE,
+    ONEPFRAC_POINTS,
+    ONEPFRAC_SIZE,
     SEARCH3D_MIN_VAR,
     SEARCH3D_POINTS,
     SEARCH_PAD,
@@ -132,16 +135,26 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 #: Per-kind defaults of the shared build options (None on the command line means "not given").
+#: (Literals, so that registering the parser imports no renderer; tests/test_cli_data.py checks
+#: them against render, ofdb3d and onepfrac.)
 BUILD_DEFAULTS = {
     "ofdb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=OFDB_A_WEIGHT, seed=DATA_SEED),
     "fractaldb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=1.0, seed=DATA_SEED),
     "ofdb3d": dict(size=OFDB3D_SIZE, points=OFDB3D_POINTS, a_weight=OFDB3D_A_WEIGHT, seed=OFDB3D_SEED),
+    "1pfrac": dict(size=ONEPFRAC_SIZE, points=ONEPFRAC_POINTS, a_weight=1.0, seed=DATA_SEED),
 }
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..fractals import build
 
+    for name, value, kind in (
+        ("jitter-deg", args.jitter_deg, "ofdb3d"),
+        ("delta", args.delta, "1pfrac"),
+        ("sigma", args.sigma, "1pfrac"),
+    ):
+        if value is not None and args.kind != kind:
+            raise ParamError(name, f"applies to build {kind} only")
     opts = {
         k: (getattr(args, k) if getattr(args, k) is not None else v)
         for k, v in BUILD_DEFAULTS[args.kind].items()
@@ -182,12 +195,41 @@ def cmd_build(args: argparse.Namespace) -> int:
             flips=args.flips,
             **common,
         )
-    else:
+    elif args.kind == "ofdb3d":
         from ..fractals.ofdb3d import build_ofdb3d
 
-        out = build_ofdb3d(args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], **common)
+        jitter = OFDB3D_JITTER_DEG if args.jitter_deg is None else args.jitter_deg
+        out = build_ofdb3d(
+            args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], jitter=jitter, **common
+        )
+    else:
+        from ..fractals import onepfrac
+
+        for name, value in (("params", args.params), ("a-weight", args.a_weight), ("weights", args.weights)):
+            if value is not None:
+                raise ParamError(
+                    name, "1pfrac draws its own systems (one base, perturbed); use --delta, --sigma"
+                )
+        if args.draw != "patch":
+            raise ParamError("draw", "1pfrac renders patch-gray, as the public generator")
+        settings = onepfrac.Settings(
+            categories=args.categories,
+            delta=onepfrac.DELTA if args.delta is None else args.delta,
+            sigma=onepfrac.SIGMA if args.sigma is None else args.sigma,
+            seed=opts["seed"],
+            size=opts["size"],
+            points=opts["points"],
+        )
+        del common["params"], common["size"], common["points"]
+        out = onepfrac.build_onepfrac(args.out, settings, **common)
     manifest = build.load_manifest(out)
-    print(f"{args.kind}: {manifest['n_files']} images in {time.perf_counter() - start:.1f} s -> {out}")
+    images = sum(name.endswith(".png") for name in manifest["files"])
+    print(f"{args.kind}: {images} images in {time.perf_counter() - start:.1f} s -> {out}")
+    if args.kind == "1pfrac":
+        print(
+            f"1pfrac: sigma factor {manifest['sigma_factor']:.4f} (base drawn {manifest['base_draws']} time(s)), "
+            f"{manifest['redraws']} class redraw(s) under fill {manifest['settings']['min_fill']}"
+        )
     if manifest.get("diverged"):
         names = manifest["diverged"]
         print(
@@ -288,27 +330,42 @@ def register(sub) -> None:
     _common_out(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb or ofdb3d")
+    p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb, ofdb3d or 1pfrac")
     p.add_argument("kind", choices=tuple(BUILD_DEFAULTS))
     p.add_argument("--categories", type=int, required=True)
     p.add_argument("--out", required=True)
     p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
     p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
     p.add_argument(
-        "--size", type=int, default=None, help=f"image side (default {OFDB_SIZE}; ofdb3d {OFDB3D_SIZE})"
+        "--size",
+        type=int,
+        default=None,
+        help=f"image side (default {OFDB_SIZE}; ofdb3d {OFDB3D_SIZE}; 1pfrac {ONEPFRAC_SIZE})",
     )
     p.add_argument(
         "--points",
         type=int,
         default=None,
-        help=f"chaos-game points (default {OFDB_POINTS}; ofdb3d {OFDB3D_POINTS})",
+        help=f"chaos-game points (default {OFDB_POINTS}; ofdb3d {OFDB3D_POINTS}; 1pfrac {ONEPFRAC_POINTS})",
     )
     p.add_argument(
         "--seed",
         type=int,
         default=None,
         help=f"base seed of the patch masks (default {DATA_SEED}); "
-        f"ofdb3d: search and jitter seed (default {OFDB3D_SEED})",
+        f"ofdb3d: search and jitter seed (default {OFDB3D_SEED}); 1pfrac: every draw (default {DATA_SEED})",
+    )
+    p.add_argument(
+        "--jitter-deg",
+        type=_finite("--jitter-deg"),
+        default=None,
+        help="ofdb3d: half-width of the view jitter in degrees (default pi, the public camera's)",
+    )
+    p.add_argument(
+        "--delta", type=_finite("--delta"), default=None, help="1pfrac: perturbation strength (default 0.1)"
+    )
+    p.add_argument(
+        "--sigma", type=_finite("--sigma"), default=None, help="1pfrac: sigma factor (default 3.5)"
     )
     p.add_argument(
         "--a-weight",

@@ -79,10 +79,19 @@ def cmd_finetune(args) -> int:
 
 
 def register(subparsers) -> None:
-    p = subparsers.add_parser("pretrain", help="pre-train a ViT on OFDB / FractalDB / an ImageFolder tree")
-    p.add_argument("--data", default="ofdb", help="ofdb | fractaldb | PATH (ImageFolder) | multiview:PATH")
+    p = subparsers.add_parser(
+        "pretrain", help="pre-train a ViT on OFDB / FractalDB / 1p-frac / 3D views / an ImageFolder tree"
+    )
+    p.add_argument(
+        "--data",
+        default="ofdb",
+        help="ofdb | fractaldb | 1pfrac | PATH (ImageFolder) | multiview:PATH (3D views)",
+    )
     p.add_argument("--categories", type=int, help="number of categories (default: the profile's)")
-    p.add_argument("--augment", help="default | fluctuation | rotation | pattern | texture | both")
+    p.add_argument(
+        "--augment",
+        help="default | fluctuation | rotation | pattern | texture | both (multiview: default | pattern)",
+    )
     p.add_argument("--params", help="folder of NNNNN.csv categories (default: the exact search, cached)")
     _common(p)
     p.set_defaults(func=cmd_pretrain)

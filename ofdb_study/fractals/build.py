@@ -92,12 +92,13 @@ def write_image_tree(
     settings: dict,
     *,
     extra: dict | None = None,
+    texts: dict[str, str] | None = None,
     resume: bool = False,
     force: bool = False,
     progress: bool = False,
     workers: int | None = None,
 ) -> Path:
-    """Write images produced by ``jobs`` under ``out`` with a manifest.
+    """Write images produced by ``jobs`` (and text files) under ``out`` with a manifest.
 
     Args:
         out: the tree's root folder.
@@ -107,6 +108,8 @@ def write_image_tree(
         kind: dataset kind recorded in the manifest (``ofdb``, ``fractaldb``, ``ofdb3d``...).
         settings: JSON-able settings; a resume must use equal settings.
         extra: more JSON-able manifest entries (parameters, seeds).
+        texts: relative path -> text of small files written with the images (parameter CSVs),
+            hashed in the manifest like them.
         resume: continue an unfinished build, or return a complete one unchanged.
         force: remove what a tree owns at ``out`` (``TREE_FILES``) first.
         progress: show a tqdm bar.
@@ -162,6 +165,14 @@ def write_image_tree(
                 bar.update(1)
     if bar is not None:
         bar.close()
+    for name, text in sorted((texts or {}).items()):
+        target = out / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        data = text.encode()
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+        done[name] = hashlib.sha256(data).hexdigest()
     manifest = {
         "format_version": FORMAT_VERSION,
         "kind": kind,

@@ -33,9 +33,13 @@ FRACTALDB_FLIPS = 4
 FRACTALDB_INSTANCES = FRACTALDB_ROWS * FRACTALDB_RENDERS * FRACTALDB_FLIPS  # 1,000
 
 # ---- 3D-OFDB ------------------------------------------------------------------------------------
+#: View side in pixels (image_render/render1view.py ``--img_size``).
 OFDB3D_SIZE = 224
-#: Chaos-game points of a rendered instance.
-OFDB3D_POINTS = 100_000
+#: Chaos-game points of a rendered instance (3dfractal_render/instance.py ``--point_num``).
+OFDB3D_POINTS = 10_000
+#: Half-width of the view jitter in degrees: the public camera adds ``radians(uniform(-pi, pi))`` to
+#: the azimuth, a uniform in [-pi, pi] read as degrees (about 3.14).
+OFDB3D_JITTER_DEG = 3.141592653589793
 #: Factor on every map's ``A[0, 0]`` in the public generator.
 OFDB3D_A_WEIGHT = 0.4
 #: Seed of the 3D search stream and of the view jitter.
@@ -44,3 +48,10 @@ OFDB3D_VIEWS = 12
 #: Chaos-game points per search candidate, and the variance each axis must exceed.
 SEARCH3D_POINTS = 10_000
 SEARCH3D_MIN_VAR = 0.05
+
+# ---- 1p-frac (the public generator, SUPER-TADORY/1p-frac) -----------------------------------------
+ONEPFRAC_SIZE = 512
+ONEPFRAC_POINTS = 100_000
+ONEPFRAC_PAD = 6
+ONEPFRAC_DELTA = 0.1
+ONEPFRAC_SIGMA = 3.5

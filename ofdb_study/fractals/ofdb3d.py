@@ -35,19 +35,29 @@ replays the stream with NumPy); the variance is computed without storing the nor
 Rendering
 ---------
 The instance is the chaos game of the system with ``A[0, 0]`` multiplied by ``a_weight`` (0.4 in
-the public generator; 1.0 is the unweighted system), run for ``points`` points (100,000 by
-default) on the seed-100 stream shared by every category (the 2D generators' convention),
+the public generator; 1.0 is the unweighted system), run for ``points`` points (10,000 by
+default, the public instance renderer's count) on the seed-100 stream shared by every category (the 2D generators' convention),
 normalised as in the search. Points after a divergence (a non-finite coordinate) are dropped. The
 camera is OpenGL's ``gluPerspective(45, 1, 1, 100)`` + ``gluLookAt(eye, origin, +y)`` with
 ``eye = 4 (sin theta, 0, cos theta)``; view ``k`` of category ``c`` has
 ``theta_k = 2 pi k / 12 + 30 deg + u_k`` with ``u_k`` uniform in ``[-jitter, jitter]`` degrees from
-``np.random.default_rng([seed, c])``. A point at depth ``d`` (along the viewing direction) and
+``np.random.default_rng([seed, c])``; the default half-width is pi degrees, as the public camera
+(``radians(uniform(-pi, pi))``). Views are 224 x 224 by default. A point at depth ``d`` (along the viewing direction) and
 camera coordinates ``(xc, yc)`` lands at column ``floor((g xc + 1) W / 2)`` and row
 ``floor((1 - g yc) H / 2)`` with ``g = f / d`` and ``f = 1 / tan(fov / 2)``, so the origin is at
 pixel (row, column) = (H / 2, W / 2); points outside ``near <= d <= far`` or outside the image are
 dropped; a z-buffer keeps the nearest point of each pixel; points are white (255) on black, one
 pixel each (with one value for all points the z-buffer cannot change the image and is skipped).
 The images are (H, W) uint8 gray; a loader converts them to RGB like any ImageFolder image.
+
+Random pattern for 3D
+---------------------
+With one gray value and one pixel per point, a view's lit pixels are exactly its projected
+points (duplicates merged), so ``view_pixels`` recovers them from the image (or its PNG) without
+re-rendering, and ``pattern_view`` re-stamps each lit pixel with a seeded random 3x3 mask under
+the 2D patch rule (``kernels.draw_patches``: mask 1..511, bit ``3 r + c`` lights row r, column c
+with 127, block at (x + 1, y + 1), later pixels overwrite earlier ones, in row-major order). This
+is the paper's random-pattern augmentation carried to the 3D views ("3D-OFDB w/ Aug").
 """
 
 from __future__ import annotations
@@ -63,10 +73,11 @@ import numpy as np
 from ..errors import ParamError, check_positive_int
 from ..files import atomic_write_text, prepare_output, resolve_workers
 from . import ifs as ifs2d
-from . import mt
+from . import kernels, mt
 from .defaults import (
     CHAOS_SEED,
     OFDB3D_A_WEIGHT,
+    OFDB3D_JITTER_DEG,
     OFDB3D_POINTS,
     OFDB3D_SEED,
     OFDB3D_SIZE,
@@ -90,7 +101,7 @@ from .kernels3d import (
 #: Stream used for every render's map choices (the 2D generators reset theirs to 100 as well).
 RENDER_SEED = CHAOS_SEED
 DEFAULT_A_WEIGHT = OFDB3D_A_WEIGHT
-DEFAULT_JITTER_DEG = 5.0
+DEFAULT_JITTER_DEG = OFDB3D_JITTER_DEG
 #: Jitter must stay below half the 30-degree spacing so that views keep their order.
 MAX_JITTER_DEG = 15.0
 VIEW_OFFSET_DEG = 30.0
@@ -522,6 +533,44 @@ def diverged_categories(
         for i, s in enumerate(systems)
         if instance_cloud(s, points=points, a_weight=a_weight).shape[0] < points
     ]
+
+
+def view_pixels(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lit pixels of a point-rendered view, as the patch kernels take them.
+
+    Args:
+        image: (S, S) uint8 view (0 is background), or (S, S, 3).
+
+    Returns:
+        ``(x, y)``: uint16 columns and rows of the lit pixels in row-major order, shape (m,) each.
+    """
+    lit = image if image.ndim == 2 else image.max(axis=2)
+    if lit.ndim != 2 or lit.shape[0] != lit.shape[1]:
+        raise ParamError("image", f"must be a square (S, S) or (S, S, 3) view, got shape {image.shape}")
+    rows, cols = np.nonzero(lit)
+    return cols.astype(np.uint16), rows.astype(np.uint16)
+
+
+def pattern_view(pixels: tuple[np.ndarray, np.ndarray], size: int, seed: int) -> np.ndarray:
+    """Random pattern for a 3D view: each lit pixel re-stamped with a seeded random 3x3 mask.
+
+    Args:
+        pixels: ``(x, y)`` from ``view_pixels``.
+        size: image side in pixels.
+        seed: mask seed (>= 0); the same seed gives the same bytes.
+
+    Returns:
+        uint8 (size, size): 127 where a mask bit is on, 0 elsewhere (the 2D patch rule, no flip).
+    """
+    size = check_positive_int("size", size, minimum=MIN_SIZE)
+    check_positive_int("seed", seed, minimum=0)
+    x = np.ascontiguousarray(pixels[0], dtype=np.uint16)
+    y = np.ascontiguousarray(pixels[1], dtype=np.uint16)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ParamError("pixels", f"x and y must be 1-D of one length, got {x.shape} and {y.shape}")
+    out = np.empty((size, size), dtype=np.uint8)
+    kernels.draw_patches(x, y, x.shape[0], size, False, int(seed), out)
+    return out
 
 
 def build_ofdb3d(

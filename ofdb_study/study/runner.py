@@ -2,7 +2,8 @@
 
 ``run_study("mini")`` executes ``notebooks/NN_*.ipynb`` in order into ``book/study/`` with the
 resolved parameters (profile, seeds, data and run roots), and writes them to
-``book/study/parameters.json``. Training runs are cached by the experiments module (keyed by their
+``book/study/parameters.json``, with the recipe page ``book/study/recipe.md`` (``ofdb_study.recipe``,
+generated from ``config``). Training runs are cached by the experiments module (keyed by their
 resolved config), and the data notebook caches its construction timings, so a second call only
 re-plots. The helpers the notebooks call live in ``study_helpers`` and are re-exported here. A
 failing cell raises ``NotebookFailed`` naming the notebook and the cell; papermill has already
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from ..config import get_profile
 from ..errors import ParamError
+from ..recipe import write_page
 from .helpers import check_profile
 
 #: Notebooks of the study, in the order they run; ``00_explorer`` belongs to the explorer.
@@ -34,6 +36,8 @@ NOTEBOOKS = (
     "04_results",
 )
 PARAMETERS_FILE = "parameters.json"
+#: The book's recipe page (every profile's values with their sources), written by ``run_study``.
+RECIPE_PAGE = "recipe.md"
 DEFAULT_OUT = "book/study"
 
 
@@ -208,6 +212,7 @@ def run_study(
     if out.resolve() == Path(notebooks_dir).resolve():
         raise ParamError("out", "must differ from the notebooks folder (the sources stay without outputs)")
     out.mkdir(parents=True, exist_ok=True)
+    write_page(out / RECIPE_PAGE)  # the recipe page, value by value, generated from config
     report = StudyReport(out=str(out), parameters=params)
     record_path = out / PARAMETERS_FILE
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}

@@ -150,6 +150,39 @@ def per_class_subset(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(keep))
 
 
+IMAGEFOLDER_PREFIX = "imagefolder:"
+
+
+def imagefolder_root(name: str, data_root: str | None = None) -> Path:
+    """The folder of ``imagefolder:PATH``, which must hold ``train/`` and ``val/``.
+
+    A relative PATH is looked up under ``data_root`` when one is given (the study passes
+    ``--data-root``; ``paper-21k`` fine-tunes on ``imagefolder:imagenet-1k``), else under the
+    working directory.
+
+    Raises:
+        ParamError: the folder or one of its splits is missing; names ``data_root`` for a relative
+            PATH (where it was looked for) and ``dataset`` for an absolute one.
+    """
+    path = Path(name[len(IMAGEFOLDER_PREFIX) :])
+    if not str(path) or str(path) == ".":
+        raise ParamError("dataset", "imagefolder:PATH needs a PATH holding train/ and val/ class folders")
+    root = path if path.is_absolute() or not data_root else Path(data_root) / path
+    missing = [split for split in ("train", "val") if not (root / split).is_dir()]
+    if missing:
+        what = f"{name}: no {' and no '.join(str(root / m) for m in missing)}"
+        if path.is_absolute():
+            raise ParamError("dataset", f"{what}; PATH must hold train/ and val/ class folders")
+        where = f"--data-root {data_root}" if data_root else "the working directory (no --data-root)"
+        raise ParamError(
+            "data_root",
+            f"{what}; a relative imagefolder:PATH is looked up under {where}: put the data set "
+            f"(ImageNet-1k for paper-21k) in {root}/train and {root}/val, pass --data-root DIR holding "
+            f"{path}/, or give an absolute imagefolder:PATH",
+        )
+    return root
+
+
 def check_dataset(name: str) -> str:
     if name in ("fashion-mnist", "cifar10", "cifar100") or name.startswith("imagefolder:"):
         return name
@@ -170,7 +203,8 @@ def load_downstream(
     """The fine-tuning datasets.
 
     Args:
-        name: ``fashion-mnist``, ``cifar10``, ``cifar100`` or ``imagefolder:PATH`` (PATH/train, PATH/val).
+        name: ``fashion-mnist``, ``cifar10``, ``cifar100`` or ``imagefolder:PATH`` (PATH/train,
+            PATH/val; a relative PATH under ``data_root``, see ``imagefolder_root``).
         train_transform, eval_transform: PIL -> tensor transforms.
         data_root, download: where to look, and whether torchvision may download.
         train_per_class: keep this many training images per class (seeded by ``seed``).
@@ -185,10 +219,7 @@ def load_downstream(
         from torch.utils.data import Subset
         from torchvision.datasets import ImageFolder
 
-        root = Path(name.split(":", 1)[1])
-        for split in ("train", "val"):
-            if not (root / split).is_dir():
-                raise ParamError("dataset", f"{root} must hold train/ and val/ folders")
+        root = imagefolder_root(name, data_root)
         train = ImageFolder(str(root / "train"), transform=train_transform)
         test = ImageFolder(str(root / "val"), transform=eval_transform)
         digest = hashlib.sha256(repr(train.samples + test.samples).encode()).hexdigest()

@@ -56,6 +56,9 @@ def check_config(cfg: TrainConfig) -> None:
     check_positive_int("num_workers", cfg.num_workers, minimum=0)
     check_positive_int("threads", cfg.threads, minimum=0)
     check_positive_int("seed", cfg.seed, minimum=0)
+    check_positive_int("repeated_aug", cfg.repeated_aug, minimum=0)
+    if not isinstance(cfg.crop_pct, (int, float)) or not 0.0 < cfg.crop_pct <= 1.0:
+        raise ParamError("crop_pct", f"must be a number in (0, 1], got {cfg.crop_pct!r}")
     if cfg.phase == "finetune":
         downstream.check_dataset(cfg.dataset)
     else:
@@ -284,7 +287,14 @@ def _loader(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Di
     return DataLoader(
         Keyed(train_ds),
         batch_sampler=StreamBatches(
-            len(train_ds), cfg.batch_size, cfg.seed, start, cfg.steps, dd.rank, dd.world_size
+            len(train_ds),
+            cfg.batch_size,
+            cfg.seed,
+            start,
+            cfg.steps,
+            dd.rank,
+            dd.world_size,
+            cfg.repeated_aug,
         ),
         num_workers=cfg.num_workers,
         pin_memory=device.type == "cuda",

@@ -4,9 +4,14 @@
   deciding what a category yields each time it is drawn. Epoch = one pass over the categories.
 * ``fractaldb``: FractalDB's 1,000 instances per category (25 weight rows x 10 patch renders x 4
   flips), rendered on demand from cached points, never written to disk. Epoch = N x 1,000.
+* ``1pfrac``: 1p-frac (``fractals.onepfrac``): N perturbations of one fractal, one image each,
+  generated in memory with seed 0 (the bytes ``build 1pfrac --seed 0`` writes at the same
+  settings); ``delta`` and ``sigma`` come from the config, size / points / pad from the render
+  settings (512 px, 100,000 points, pad 6 at ``paper``). A Table-1 option applies as for ``ofdb``.
 * ``PATH``: an ImageFolder tree ``PATH/NNNNN/*.png`` (what ``fractals.build`` writes).
 * ``multiview:PATH``: 3D-OFDB views, a folder per category holding its 12 views; each draw of a
-  category returns one of its views at random.
+  category returns one of its views at random; with ``augment="pattern"`` its lit pixels are
+  re-stamped with fresh random 3x3 masks (``ofdb3d.pattern_view``).
 
 The in-memory images are ``fractals.datasets``' definitions (through its ``FractalSource``), the
 same bytes ``python -m ofdb_study build`` writes, and the data hash a run records is the
@@ -19,6 +24,8 @@ sample is the same whatever the worker count, and after a resume.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -41,10 +48,48 @@ except ImportError:  # pragma: no cover
 
 MULTIVIEW_PREFIX = "multiview:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
+#: The data seed of the in-memory 1p-frac source (run seeds vary training, not the data, as for OFDB).
+ONEPFRAC_SEED = 0
+#: Instance options a multi-view (3D) tree supports.
+MULTIVIEW_AUGMENTS = ("default", "pattern")
 
 
 def _pil(gray: np.ndarray) -> Image.Image:
     return Image.fromarray(np.ascontiguousarray(gray), mode="L").convert("RGB")
+
+
+class OnePFracSource(FractalSource):
+    """1p-frac in memory: the kept class systems and images of ``onepfrac.generate``.
+
+    A ``FractalSource`` over the class systems (a x 1), whose fixed image of class c is the one
+    the generator kept (its own mask seed), so every Table-1 option works as for OFDB.
+    """
+
+    def __init__(self, result):
+        s = result.settings
+        super().__init__(
+            [d.system for d in result.classes], s.size, s.points, s.pad, a_weight=1.0, seed=s.seed
+        )
+        self.result = result
+        self._fixed = {c: d.image for c, d in enumerate(result.classes)}
+
+    def digest(self, kind: str = "1pfrac") -> str:
+        """sha256 of the settings and the kept systems and mask seeds."""
+        h = hashlib.sha256(json.dumps(dataclasses.asdict(self.result.settings), sort_keys=True).encode())
+        for d in self.result.classes:
+            h.update(d.system.to_rows().tobytes() + int(d.mask_seed).to_bytes(8, "little"))
+        return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=2)
+def onepfrac_set(categories: int, delta: float, sigma: float, size: int, points: int, pad: int):
+    """``onepfrac.generate`` at these settings and seed ``ONEPFRAC_SEED`` (cached per process)."""
+    from ..fractals import onepfrac
+
+    settings = onepfrac.Settings(
+        categories=categories, delta=delta, sigma=sigma, seed=ONEPFRAC_SEED, size=size, points=points, pad=pad
+    )
+    return onepfrac.generate(settings)
 
 
 class OFDBDataset(Dataset):
@@ -110,9 +155,20 @@ def _category_dirs(root: Path) -> list[Path]:
 
 
 class MultiViewDataset(Dataset):
-    """3D-OFDB views: ``root/<category>/<view>.png``; item i is a random view of category i."""
+    """3D-OFDB views: ``root/<category>/<view>.png``; item i is a random view of category i.
 
-    def __init__(self, root: str | os.PathLike, transform=None, limit: int | None = None):
+    ``augment="pattern"`` re-stamps the view's lit pixels with fresh random 3x3 masks (seeded by
+    the sample's NumPy stream), the random pattern of the paper's "3D-OFDB w/ Aug".
+    """
+
+    def __init__(
+        self, root: str | os.PathLike, transform=None, limit: int | None = None, augment: str = "default"
+    ):
+        if augment not in MULTIVIEW_AUGMENTS:
+            raise ParamError(
+                "augment", f"multi-view data takes {' or '.join(MULTIVIEW_AUGMENTS)}, got {augment!r}"
+            )
+        self.augment = augment
         self.root = Path(root)
         dirs = _category_dirs(self.root)[:limit]
         self.views = []
@@ -128,10 +184,20 @@ class MultiViewDataset(Dataset):
     def __len__(self) -> int:
         return len(self.views)
 
-    def __getitem__(self, i: int):
+    def view(self, i: int) -> np.ndarray:
+        """One random view of category ``i`` as stored, or re-stamped (``pattern``): uint8 (S, S)."""
         files = self.views[int(i)]
         with Image.open(files[random.randrange(len(files))]) as im:
-            img = im.convert("RGB")
+            gray = np.asarray(im.convert("L"))
+        if self.augment == "pattern":
+            from ..fractals import ofdb3d
+
+            seed = int(np.random.randint(0, 2**31 - 1))
+            gray = ofdb3d.pattern_view(ofdb3d.view_pixels(gray), gray.shape[0], seed)
+        return gray
+
+    def __getitem__(self, i: int):
+        img = _pil(self.view(int(i)))
         return (self.transform(img) if self.transform else img), int(i)
 
 
@@ -158,6 +224,13 @@ def pretrain_datasets(cfg, transform, eval_transform):
         (train dataset, eval dataset or None, number of classes, data manifest hash).
     """
     data = cfg.data
+    if data == "1pfrac":
+        result = onepfrac_set(
+            cfg.categories, cfg.delta, cfg.sigma, cfg.render_size, cfg.render_points, cfg.render_pad
+        )
+        source = OnePFracSource(result)
+        train = OFDBDataset(source, cfg.augment, transform)
+        return train, FixedImages(source, eval_transform), len(source), source.digest()
     if data in ("ofdb", "fractaldb"):
         source = FractalSource(
             first_categories(cfg.categories, cfg.params),
@@ -173,16 +246,18 @@ def pretrain_datasets(cfg, transform, eval_transform):
                 raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
             train = FractalDBDataset(source, transform)
         return train, FixedImages(source, eval_transform), len(source), source.digest(data)
-    if cfg.augment != "default":
-        raise ParamError("augment", f"instance augmentations need in-memory fractals, not {data!r}")
     if data.startswith(MULTIVIEW_PREFIX):
         path = data[len(MULTIVIEW_PREFIX) :]
-        train = MultiViewDataset(path, transform, limit=cfg.categories)
+        train = MultiViewDataset(path, transform, limit=cfg.categories, augment=cfg.augment)
         return train, None, train.num_classes, folder_digest(path)
+    if cfg.augment != "default":
+        raise ParamError(
+            "augment", f"instance augmentations need in-memory fractals or 3D views, not {data!r}"
+        )
     path = Path(data)
     if not path.is_dir():
         raise ParamError(
-            "data", f"must be ofdb, fractaldb, multiview:PATH or an ImageFolder PATH; got {data!r}"
+            "data", f"must be ofdb, fractaldb, 1pfrac, multiview:PATH or an ImageFolder PATH; got {data!r}"
         )
     from torchvision.datasets import ImageFolder
 

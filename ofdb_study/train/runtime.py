@@ -65,17 +65,36 @@ def seed_all(seed: int) -> None:
 class StreamBatches:
     """Batch sampler over the seeded sample stream: yields [(index, sample_seed), ...] per step.
 
+    Position ``p`` of the stream is in epoch ``e = p // n`` at offset ``o = p % n`` and holds
+    index ``perm_e[o // repeats]`` (``perm_e`` a permutation seeded by (seed, e)) with the sample
+    seed ``mix_seed(seed, p)``. With ``repeats = k > 1`` (repeated augmentation, as timm's
+    ``RepeatAugSampler`` and DeiT's ``RASampler``) each drawn index fills ``k`` consecutive
+    positions, each augmented with its own seed, and an epoch of ``n`` positions covers the first
+    ``ceil(n / k)`` indices of its permutation; ``repeats`` 0 or 1 is the plain stream.
+
     Args:
         n: dataset length.
         batch: per-process batch; global batch = batch * world.
         seed: run seed.
         start, stop: steps to cover.
         rank, world: this process's share.
+        repeats: consecutive positions per drawn index (0 or 1: none).
     """
 
-    def __init__(self, n: int, batch: int, seed: int, start: int, stop: int, rank: int = 0, world: int = 1):
+    def __init__(
+        self,
+        n: int,
+        batch: int,
+        seed: int,
+        start: int,
+        stop: int,
+        rank: int = 0,
+        world: int = 1,
+        repeats: int = 1,
+    ):
         self.n, self.batch, self.seed, self.start, self.stop = n, batch, seed, start, stop
         self.rank, self.world = rank, world
+        self.repeats = max(1, int(repeats))
         self._perms: dict[int, np.ndarray] = {}
 
     def index_at(self, position: int) -> int:
@@ -85,7 +104,7 @@ class StreamBatches:
                 self._perms.pop(min(self._perms))
             rng = np.random.default_rng(mix_seed(self.seed, epoch, SALT_ORDER))
             self._perms[epoch] = rng.permutation(self.n)
-        return int(self._perms[epoch][offset])
+        return int(self._perms[epoch][offset // self.repeats])
 
     def __len__(self) -> int:
         return max(0, self.stop - self.start)
