@@ -49,6 +49,7 @@ OPERATIONAL = frozenset(
         "eval_batch_size",
         "data_root",
         "download",
+        "profile",
     }
 )
 
@@ -87,7 +88,7 @@ class TrainConfig:
     train_per_class: int | None = None
     test_per_class: int | None = None  # evaluate on a fixed draw of this many test images per class
     subset_seed: int = 0  # which K images per class: fixed across run seeds, so seeds vary training only
-    init: str = "scratch"  # fine-tuning: a pre-training run folder or its checkpoint.pt
+    init: str = "scratch"  # fine-tuning: a pre-training run folder, its checkpoint.pt, or an export folder
     # transforms (timm.data.create_transform)
     scale: tuple[float, float] = (0.08, 1.0)
     ratio: tuple[float, float] = (3 / 4, 4 / 3)
@@ -125,6 +126,8 @@ class TrainConfig:
     num_workers: int = 8
     compile: bool = False
     threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
+    # provenance: the profile this config was derived from (set by Profile); None for a custom config
+    profile: str | None = None
 
     def replace(self, **overrides) -> TrainConfig:
         """A copy with ``overrides``; unknown keys raise ParamError."""
@@ -147,12 +150,16 @@ class TrainConfig:
 
         A fine-tuning ``init`` counts by the name of its pre-training run folder, not by its full
         path: run folders are named by their own digest, so the same weights give the same key
-        wherever the runs live (another ``--root``, a moved or copied folder).
+        wherever the runs live (another ``--root``, a moved or copied folder). A ``multiview:PATH``
+        tree counts by its folder name for the same reason (the study names 3D-OFDB trees by their
+        settings, ``ofdb3d-<N>-<size>px``), so unpacked results match wherever they land.
         """
         doc = {k: v for k, v in self.to_dict().items() if k not in OPERATIONAL}
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"
+        if str(doc.get("data", "")).startswith("multiview:"):
+            doc["data"] = "multiview:" + Path(doc["data"][len("multiview:") :]).name
         return doc
 
     def digest(self) -> str:
@@ -205,6 +212,10 @@ class Profile:
     expected_minutes: float | None = None  # the whole study (both notebooks), measured
     note: str = ""
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):  # stamp the phase configs with their profile (written to config.yaml)
+        for phase in PHASES:
+            object.__setattr__(self, phase, getattr(self, phase).replace(profile=self.name))
 
 
 # ---- paper: every value from the public recipe --------------------------------------------------
