@@ -61,7 +61,7 @@ def register(subparsers) -> None:
     r = subparsers.add_parser(
         "results", help="pack a profile's finished runs into one archive, or unpack one"
     )
-    sub = r.add_subparsers(dest="results_command", required=True)
+    sub = r.add_subparsers(dest="results_command", required=True, metavar="pack|unpack")
     p = sub.add_parser(
         "pack",
         help="pack the finished runs' small files (no checkpoints) with a manifest of sha256 hashes",
