@@ -96,6 +96,7 @@ OPERATIONAL = frozenset(
         "eval_batch_size",
         "data_root",
         "download",
+        "profile",
     }
 )
 
@@ -183,7 +184,13 @@ class TrainConfig:
     train_per_class: int | None = _c(None, pub("None = the whole training set"))
     test_per_class: int | None = _c(None, pub("None = the whole test set"))
     subset_seed: int = _c(0, ours("which K images per class when train_per_class is set", NO_PUBLIC))
-    init: str = _c("scratch", ours("fine-tuning: a pre-training run folder, or scratch", NO_PUBLIC))
+    init: str = _c(
+        "scratch",
+        ours(
+            "fine-tuning: a pre-training run folder, its checkpoint.pt, an export folder, or scratch",
+            NO_PUBLIC,
+        ),
+    )
     # transforms (timm.data.create_transform)
     scale: tuple[float, float] = _c((0.08, 1.0), pub(f"{PRETRAIN_SH}: data.transform.scale=[0.08,1.0]"))
     ratio: tuple[float, float] = _c((3 / 4, 4 / 3), pub(f"{PRETRAIN_SH}: data.transform.ratio=[0.75,1.3333]"))
@@ -239,6 +246,8 @@ class TrainConfig:
     num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC))
     compile: bool = _c(False, ours("torch.compile is optional (CUDA)", NO_PUBLIC))
     threads: int = _c(0, ours("torch intra-op threads; 0 = torch's default", NO_PUBLIC))
+    # provenance: the profile this config was derived from (set by Profile); None for a custom config
+    profile: str | None = _c(None, ours("the profile a config was derived from (provenance)", NO_PUBLIC))
 
     def replace(self, **overrides) -> TrainConfig:
         """A copy with ``overrides``; unknown keys raise ParamError."""
@@ -262,13 +271,17 @@ class TrainConfig:
 
         A fine-tuning ``init`` counts by the name of its pre-training run folder, not by its full
         path: run folders are named by their own digest, so the same weights give the same key
-        wherever the runs live (another ``--root``, a moved or copied folder).
+        wherever the runs live (another ``--root``, a moved or copied folder). A ``multiview:PATH``
+        tree counts by its folder name for the same reason (the study names 3D-OFDB trees by their
+        settings, ``ofdb3d-<N>-<size>px``), so unpacked results match wherever they land.
         """
         left_out = NOT_READ_BY.get(self.phase, OPERATIONAL)
         doc = {k: v for k, v in self.to_dict().items() if k not in left_out}
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"
+        if str(doc.get("data", "")).startswith("multiview:"):
+            doc["data"] = "multiview:" + Path(doc["data"][len("multiview:") :]).name
         return doc
 
     def digest(self) -> str:
@@ -432,6 +445,11 @@ class Profile:
         }
         out.update({k: v for k, (v, _) in self.data_kinds.get(kind, {}).items()})
         return out
+
+    def __post_init__(self):  # stamp the phase configs with their profile (written to config.yaml)
+        stamp = (self.name, ours("the profile a config was derived from (provenance)", NO_PUBLIC))
+        for attr in ("pretrain_recipe", "finetune_recipe"):
+            object.__setattr__(self, attr, getattr(self, attr).derive(profile=stamp))
 
 
 # ---- paper: the public recipe -------------------------------------------------------------------

@@ -149,15 +149,17 @@ def finetune_run(
     else:
         path = Path(init)
         ckpt = path / "checkpoint.pt" if path.is_dir() else path
-        if not ckpt.is_file():
-            raise ParamError("init", f"no checkpoint at {ckpt}")
         init_s, init_tag = str(ckpt), (path if path.is_dir() else path.parent).name
     overrides.setdefault("train_per_class", prof.finetune.train_per_class)
     cfg = phase_config(
         profile, "finetune", dataset=dataset or prof.study.dataset, init=init_s, seed=seed, **overrides
     )
     name = f"{_tag(cfg.dataset)}-{_tag(init_tag)}-s{seed}-{cfg.digest()[:10]}"
-    return _run(cfg, Path(root) / "finetune" / name, progress)
+    run = Path(root) / "finetune" / name
+    # only a run still to train needs the checkpoint (unpacked results hold none: results pack)
+    if init_s != "scratch" and not Path(init_s).is_file() and not (run / "summary.json").is_file():
+        raise ParamError("init", f"no checkpoint at {init_s}")
+    return _run(cfg, run, progress)
 
 
 def instances_vs_augmentation(

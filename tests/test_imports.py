@@ -101,7 +101,7 @@ def test_fractal_wing_and_data_commands_run_without_torch_pandas_matplotlib(bloc
         assert report == {"attempts": [], "loaded": []}, argv
     assert len(list((tmp_path / "params").glob("0*.csv"))) == 3
     assert len(list((tmp_path / "rendered").rglob("*.png"))) == 3
-    assert "OK, 2 files" in proc.stdout  # verify of the built tree
+    assert "OK, 2 images" in proc.stdout  # verify of the built tree
 
 
 def test_every_parser_builds_without_torch_pandas_matplotlib(blocked_python):

@@ -1,10 +1,11 @@
-"""``python -m ofdb_study <command>``: one parser, subcommands registered by three modules.
+"""``python -m ofdb_study <command>``: one parser, subcommands registered by four modules.
 
 ``data`` (search, search3d, render, build, verify), ``train`` (pretrain, finetune), ``profile``
-(show) and ``study`` each define ``register(subparsers)``, adding subcommands with ``set_defaults(func=...)``;
-``func(args)`` returns the exit code. Registering imports nothing heavy: each command imports
-torch, pandas or papermill inside itself, so the data commands run after a base install. A
-``ParamError`` anywhere becomes one line on stderr and exit code 2, before anything is written; a
+(show), ``study`` (study, vendor) and ``publish`` (export, results) each define
+``register(subparsers)``, adding subcommands with ``set_defaults(func=...)``; ``func(args)``
+returns the exit code. Registering imports nothing heavy: each command imports torch, pandas or
+papermill inside itself, so the data commands run after a base install. A ``ParamError``
+anywhere becomes one line on stderr and exit code 2, before anything is written; a
 ``TrainingError`` (a diverged run) one line and exit code 1.
 """
 
@@ -14,7 +15,7 @@ import argparse
 import sys
 
 from ..errors import ParamError, TrainingError
-from . import data, profile, study, train
+from . import data, profile, publish, study, train
 
 
 class _Parser(argparse.ArgumentParser):
@@ -25,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m ofdb_study", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    for module in (data, train, profile, study):
+    for module in (data, train, profile, study, publish):
         module.register(sub)
     return parser
 

@@ -1,5 +1,8 @@
 """Data commands: ``search``, ``search3d``, ``render``, ``build`` and ``verify``.
 
+``build --format webdataset|parquet`` writes shards (``fractals.formats``); ``verify`` checks any
+format, and ``verify --against PARAMS`` compares a parameter folder (``fractals.compare``).
+
 They import only the fractal wing (numba, NumPy), never torch, pandas or matplotlib, so they run
 after a base install (``pip install ofdb-study`` without extras).
 """
@@ -147,6 +150,7 @@ BUILD_DEFAULTS = {
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..fractals import build
+    from ..fractals.formats import build_in_format, check_format
 
     for name, value, kind in (
         ("jitter-deg", args.jitter_deg, "ofdb3d"),
@@ -155,56 +159,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     ):
         if value is not None and args.kind != kind:
             raise ParamError(name, f"applies to build {kind} only")
+    check_format(args.format)
     opts = {
         k: (getattr(args, k) if getattr(args, k) is not None else v)
         for k, v in BUILD_DEFAULTS[args.kind].items()
     }
-    # every kind: where, how many, from which parameters, at which size, and how to run
+    # every kind: how many, from which parameters, at which size, and how to run
     common = dict(
         params=args.params,
         size=opts["size"],
         points=opts["points"],
         workers=args.workers,
-        resume=args.resume,
-        force=args.force,
         progress=not args.quiet,
     )
-    start = time.perf_counter()
-    if args.kind == "ofdb":
-        out = build.build_ofdb(
-            args.out,
-            args.categories,
-            mode=args.draw,
-            a_weight=opts["a_weight"],
-            weights=args.weights,
-            seed=opts["seed"],
-            **common,
+    if args.kind == "fractaldb" and (args.a_weight is not None or args.weights is not None):
+        raise ParamError(
+            "a-weight", f"fractaldb uses its {FRACTALDB_ROWS} fluctuation rows; use --fluctuations"
         )
-    elif args.kind == "fractaldb":
-        if args.a_weight is not None or args.weights is not None:
-            raise ParamError(
-                "a-weight", f"fractaldb uses its {FRACTALDB_ROWS} fluctuation rows; use --fluctuations"
-            )
-        out = build.build_fractaldb(
-            args.out,
-            args.categories,
-            mode=args.draw,
-            seed=opts["seed"],
-            fluctuations=args.fluctuations,
-            renders=args.renders,
-            flips=args.flips,
-            **common,
-        )
-    elif args.kind == "ofdb3d":
-        from ..fractals.ofdb3d import build_ofdb3d
-
-        jitter = OFDB3D_JITTER_DEG if args.jitter_deg is None else args.jitter_deg
-        out = build_ofdb3d(
-            args.out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], jitter=jitter, **common
-        )
-    else:
-        from ..fractals import onepfrac
-
+    if args.kind == "1pfrac":
         for name, value in (("params", args.params), ("a-weight", args.a_weight), ("weights", args.weights)):
             if value is not None:
                 raise ParamError(
@@ -212,6 +184,39 @@ def cmd_build(args: argparse.Namespace) -> int:
                 )
         if args.draw != "patch":
             raise ParamError("draw", "1pfrac renders patch-gray, as the public generator")
+
+    def tree(out, resume: bool, force: bool):
+        common.update(resume=resume, force=force)
+        if args.kind == "ofdb":
+            return build.build_ofdb(
+                out,
+                args.categories,
+                mode=args.draw,
+                a_weight=opts["a_weight"],
+                weights=args.weights,
+                seed=opts["seed"],
+                **common,
+            )
+        if args.kind == "fractaldb":
+            return build.build_fractaldb(
+                out,
+                args.categories,
+                mode=args.draw,
+                seed=opts["seed"],
+                fluctuations=args.fluctuations,
+                renders=args.renders,
+                flips=args.flips,
+                **common,
+            )
+        if args.kind == "ofdb3d":
+            from ..fractals.ofdb3d import build_ofdb3d
+
+            jitter = OFDB3D_JITTER_DEG if args.jitter_deg is None else args.jitter_deg
+            return build_ofdb3d(
+                out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], jitter=jitter, **common
+            )
+        from ..fractals import onepfrac
+
         settings = onepfrac.Settings(
             categories=args.categories,
             delta=onepfrac.DELTA if args.delta is None else args.delta,
@@ -220,12 +225,19 @@ def cmd_build(args: argparse.Namespace) -> int:
             size=opts["size"],
             points=opts["points"],
         )
-        del common["params"], common["size"], common["points"]
-        out = onepfrac.build_onepfrac(args.out, settings, **common)
+        rest = {k: v for k, v in common.items() if k not in ("params", "size", "points")}
+        return onepfrac.build_onepfrac(out, settings, **rest)
+
+    start = time.perf_counter()
+    out = build_in_format(
+        tree, args.out, args.format, resume=args.resume, force=args.force, shard_size=args.shard_size
+    )
     manifest = build.load_manifest(out)
-    images = sum(name.endswith(".png") for name in manifest["files"])
-    print(f"{args.kind}: {images} images in {time.perf_counter() - start:.1f} s -> {out}")
-    if args.kind == "1pfrac":
+    shards = f" in {len(manifest['shards'])} {args.format} shard(s)" if "shards" in manifest else ""
+    files = manifest.get("files")
+    images = sum(name.endswith(".png") for name in files) if files else manifest["n_files"]
+    print(f"{args.kind}: {images} images{shards} in {time.perf_counter() - start:.1f} s -> {out}")
+    if args.kind == "1pfrac" and "sigma_factor" in manifest:
         print(
             f"1pfrac: sigma factor {manifest['sigma_factor']:.4f} (base drawn {manifest['base_draws']} time(s)), "
             f"{manifest['redraws']} class redraw(s) under fill {manifest['settings']['min_fill']}"
@@ -242,16 +254,31 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from ..fractals.build import load_manifest, verify
+    from ..fractals.build import load_manifest
+    from ..fractals.formats import dataset_format, verify_any
 
-    problems = verify(args.dir)
+    if args.against is not None:
+        return _verify_against(args)
+    if args.dir is None:
+        raise ParamError("dir", "give a dataset folder to verify, or --against PARAMS")
+    problems = verify_any(args.dir)
     if problems:
         for line in problems:
             print(line)
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{args.dir}: OK, {load_manifest(args.dir)['n_files']} files match the manifest")
+    fmt = dataset_format(args.dir)
+    print(f"{args.dir}: OK, {load_manifest(args.dir)['n_files']} images ({fmt}) match the manifest")
     return 0
+
+
+def _verify_against(args: argparse.Namespace) -> int:
+    from ..fractals.compare import compare_params
+
+    result = compare_params(args.against, args.dir, tolerance=args.tolerance, workers=args.workers)
+    for line in result.lines():
+        print(line)
+    return 0 if result.ok else 1
 
 
 def cmd_search3d(args: argparse.Namespace) -> int:
@@ -392,9 +419,31 @@ def register(sub) -> None:
         default=FRACTALDB_FLIPS,
         help=f"fractaldb: flips, 1..{FRACTALDB_FLIPS} (default {FRACTALDB_FLIPS})",
     )
+    p.add_argument(
+        "--format",
+        default="folder",
+        help="folder (ImageFolder tree, default) | webdataset (tar shards) | parquet (shards)",
+    )
+    p.add_argument("--shard-size", type=int, default=10_000, help="images per shard (default 10000)")
     _common_out(p)
     p.set_defaults(func=cmd_build)
 
-    p = sub.add_parser("verify", help="check a dataset tree against its manifest")
-    p.add_argument("dir")
+    p = sub.add_parser(
+        "verify",
+        help="check a dataset (tree or shards) against its manifest, or compare parameter folders",
+        description="verify DIR: check every image of a dataset in any format against its manifest. "
+        "verify --against PARAMS [DIR_OR_PARAMS]: compare a folder of NNNNN.csv categories with a "
+        "reference (default: the exact search), category by category; exit code 1 if any differs.",
+    )
+    p.add_argument(
+        "dir", nargs="?", help="a dataset folder; with --against, the reference (default: the search)"
+    )
+    p.add_argument("--against", metavar="PARAMS", help="a folder of NNNNN.csv categories to compare")
+    p.add_argument(
+        "--tolerance",
+        type=_finite("--tolerance"),
+        default=0.0,
+        help="--against: max abs difference (default 0)",
+    )
+    p.add_argument("--workers", type=int, default=None, help="--against: search threads (default: CPUs)")
     p.set_defaults(func=cmd_verify)

@@ -100,7 +100,11 @@ def register(subparsers) -> None:
         "finetune", help="fine-tune a pre-trained (or scratch) ViT on a downstream task"
     )
     f.add_argument("--dataset", help="fashion-mnist | cifar10 | cifar100 | imagefolder:PATH")
-    f.add_argument("--init", required=True, help="RUN/checkpoint.pt, a pre-training run folder, or scratch")
+    f.add_argument(
+        "--init",
+        required=True,
+        help="a pre-training run folder or its checkpoint.pt, an export folder (export --out), or scratch",
+    )
     f.add_argument("--data-root", help="folder holding the dataset files")
     f.add_argument("--download", action="store_true", default=None, help="let torchvision download")
     f.add_argument("--train-per-class", type=int, help="keep K training images per class")

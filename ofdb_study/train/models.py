@@ -50,11 +50,17 @@ def is_head(key: str) -> bool:
     return key.startswith(HEAD_PREFIXES)
 
 
-def read_state_dict(path: str | os.PathLike) -> dict:
-    """The model weights of a checkpoint written by ``engine.train`` (or a bare state dict).
+#: Weights file of an export folder (``python -m ofdb_study export``), as timm and the hub name it.
+EXPORT_WEIGHTS = "model.safetensors"
 
-    The file is read with ``torch.load(weights_only=True)``: only tensors and plain Python values
-    are unpickled, so a checkpoint from elsewhere cannot run code. Anything else is refused.
+
+def read_state_dict(path: str | os.PathLike) -> dict:
+    """The model weights of a run folder or its checkpoint.pt, an export folder or its model.safetensors.
+
+    A run folder's ``checkpoint.pt`` is preferred over a ``model.safetensors`` beside it; a bare
+    state dict saved with ``torch.save`` is accepted too. ``.pt`` files are read with
+    ``torch.load(weights_only=True)``: only tensors and plain Python values are unpickled, so a
+    checkpoint from elsewhere cannot run code. Anything else is refused.
     """
     import pickle
 
@@ -62,9 +68,17 @@ def read_state_dict(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     if path.is_dir():
-        path = path / "checkpoint.pt"
+        ckpt, export = path / "checkpoint.pt", path / EXPORT_WEIGHTS
+        if not ckpt.is_file() and export.is_file():
+            path = export
+        else:
+            path = ckpt
     if not path.is_file():
-        raise ParamError("init", f"no checkpoint at {path}")
+        raise ParamError("init", f"no checkpoint at {path} (give a run folder, an export folder or a file)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path), device="cpu")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError):
@@ -101,6 +115,9 @@ def check_fits(model, state: dict) -> dict:
 
 
 def load_pretrained(model, path: str | os.PathLike) -> None:
-    """Load a checkpoint's weights into ``model`` except the classifier head (kept at its init)."""
+    """Load a checkpoint's weights into ``model`` except the classifier head (kept at its init).
+
+    ``path``: anything ``read_state_dict`` reads (a run folder, an export folder, or their files).
+    """
     keep = check_fits(model, read_state_dict(path))
     model.load_state_dict(keep, strict=False)

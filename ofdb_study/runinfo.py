@@ -1,0 +1,175 @@
+"""What a finished run folder says about itself: its profile, what differs from it, its data, a tag.
+
+Read by the weight export (the model card, the timm tag) and by the results pack (which runs
+belong to a profile). Only the small files are read (config.yaml, manifest.json, summary.json,
+metrics.jsonl); nothing here imports torch.
+
+The profile of a run is the ``profile`` entry of its config.yaml (written since configs carry
+their profile, see ``config.Profile``). For older run folders without it, the profile is the one
+whose phase config differs from the run's only in the settings a study varies per run
+(``PER_RUN``) or in operational ones; a run that fits none has no profile.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from .config import OPERATIONAL, PROFILES, TrainConfig
+from .errors import ParamError
+
+#: The files of a run folder that describe it (everything but the weights).
+SMALL_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "summary.json")
+#: Settings the study and the command line choose per run, on top of a profile.
+PER_RUN = frozenset({"data", "categories", "augment", "params", "dataset", "init", "seed", "train_per_class"})
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """One run folder's small files, parsed.
+
+    Attributes:
+        path: the run folder.
+        config: its TrainConfig (config.yaml).
+        manifest: manifest.json (provenance: versions, device, dataset hash), {} if absent.
+        summary: summary.json, None while the run is unfinished.
+    """
+
+    path: Path
+    config: TrainConfig
+    manifest: dict
+    summary: dict | None
+
+    @property
+    def finished(self) -> bool:
+        return self.summary is not None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def read_run(run: str | Path) -> RunInfo:
+    """Parse a run folder; ParamError if it has no config.yaml."""
+    run = Path(run)
+    cfg_path = run / "config.yaml"
+    if not cfg_path.is_file():
+        raise ParamError("run", f"{run} is not a run folder (no config.yaml)")
+    config = TrainConfig.from_dict(yaml.safe_load(cfg_path.read_text()))
+    manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").is_file() else {}
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else None
+    return RunInfo(run, config, manifest, summary)
+
+
+def _differences(cfg: TrainConfig, base: TrainConfig, ignore: frozenset) -> dict[str, tuple]:
+    ours, theirs = cfg.to_dict(), base.to_dict()
+    return {k: (theirs[k], v) for k, v in ours.items() if k not in ignore and theirs.get(k) != v}
+
+
+def profile_of(cfg: TrainConfig) -> tuple[str | None, bool]:
+    """``(profile name or None, recorded)``: recorded in the config, else inferred (see module doc)."""
+    if cfg.profile is not None:
+        return cfg.profile, True
+    ignore = OPERATIONAL | PER_RUN | {"phase"}
+    fits = [
+        name for name, prof in PROFILES.items() if not _differences(cfg, getattr(prof, cfg.phase), ignore)
+    ]
+    return (fits[0], False) if len(fits) == 1 else (None, False)
+
+
+def changes_from_profile(cfg: TrainConfig) -> tuple[str | None, dict[str, tuple]]:
+    """``(profile, {setting: (profile's value, run's value)})`` for every value the run changed.
+
+    Operational settings (workers, threads, logging) are left out. A run without a profile is
+    compared with ``TrainConfig()``'s defaults (``profile`` is then None).
+    """
+    name, _ = profile_of(cfg)
+    base = getattr(PROFILES[name], cfg.phase) if name in PROFILES else TrainConfig(phase=cfg.phase)
+    return name, _differences(cfg, base, OPERATIONAL)
+
+
+def data_kind(cfg: TrainConfig) -> str:
+    """The pre-training data of a config: ``ofdb2d``, ``fractaldb``, ``ofdb3d`` or ``imagefolder``."""
+    if cfg.data == "ofdb":
+        return "ofdb2d"
+    if cfg.data == "fractaldb":
+        return "fractaldb"
+    if str(cfg.data).startswith("multiview:"):
+        return "ofdb3d"
+    return "imagefolder"
+
+
+def count_tag(n: int) -> str:
+    """1000 -> ``1k``, 21000 -> ``21k``, 100 -> ``100``."""
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
+
+
+def pretrain_tag(cfg: TrainConfig) -> str:
+    """``ofdb2d_1k``, ``fractaldb_100``, ``ofdb2d_1k_pattern`` (augmentation named unless default)."""
+    tag = f"{data_kind(cfg)}_{count_tag(cfg.categories)}"
+    return tag if cfg.augment == "default" else f"{tag}_{_slug(cfg.augment)}"
+
+
+def init_run(info: RunInfo) -> RunInfo | None:
+    """The pre-training run a fine-tuning run started from, if its folder is still readable."""
+    init = info.config.init
+    if info.config.phase != "finetune" or init in (None, "", "scratch"):
+        return None
+    path = Path(init)
+    folder = path if path.is_dir() else path.parent
+    candidates = [folder, info.path.parent.parent / "pretrain" / folder.name]
+    for cand in candidates:
+        if (cand / "config.yaml").is_file():
+            return read_run(cand)
+    return None
+
+
+def export_tag(info: RunInfo) -> str:
+    """timm's pretrained tag for a run: ``ofdb2d_1k`` (pre-training), ``ofdb2d_1k_ft_cifar100``.
+
+    A fine-tuning run started from an export folder takes that export's tag; one whose start
+    cannot be read is tagged ``pretrained_ft_<dataset>``; one from scratch ``scratch_ft_<dataset>``.
+    """
+    cfg = info.config
+    if cfg.phase == "pretrain":
+        return pretrain_tag(cfg)
+    dataset = _slug(cfg.dataset.split(":", 1)[0])
+    if cfg.init in (None, "", "scratch"):
+        return f"scratch_ft_{dataset}"
+    parent = init_run(info)
+    base = pretrain_tag(parent.config) if parent else _exported_tag(Path(cfg.init)) or "pretrained"
+    return f"{base}_ft_{dataset}"
+
+
+def _exported_tag(init: Path) -> str | None:
+    """The tag in an export folder's config.json (``export``), if ``init`` is one or its weights."""
+    path = (init if init.is_dir() else init.parent) / "config.json"
+    try:
+        return json.loads(path.read_text())["pretrained_cfg"]["tag"] or None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def downstream_runs(info: RunInfo) -> list[RunInfo]:
+    """Finished fine-tuning runs that started from this pre-training run (same run root)."""
+    folder = info.path.parent.parent / "finetune"
+    if info.config.phase != "pretrain" or not folder.is_dir():
+        return []
+    out = []
+    for run in sorted(p for p in folder.iterdir() if (p / "summary.json").is_file()):
+        try:
+            other = read_run(run)
+        except (ParamError, ValueError, yaml.YAMLError):
+            continue
+        init = Path(other.config.init or "scratch")
+        if (init.parent if init.suffix in (".pt", ".safetensors") else init).name == info.name:
+            out.append(other)
+    return out

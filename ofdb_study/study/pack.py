@@ -1,0 +1,268 @@
+"""Portable results: a profile's finished runs as one small archive, and back.
+
+``pack_results(root, profile, out)`` writes ``out`` (a ``.tar.gz``) holding, for every finished run
+of the profile under ``root/pretrain`` and ``root/finetune``, its small files (``runinfo.SMALL_FILES``:
+config, manifest, metrics, summary; never the checkpoint), plus the data notebook's construction
+record where it exists (``<data_root>/construction/<plan>/timing.json`` and the search's
+``NNNNN.csv``), so that the book rebuilds without re-measuring. The first member, ``PACK.json``,
+lists every other member with its sha256 and size. The archive's bytes depend only on the files
+(sorted members, zero times), so packing the same runs twice gives the same archive.
+
+Which runs belong to a profile: configs record it (``TrainConfig.profile``); older run folders are
+matched by their settings (``runinfo.profile_of``).
+
+``unpack_results(archive, root, data_root)`` reads the whole archive and checks it before writing
+anything: every member a plain file under an allowed name (no links, no absolute or ``..`` paths),
+every file of the manifest present with its hash, nothing else, every run complete. A corrupt,
+truncated or partial archive is refused with a ParamError and nothing is written. Files that
+already exist with other contents are refused unless ``force``; identical ones are left alone.
+Each run's summary.json is written last, so an interrupted unpack never leaves a run that looks
+finished without its other files. The experiments then find every run finished
+(``experiments.pretrain_run`` / ``finetune_run`` train nothing), and the notebooks re-plot.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import re
+import tarfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import ParamError
+from ..runinfo import SMALL_FILES, profile_of, read_run
+
+FORMAT = "ofdb-study-results"
+FORMAT_VERSION = 1
+MANIFEST = "PACK.json"
+PHASES = ("pretrain", "finetune")
+#: Uncompressed size an archive may hold (a paper-scale study is a few MB).
+MAX_BYTES = 1 << 30
+_PART = r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*"
+_RUN_FILE = re.compile(rf"^runs/(pretrain|finetune)/({_PART})/({'|'.join(map(re.escape, SMALL_FILES))})$")
+_DATA_FILE = re.compile(rf"^data/construction/({_PART})/(timing\.json|search/{_PART})$")
+
+
+@dataclass
+class PackReport:
+    """What ``pack_results`` / ``unpack_results`` did: runs and files by name."""
+
+    archive: Path
+    runs: list[str] = field(default_factory=list)
+    files: int = 0
+    skipped: list[str] = field(default_factory=list)  # pack: unfinished; unpack: already identical
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _construction_files(data_root: Path, profile: str) -> dict[str, bytes]:
+    from .helpers import construction_dir, data_plan
+
+    folder = construction_dir(data_root, data_plan(profile))
+    if not (folder / "timing.json").is_file():
+        return {}
+    base = f"data/construction/{folder.name}"
+    files = {f"{base}/timing.json": (folder / "timing.json").read_bytes()}
+    search = folder / "search"
+    if search.is_dir():
+        for p in sorted(search.iterdir()):
+            if p.is_file() and not p.name.endswith(".tmp"):
+                files[f"{base}/search/{p.name}"] = p.read_bytes()
+    return files
+
+
+def _finished_runs(root: Path, profile: str) -> tuple[list[Path], list[str]]:
+    runs, unfinished = [], []
+    for phase in PHASES:
+        folder = root / phase
+        if not folder.is_dir():
+            continue
+        for run in sorted(p for p in folder.iterdir() if (p / "config.yaml").is_file()):
+            if profile_of(read_run(run).config)[0] != profile:
+                continue
+            if all((run / f).is_file() for f in SMALL_FILES):
+                runs.append(run)
+            else:
+                unfinished.append(f"{phase}/{run.name}")
+    return runs, unfinished
+
+
+def pack_results(
+    root: str | os.PathLike,
+    profile: str,
+    out: str | os.PathLike,
+    *,
+    data_root: str | os.PathLike | None = "data",
+    force: bool = False,
+) -> PackReport:
+    """Pack the finished runs of ``profile`` under ``root`` (see the module doc).
+
+    Args:
+        root: the run root (``runs``: ``root/pretrain/<run>``, ``root/finetune/<run>``).
+        profile: a name of ``config.PROFILES``.
+        out: the archive to write (``.tar.gz``); refused if it exists, unless ``force``.
+        data_root: where the data notebook keeps its construction record (None: leave it out).
+        force: replace ``out``.
+
+    Returns:
+        The runs packed (``phase/name``) and the unfinished runs left out.
+    """
+    from ..config import get_profile
+
+    get_profile(profile)
+    root, out = Path(root), Path(out)
+    if out.exists() and not force:
+        raise ParamError("out", f"{out} exists; pass --force to replace it")
+    if not root.is_dir():
+        raise ParamError("root", f"{root} is not a folder of runs")
+    runs, unfinished = _finished_runs(root, profile)
+    if not runs:
+        raise ParamError("profile", f"no finished {profile} runs under {root}")
+    files: dict[str, bytes] = {}
+    for run in runs:
+        for name in SMALL_FILES:
+            files[f"runs/{run.parent.name}/{run.name}/{name}"] = (run / name).read_bytes()
+    if data_root is not None:
+        files.update(_construction_files(Path(data_root), profile))
+    from .. import __version__
+
+    manifest = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "profile": profile,
+        "ofdb_study": __version__,
+        "runs": [f"{r.parent.name}/{r.name}" for r in runs],
+        "files": {k: {"sha256": _sha256(v), "size": len(v)} for k, v in sorted(files.items())},
+    }
+    members = {
+        MANIFEST: json.dumps(manifest, indent=1, sort_keys=True).encode(),
+        **dict(sorted(files.items())),
+    }
+    tmp = out.with_name(out.name + ".tmp")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            for name, data in members.items():
+                info = tarfile.TarInfo(name)
+                info.size, info.mode, info.mtime = len(data), 0o644, 0
+                tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, out)
+    return PackReport(out, manifest["runs"], len(files), unfinished)
+
+
+# ---- unpack ------------------------------------------------------------------------------------
+def _read_archive(archive: Path) -> dict[str, bytes]:
+    """Every member's bytes, or a ParamError naming what is wrong with the archive."""
+    if not archive.is_file():
+        raise ParamError("archive", f"{archive} is not a file")
+    members: dict[str, bytes] = {}
+    total = 0
+    try:
+        # the whole gzip stream is read first, so its CRC and length are checked to the last byte
+        with gzip.open(archive, "rb") as gz:
+            raw = gz.read(MAX_BYTES + 1)
+        if len(raw) > MAX_BYTES:
+            raise ParamError("archive", f"{archive} holds more than {MAX_BYTES >> 20} MiB")
+        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            for info in tar:
+                name = info.name
+                if not info.isreg():
+                    raise ParamError("archive", f"{archive}: member {name!r} is not a plain file")
+                if name in members:
+                    raise ParamError("archive", f"{archive}: member {name!r} appears twice")
+                if name != MANIFEST and not (_RUN_FILE.match(name) or _DATA_FILE.match(name)):
+                    raise ParamError("archive", f"{archive}: member {name!r} is not a results file")
+                total += info.size
+                if total > MAX_BYTES:
+                    raise ParamError("archive", f"{archive} holds more than {MAX_BYTES >> 20} MiB")
+                members[name] = tar.extractfile(info).read()
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
+        raise ParamError(
+            "archive", f"{archive} is corrupt or truncated ({exc}); nothing was unpacked"
+        ) from None
+    return members
+
+
+def check_archive(archive: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
+    """``(manifest, files)`` of an archive whose every file matches its manifest; ParamError otherwise."""
+    archive = Path(archive)
+    members = _read_archive(archive)
+    if MANIFEST not in members:
+        raise ParamError("archive", f"{archive} has no {MANIFEST}: not a results archive")
+    try:
+        manifest = json.loads(members.pop(MANIFEST))
+    except ValueError:
+        raise ParamError("archive", f"{archive}: {MANIFEST} is not valid JSON") from None
+    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+        raise ParamError("archive", f"{archive} is not a {FORMAT} archive of version {FORMAT_VERSION}")
+    listed = manifest.get("files", {})
+    missing = sorted(set(listed) - set(members))
+    if missing:
+        raise ParamError(
+            "archive", f"{archive} is partial: {len(missing)} listed file(s) missing, first {missing[0]}"
+        )
+    extra = sorted(set(members) - set(listed))
+    if extra:
+        raise ParamError("archive", f"{archive} holds {len(extra)} unlisted file(s), first {extra[0]}")
+    bad = sorted(n for n, data in members.items() if _sha256(data) != listed[n]["sha256"])
+    if bad:
+        raise ParamError("archive", f"{archive}: {len(bad)} corrupt file(s) (sha256 differs), first {bad[0]}")
+    for run in manifest.get("runs", []):
+        lacking = [f for f in SMALL_FILES if f"runs/{run}/{f}" not in members]
+        if lacking:
+            raise ParamError("archive", f"{archive}: run {run} lacks {', '.join(lacking)}")
+    return manifest, members
+
+
+def _target(name: str, root: Path, data_root: Path) -> Path:
+    head, rest = name.split("/", 1)
+    return (root if head == "runs" else data_root) / rest
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def unpack_results(
+    archive: str | os.PathLike,
+    root: str | os.PathLike = "runs",
+    *,
+    data_root: str | os.PathLike = "data",
+    force: bool = False,
+) -> PackReport:
+    """Check ``archive`` completely, then write its runs under ``root`` and its data record under
+    ``data_root`` (see the module doc).
+
+    Returns:
+        The runs unpacked, the number of files written and the files skipped as identical.
+    """
+    manifest, files = check_archive(archive)
+    root, data_root = Path(root), Path(data_root)
+    targets = {name: _target(name, root, data_root) for name in files}
+    same, conflicts = [], []
+    for name, path in targets.items():
+        if path.is_file() and not path.is_symlink() and path.read_bytes() == files[name]:
+            same.append(name)
+        elif path.exists() or path.is_symlink():
+            conflicts.append(str(path))
+    if conflicts and not force:
+        raise ParamError(
+            "root",
+            f"{len(conflicts)} file(s) already exist with other contents, first {conflicts[0]}; "
+            "pass --force to replace them (nothing was unpacked)",
+        )
+    # summary.json last, so a run looks finished only once its other files are in place
+    order = sorted((n for n in files if n not in same), key=lambda n: (n.endswith("/summary.json"), n))
+    for name in order:
+        _write_atomic(targets[name], files[name])
+    return PackReport(Path(archive), list(manifest.get("runs", [])), len(order), same)

@@ -1,0 +1,112 @@
+"""Export a finished run as a folder that timm loads with no code of ours.
+
+``export_run(RUN, OUT)`` writes:
+
+* ``model.safetensors``: the run's final weights, head included (the pre-training categories'
+  classifier for a pre-training run, the downstream classifier for a fine-tuning run; timm drops it
+  when a model is made with another ``num_classes``);
+* ``config.json``: timm's hub configuration (``timm.models.save_for_hf``): ``architecture``,
+  ``num_classes``, ``model_args`` (every shape argument the run changed: image size, patch, depth,
+  width, heads, pooling, so timm rebuilds the same model) and ``pretrained_cfg`` with the input
+  size, mean, std, interpolation and crop of the run's evaluation transform and the tag
+  (``vit_tiny_patch16_224.ofdb2d_1k``: architecture, then ``runinfo.export_tag``);
+* ``README.md``: the model card (``card.model_card``).
+
+Load it with ``timm.create_model("local-dir:OUT", pretrained=True)``, or by name::
+
+    cfg = json.load(open("OUT/config.json"))
+    timm.create_model(cfg["architecture"], pretrained=True,
+                      pretrained_cfg_overlay=dict(cfg["pretrained_cfg"], file="OUT/model.safetensors"),
+                      **cfg["model_args"])
+
+(timm refuses a tag it has not registered in the model name itself, so the tag travels in the
+config.) Nothing is written unless the run is finished and its checkpoint holds the weights that
+summary.json recorded; the folder is written beside OUT and renamed into place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from ..citation import PAPER_ARXIV, PAPER_TITLE
+from ..errors import ParamError
+from ..runinfo import RunInfo, export_tag, read_run
+from . import models
+from .card import model_card
+
+WEIGHTS = models.EXPORT_WEIGHTS
+FILES = (WEIGHTS, "config.json", "README.md")
+
+
+def export_name(info: RunInfo) -> str:
+    """``architecture.tag``, e.g. ``vit_tiny_patch16_224.ofdb2d_1k``."""
+    return f"{info.config.model}.{export_tag(info)}"
+
+
+def _check_out(out: Path, run: Path, force: bool) -> None:
+    if out.resolve() == run.resolve() or run.resolve().is_relative_to(out.resolve()):
+        raise ParamError("out", f"{out} holds the run itself; export to another folder")
+    if out.exists() and not out.is_dir():
+        raise ParamError("out", f"{out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise ParamError("out", f"{out} is not empty; pass --force to replace it")
+
+
+def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write the export folder of a finished run (see the module doc).
+
+    Args:
+        run: a finished run folder (with summary.json and checkpoint.pt).
+        out: the export folder; refused if it holds anything, unless ``force`` (then replaced).
+        force: replace ``out``.
+
+    Returns:
+        ``out`` as a Path.
+    """
+    import timm.models
+    import torch
+
+    from .runfolder import weights_sha256
+
+    run, out = Path(run), Path(out)
+    info = read_run(run)
+    if not info.finished:
+        raise ParamError("run", f"{run} is not finished (no summary.json); export a finished run")
+    if not (run / "checkpoint.pt").is_file():
+        raise ParamError("run", f"{run} has no checkpoint.pt (unpacked results carry no weights)")
+    _check_out(out, run, force)
+    model = models.create_model(info.config, int(info.summary["num_classes"]))
+    model.load_state_dict(models.read_state_dict(run / "checkpoint.pt"))
+    if weights_sha256(model) != info.summary["weights_sha256"]:
+        raise ParamError("run", f"{run}/checkpoint.pt does not hold the final weights of summary.json")
+    model.eval()
+    cfg = info.config
+    pretrained_cfg = {
+        "tag": export_tag(info),
+        "mean": tuple(cfg.mean),
+        "std": tuple(cfg.std),
+        "interpolation": cfg.interpolation,
+        "crop_pct": 1.0,  # the evaluation transform resizes to img_size without a crop
+        "crop_mode": "center",
+        "license": "mit",
+        "paper_name": PAPER_TITLE,
+        "paper_ids": f"arXiv:{PAPER_ARXIV}",
+        "description": f"ofdb-study run {info.name} ({cfg.phase}), seed {cfg.seed}",
+    }
+    tmp = out.parent / f".{out.name}.export-tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with torch.no_grad():
+            timm.models.save_for_hf(
+                model, str(tmp), model_config={"pretrained_cfg": pretrained_cfg}, safe_serialization=True
+            )
+        (tmp / "README.md").write_text(model_card(info, export_name(info)))
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out

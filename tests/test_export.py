@@ -1,0 +1,171 @@
+"""Weight export: a finished run loads in timm with no code of ours and gives the run's logits."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+timm = pytest.importorskip("timm")
+
+from test_downstream import make_fashion  # noqa: E402
+
+from ofdb_study import experiments  # noqa: E402
+from ofdb_study.cli import main  # noqa: E402
+from ofdb_study.config import phase_config  # noqa: E402
+from ofdb_study.runinfo import RunInfo, changes_from_profile, export_tag, profile_of, read_run  # noqa: E402
+from ofdb_study.train import models  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, fashion):
+    """(pre-training run, fine-tuning run from it) at the smoke profile, in one run root."""
+    root = tmp_path_factory.mktemp("runs")
+    pre = experiments.pretrain_run("smoke", root=root, progress=False)
+    fine = experiments.finetune_run("smoke", pre, root=root, data_root=fashion, progress=False)
+    return pre, fine
+
+
+def _run_model(run: Path):
+    info = read_run(run)
+    model = models.create_model(info.config, info.summary["num_classes"])
+    model.load_state_dict(models.read_state_dict(run))
+    return model.eval()
+
+
+def _export(run: Path, out: Path, *extra: str) -> int:
+    return main(["export", str(run), "--out", str(out), *extra])
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["pretrain", "finetune"])
+def test_export_loads_in_timm_with_the_runs_logits(runs, tmp_path, which, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = runs[which]
+    out = tmp_path / "export"
+    assert _export(run, out) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    cfg = json.loads((out / "config.json").read_text())
+    info = read_run(run)
+    assert cfg["architecture"] == "vit_tiny_patch16_224"
+    assert cfg["pretrained_cfg"]["tag"] == ("ofdb2d_4" if which == 0 else "ofdb2d_4_ft_fashion_mnist")
+    assert cfg["num_classes"] == info.summary["num_classes"] == (4 if which == 0 else 10)
+    # the smoke shape is not timm's default: the config carries it
+    args = cfg["model_args"]
+    assert (args["depth"], args["embed_dim"], args["num_heads"], args["patch_size"]) == (1, 32, 2, 8)
+    assert list(args["img_size"]) == [32, 32] and args["global_pool"] == "avg"
+
+    x = torch.randn(3, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        want = _run_model(run)(x)
+        by_name = timm.create_model(
+            cfg["architecture"],
+            pretrained=True,
+            pretrained_cfg_overlay=dict(cfg["pretrained_cfg"], file=str(out / "model.safetensors")),
+            **cfg["model_args"],
+        ).eval()
+        assert torch.equal(by_name(x), want)
+        local = timm.create_model(f"local-dir:{out}", pretrained=True).eval()
+        assert torch.equal(local(x), want)
+    data = timm.data.resolve_data_config({}, model=local)
+    assert data["input_size"] == (3, 32, 32) and data["crop_pct"] == 1.0
+    assert tuple(data["mean"]) == tuple(info.config.mean) and tuple(data["std"]) == tuple(info.config.std)
+
+
+def test_model_card_tells_the_run(runs, tmp_path):
+    pre, fine = runs
+    assert _export(pre, tmp_path / "e") == 0
+    card = (tmp_path / "e" / "README.md").read_text()
+    manifest = json.loads((pre / "manifest.json").read_text())
+    summary = json.loads((pre / "summary.json").read_text())
+    assert card.startswith("---\nlibrary_name: timm\nlicense: mit\n")
+    assert "# vit_tiny_patch16_224.ofdb2d_4" in card
+    for text in (
+        "| categories | 4 (ofdb2d_4) |",
+        "| seed | 0 |",
+        f"`{manifest['dataset_sha256']}`",
+        "Profile `smoke` (recorded in config.yaml",
+        "| optimizer steps | 2 |",
+        f"| images seen | {2 * summary['global_batch']} |",
+        "| hardware | cpu",
+        f"`{summary['weights_sha256']}`",
+        f"`{fine.name}`",  # the downstream run that started from it
+        "arXiv:2307.14710",
+        "MIT licence",
+    ):
+        assert text in card, text
+    # a fine-tuning run's card names its start and its downstream result
+    assert _export(fine, tmp_path / "f") == 0
+    card = (tmp_path / "f" / "README.md").read_text()
+    top1 = json.loads((fine / "summary.json").read_text())["top1_last"]
+    assert "| downstream dataset | fashion-mnist |" in card and f"last {top1:.2f} %" in card
+
+
+def test_export_refuses_unfinished_runs_and_existing_output(runs, tmp_path, capsys):
+    pre = runs[0]
+    unfinished = tmp_path / "unfinished"
+    shutil.copytree(pre, unfinished)
+    (unfinished / "summary.json").unlink()
+    assert _export(unfinished, tmp_path / "a") == 2
+    assert "not finished" in capsys.readouterr().err and not (tmp_path / "a").exists()
+
+    tampered = tmp_path / "tampered"
+    shutil.copytree(pre, tampered)
+    doc = json.loads((tampered / "summary.json").read_text())
+    (tampered / "summary.json").write_text(json.dumps(dict(doc, weights_sha256="0" * 64)))
+    assert _export(tampered, tmp_path / "b") == 2
+    assert "final weights" in capsys.readouterr().err and not (tmp_path / "b").exists()
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    assert _export(pre, out) == 2
+    assert "--force" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert _export(pre, out, "--force") == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    assert not list(tmp_path.glob(".*export-tmp"))
+
+
+def test_finetune_init_accepts_an_export_folder(runs, tmp_path, fashion):
+    pre = runs[0]
+    export = tmp_path / "export"
+    assert _export(pre, export) == 0
+    cfg = phase_config("smoke", "finetune")
+    a, b = models.create_model(cfg, 10), models.create_model(cfg, 10)
+    models.load_pretrained(a, pre)
+    models.load_pretrained(b, export)
+    sa, sb = a.state_dict(), b.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa if not models.is_head(k))
+    out = tmp_path / "ft"
+    argv = ["finetune", "--profile", "smoke", "--dataset", "fashion-mnist", "--data-root", fashion]
+    assert main(argv + ["--init", str(export), "--out", str(out), "--no-progress"]) == 0
+    assert json.loads((out / "manifest.json").read_text())["init"] == str(export)
+    assert export_tag(read_run(out)) == "ofdb2d_4_ft_fashion_mnist"  # the export's tag carries over
+
+
+def test_tags_and_profiles_from_configs(tmp_path):
+    def info(**kw):
+        phase = kw.pop("phase", "pretrain")
+        return RunInfo(tmp_path / "r", phase_config("paper", phase, **kw), {}, {})
+
+    assert export_tag(info(data="ofdb", categories=1000)) == "ofdb2d_1k"
+    assert export_tag(info(data="fractaldb", categories=100, augment="pattern")) == "fractaldb_100_pattern"
+    assert export_tag(info(data="multiview:/x/ofdb3d-1000-362px", categories=21000)) == "ofdb3d_21k"
+    assert export_tag(info(data="/some/tree", categories=10)) == "imagefolder_10"
+    assert export_tag(info(phase="finetune", dataset="cifar100")) == "scratch_ft_cifar100"
+    assert export_tag(info(phase="finetune", init=str(tmp_path / "gone" / "checkpoint.pt"))).startswith(
+        "pretrained_ft_"
+    )
+    cfg = phase_config("mini", "pretrain", steps=3, categories=10)
+    assert profile_of(cfg) == ("mini", True)
+    assert changes_from_profile(cfg) == ("mini", {"steps": (450, 3), "categories": (100, 10)})
+    unrecorded = cfg.replace(profile=None)
+    assert profile_of(unrecorded) == (None, False)  # steps differ: no profile fits
+    assert profile_of(unrecorded.replace(steps=450)) == ("mini", False)  # per-run settings only

@@ -1,0 +1,313 @@
+"""Portable results: pack a smoke study's runs, unpack them elsewhere, and nothing retrains.
+
+A corrupt, truncated or partial archive, or one with a path outside the run root, is refused with
+exit code 2 and nothing is written.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+
+from test_downstream import make_fashion  # noqa: E402
+
+from ofdb_study import experiments  # noqa: E402
+from ofdb_study.cli import main  # noqa: E402
+from ofdb_study.study import pack  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+ROWS = ["ofdb3d", "scratch"]
+SCALING = [2]
+
+
+def _study(root: Path, fashion: str):
+    """The experiments of the smoke notebooks (a subset of rows, to stay fast)."""
+    aug = experiments.instances_vs_augmentation("smoke", [0], root=root, rows=ROWS, data_root=fashion)
+    scaling = experiments.category_scaling("smoke", SCALING, [0], root=root, data_root=fashion)
+    return aug, scaling
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, fashion):
+    """(run root, data root with a construction record, the study's tables)."""
+    base = tmp_path_factory.mktemp("study")
+    root = base / "runs"
+    tables = _study(root, fashion)
+    data = base / "data" / "construction" / "s10-o10-f1x2"  # the smoke data plan's record
+    (data / "search").mkdir(parents=True)
+    (data / "timing.json").write_text('{"search_seconds": 1.0}\n')
+    (data / "search" / "00000.csv").write_text("0.1,0.2,0.3,0.4,0.5,0.6,1.0\n")
+    return root, base / "data", tables
+
+
+@pytest.fixture(scope="module")
+def archive(study, tmp_path_factory):
+    root, data, _ = study
+    out = tmp_path_factory.mktemp("archive") / "smoke.tar.gz"
+    assert (
+        main(
+            [
+                "results",
+                "pack",
+                "--root",
+                str(root),
+                "--profile",
+                "smoke",
+                "--out",
+                str(out),
+                "--data-root",
+                str(data),
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _no_training(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("training was started")
+
+    monkeypatch.setattr("ofdb_study.train.engine.train", refuse)
+
+
+def test_pack_holds_small_files_with_hashes(study, archive, tmp_path):
+    root, _, _ = study
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+        manifest = json.loads(tar.extractfile(pack.MANIFEST).read())
+    assert names[0] == pack.MANIFEST
+    runs = sorted(f"{p.parent.name}/{p.name}" for p in root.glob("*/*") if (p / "summary.json").is_file())
+    assert sorted(manifest["runs"]) == runs and len(runs) == 5  # 2 pre-trainings, 3 fine-tunings
+    assert not any(n.endswith(".pt") for n in names)
+    assert set(names) == {pack.MANIFEST, *manifest["files"]}
+    assert "data/construction/s10-o10-f1x2/timing.json" in names
+    assert "data/construction/s10-o10-f1x2/search/00000.csv" in names
+    # the same runs give the same bytes; an existing archive is not overwritten
+    again = tmp_path / "again.tar.gz"
+    pack.pack_results(root, "smoke", again, data_root=archive.parent / "none")
+    pack.pack_results(root, "smoke", tmp_path / "b.tar.gz", data_root=archive.parent / "none")
+    assert again.read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+    assert main(["results", "pack", "--root", str(root), "--profile", "smoke", "--out", str(again)]) == 2
+
+
+def test_unpack_elsewhere_and_nothing_retrains(study, archive, tmp_path, fashion, monkeypatch):
+    root, data, (aug, scaling) = study
+    fresh, fresh_data = tmp_path / "runs", tmp_path / "data"
+    argv = ["results", "unpack", str(archive), "--root", str(fresh), "--data-root", str(fresh_data)]
+    assert main(argv) == 0
+    for run in root.glob("*/*"):
+        if (run / "summary.json").is_file():
+            for f in ("config.yaml", "manifest.json", "metrics.jsonl", "summary.json"):
+                assert (fresh / run.parent.name / run.name / f).read_bytes() == (run / f).read_bytes()
+            assert not (fresh / run.parent.name / run.name / "checkpoint.pt").exists()
+    assert _files(fresh_data / "construction") == _files(data / "construction")
+    # the notebooks' experiments find every run finished under the new root: nothing trains
+    _no_training(monkeypatch)
+    aug2, scaling2 = _study(fresh, fashion)
+    assert aug2["top1_last"].tolist() == aug["top1_last"].tolist()
+    assert scaling2["top1_best"].tolist() == scaling["top1_best"].tolist()
+    assert all(str(p).startswith(str(fresh)) for p in aug2["finetune_run"])
+    # unpacking again changes nothing; a file changed since is refused, then replaced with --force
+    assert main(argv) == 0
+    summary = next(fresh.glob("finetune/*/summary.json"))
+    summary.write_text("{}")
+    assert main(argv) == 2 and summary.read_text() == "{}"
+    assert main(argv + ["--force"]) == 0 and summary.read_text() != "{}"
+
+
+def test_profile_is_read_from_the_run_config(study, tmp_path):
+    root, _, _ = study
+    other = tmp_path / "runs"
+    shutil.copytree(root, other)
+    runs = sorted(p for p in other.glob("*/*") if (p / "config.yaml").is_file())
+    mini, old = runs[0], runs[1]
+    text = mini.joinpath("config.yaml").read_text()
+    mini.joinpath("config.yaml").write_text(text.replace("profile: smoke", "profile: mini"))
+    # a run folder written before configs recorded their profile is matched by its settings
+    old.joinpath("config.yaml").write_text(
+        old.joinpath("config.yaml").read_text().replace("profile: smoke\n", "")
+    )
+    unfinished = runs[2]
+    (unfinished / "summary.json").unlink()
+    rep = pack.pack_results(other, "smoke", tmp_path / "a.tar.gz", data_root=None)
+    names = {r.split("/", 1)[1] for r in rep.runs}
+    assert mini.name not in names and old.name in names and unfinished.name not in names
+    assert rep.skipped == [f"{unfinished.parent.name}/{unfinished.name}"]
+    with pytest.raises(Exception, match="no finished paper runs"):
+        pack.pack_results(other, "paper", tmp_path / "b.tar.gz")
+
+
+def _rewrite(archive: Path, out: Path, change) -> Path:
+    """Copy ``archive`` with ``change(members: dict[name, bytes])`` applied (manifest left alone)."""
+    with tarfile.open(archive) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar}
+    change(members)
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out.write_bytes(gzip.compress(buf.getvalue()))
+    return out
+
+
+def _first_run_file(members) -> str:
+    return next(n for n in members if n.startswith("runs/"))
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("truncate", "corrupt or truncated"),
+        ("flip", "corrupt or truncated"),
+        ("edit", "corrupt file"),
+        ("drop", "partial"),
+        ("traversal", "not a results file"),
+        ("extra", "unlisted"),
+        ("symlink", "not a plain file"),
+    ],
+)
+def test_a_damaged_archive_is_refused_and_nothing_unpacked(archive, tmp_path, capsys, damage, message):
+    bad = tmp_path / "bad.tar.gz"
+    raw = archive.read_bytes()
+    if damage == "truncate":
+        bad.write_bytes(raw[: len(raw) - 5])
+    elif damage == "flip":
+        bad.write_bytes(raw[:200] + bytes([raw[200] ^ 0xFF]) + raw[201:])
+    elif damage == "edit":
+        _rewrite(archive, bad, lambda m: m.__setitem__(_first_run_file(m), b"changed\n"))
+    elif damage == "drop":
+        _rewrite(archive, bad, lambda m: m.pop(_first_run_file(m)))
+    elif damage == "traversal":
+        _rewrite(archive, bad, lambda m: m.__setitem__("runs/pretrain/../../../evil/config.yaml", b"x"))
+    elif damage == "extra":
+        _rewrite(archive, bad, lambda m: m.__setitem__("runs/pretrain/extra-run/config.yaml", b"x"))
+    else:
+        with tarfile.open(archive) as src, tarfile.open(bad, "w:gz") as dst:
+            for m in src:
+                dst.addfile(m, src.extractfile(m))
+            link = tarfile.TarInfo("runs/pretrain/x/summary.json")
+            link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
+            dst.addfile(link)
+    out = tmp_path / "runs"
+    assert main(["results", "unpack", str(bad), "--root", str(out), "--data-root", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "d").exists() and not (tmp_path / "evil").exists()
+
+
+@pytest.mark.slow
+def test_the_smoke_book_rebuilds_from_the_archive_alone(tmp_path, fashion):
+    """Pack a whole smoke study, unpack into a fresh folder, run the notebooks and build the book with
+    training switched off in the notebook kernels (a sitecustomize that replaces engine.train)."""
+    from ofdb_study.study.vendor import ensure_vendor
+
+    try:
+        ensure_vendor(REPO / "book")
+    except RuntimeError as exc:
+        pytest.skip(f"book assets unavailable: {exc}")
+    first = tmp_path / "first"
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    code = (
+        "import sys; from ofdb_study import study; "
+        "study.run_study('smoke', out=sys.argv[1], notebooks_dir=sys.argv[2], data_root=sys.argv[3], "
+        "run_root=sys.argv[4], log=lambda line: None)"
+    )
+
+    def run_study(base: Path, extra_env: dict) -> None:
+        book = base / "book"
+        shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+        args = [str(book / "study"), str(REPO / "notebooks"), str(base / "data"), str(base / "runs")]
+        done = subprocess.run(
+            [sys.executable, "-c", code, *args], env={**env, **extra_env}, capture_output=True, text=True
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+
+    run_study(first, {})
+    archive = tmp_path / "smoke.tar.gz"
+    assert (
+        main(
+            [
+                "results",
+                "pack",
+                "--root",
+                str(first / "runs"),
+                "--profile",
+                "smoke",
+                "--out",
+                str(archive),
+                "--data-root",
+                str(first / "data"),
+            ]
+        )
+        == 0
+    )
+    second = tmp_path / "second"
+    assert (
+        main(
+            [
+                "results",
+                "unpack",
+                str(archive),
+                "--root",
+                str(second / "runs"),
+                "--data-root",
+                str(second / "data"),
+            ]
+        )
+        == 0
+    )
+    guard = tmp_path / "guard"
+    guard.mkdir()
+    (guard / "sitecustomize.py").write_text(
+        "import ofdb_study.train.engine as _e\n"
+        "def _refuse(*a, **k):\n"
+        "    raise RuntimeError('training started while rebuilding from the archive')\n"
+        "_e.train = _refuse\n"
+    )
+    path = os.pathsep.join([str(guard), str(REPO), env.get("PYTHONPATH", "")])
+    run_study(second, {"PYTHONPATH": path})
+    from ofdb_study import study
+
+    index = study.build_book(second / "book")
+    assert index.is_file()
+    assert not list((second / "runs").glob("*/*/checkpoint.pt"))  # nothing was trained
+    # every number the book glues from the runs is the first study's
+    for name in ("02_instances_vs_augmentation", "03_category_scaling", "04_results"):
+        a, b = (_glued(base / "book" / "study" / f"{name}.ipynb") for base in (first, second))
+        assert a and a == b, name
+
+
+def _glued(notebook: Path) -> dict[str, str]:
+    """Glued name -> its plain-text value, for every glued output of an executed notebook."""
+    out = {}
+    for cell in json.loads(notebook.read_text())["cells"]:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                out[name] = "".join(o.get("data", {}).get("text/plain", ""))
+    return out
