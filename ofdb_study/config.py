@@ -63,20 +63,23 @@ from .sources import (
 )
 
 PHASES = ("pretrain", "finetune")
-#: Every row of the instances-vs-augmentation study (experiments.ROWS).
-ALL_ROWS = (
-    "fractaldb",
-    "ofdb",
-    "ofdb+fluctuation",
-    "ofdb+rotation",
-    "ofdb+pattern",
-    "ofdb+texture",
-    "ofdb+both",
-    "ofdb3d",
-    "ofdb3d+pattern",
-    "1p-frac",
-    "scratch",
-)
+#: The rows of the instances-vs-augmentation study: row -> (pre-training data, Table-1 augmentation);
+#: ``(None, None)`` fine-tunes from random weights. ``ofdb3d`` is built by the experiments as a
+#: multi-view tree (``multiview:PATH``). A profile's ``StudyPlan.rows`` picks among them.
+ROWS: dict[str, tuple[str | None, str | None]] = {
+    "scratch": (None, None),
+    "ofdb": ("ofdb", "default"),
+    "ofdb+pattern": ("ofdb", "pattern"),
+    "fractaldb": ("fractaldb", "default"),
+    "ofdb+fluctuation": ("ofdb", "fluctuation"),
+    "ofdb+rotation": ("ofdb", "rotation"),
+    "ofdb+texture": ("ofdb", "texture"),
+    "ofdb+both": ("ofdb", "both"),
+    "ofdb3d": ("ofdb3d", "default"),
+    "ofdb3d+pattern": ("ofdb3d", "pattern"),
+    "1p-frac": ("1pfrac", "default"),
+}
+ALL_ROWS = tuple(ROWS)
 #: The rows that render 3D views or a second fractal family: opt-in at ``mini`` (time).
 OPT_IN_ROWS = ("ofdb3d", "ofdb3d+pattern", "1p-frac")
 #: Learning rates in configs are given for this global batch and scaled linearly (DeiT convention).
@@ -102,7 +105,19 @@ OPERATIONAL = frozenset(
 
 #: Settings only pre-training reads (the fractal source): a fine-tuning run's digest leaves them out.
 PRETRAIN_ONLY = frozenset(
-    {"data", "categories", "augment", "params", "render_size", "render_points", "render_pad", "a_weight"}
+    {
+        "data",
+        "categories",
+        "augment",
+        "params",
+        "render_size",
+        "render_points",
+        "render_pad",
+        "a_weight",
+        "eval_per_category",
+        "delta",
+        "sigma",
+    }
 )
 #: Settings only fine-tuning reads (the downstream task and the starting weights): a pre-training
 #: run's digest leaves them out.

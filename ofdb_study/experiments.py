@@ -1,59 +1,103 @@
-"""The experiments of the paper as functions; the notebooks call only these.
+"""The paper's experiments as a plan of training runs, the runs themselves, and their results.
 
-Runs are cached: a run folder is named by its settings and a hash of its resolved config
-(``root/pretrain/<data>-<N>-<augment>-s<seed>-<hash>``), so calling an experiment again reuses
-finished runs and resumes unfinished ones; re-plotting never retrains.
+Plan, run, read:
 
-What a profile runs (``config.StudyPlan``):
+* ``plan(profile, seeds)`` lists every run the study's notebooks need (``RunSpec``): the
+  instances-versus-augmentation rows (``config.ROWS``) at the plan's category count and the
+  category-scaling sweep (OFDB, default augmentation), each pre-trained and then fine-tuned on the
+  plan's downstream set, plus "scratch" (fine-tuned from random weights); at ``paper`` also the
+  1p-frac perturbation sweep (``StudyPlan.onepfrac_deltas``). A run two experiments share (OFDB
+  at the plan's own category count) is listed once; fine-tunings come after the pre-trainings.
+* ``run_plan(specs)`` trains the runs that are not finished (resuming interrupted ones), one line of
+  progress per run: which run, k of n, images/s and the time left.
+* ``pretraining``, ``downstream``, ``instances_vs_augmentation``, ``category_scaling`` and
+  ``onepfrac_sweep`` read finished runs into tables. With ``train=True`` they first run what is
+  missing (for interactive use, with a progress bar); with ``train=False`` a missing run is left
+  out and named in ``df.attrs["missing"]``.
 
-* ``instances_vs_augmentation`` (Table 1 plus FractalDB and scratch): rows ``ROWS`` at the plan's
-  category count (mini: 100 categories; paper: 1,000), each pre-trained then fine-tuned on the
-  plan's dataset (mini: Fashion-MNIST with 50 images per class; paper: CIFAR-100).
-* ``category_scaling``: OFDB with the default augmentation at each category count
-  (mini: 10, 30, 100; paper: 10, 100, 1,000), fine-tuned likewise. The run at the plan's own
-  category count is the ``ofdb`` row of the first experiment, reused from the cache.
-
-The notebooks take seeds, rows and category lists as parameters; ``get_profile(p).study`` holds
-each profile's defaults (mini: seeds 0 and 1).
+Run folders are named by their settings and a hash of their resolved configuration
+(``root/pretrain/<data>-<N>-<augment>-s<seed>-<hash>``,
+``root/finetune/<dataset>-<init>-s<seed>-<hash>``), so a finished run is found again by any later
+call; ``summary.json`` (written last) is the only mark of a finished run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
-from .config import get_profile, phase_config
+from .config import ROWS, TrainConfig, get_profile, phase_config
 from .errors import ParamError
 
-#: Row name -> (pre-training data, instance augmentation); None = from scratch.
-ROWS = {
-    "fractaldb": ("fractaldb", "default"),
-    "ofdb": ("ofdb", "default"),
-    "ofdb+fluctuation": ("ofdb", "fluctuation"),
-    "ofdb+rotation": ("ofdb", "rotation"),
-    "ofdb+pattern": ("ofdb", "pattern"),
-    "ofdb+texture": ("ofdb", "texture"),
-    "ofdb+both": ("ofdb", "both"),
-    "ofdb3d": ("ofdb3d", "default"),
-    "ofdb3d+pattern": ("ofdb3d", "pattern"),
-    "1p-frac": ("1pfrac", "default"),
-    "scratch": (None, None),
-}
+SUMMARY = "summary.json"
 
 
-def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
-    """Build (or reuse) the 3D-OFDB tree a profile pre-trains on; returns ``multiview:PATH``.
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of the study.
+
+    Attributes:
+        phase: ``pretrain`` or ``finetune``.
+        row: the study row (``config.ROWS``) the run belongs to.
+        categories: pre-training categories (None for scratch).
+        seed: run seed (the same seed pre-trains and fine-tunes a row: runs are paired by seed).
+        cfg: the resolved configuration.
+        path: the run folder.
+        needs: the pre-training run folder a fine-tuning starts from (None: scratch).
+        data3d: ``(categories, render settings)`` of a 3D-OFDB tree to build before pre-training.
+    """
+
+    phase: str
+    row: str
+    categories: int | None
+    seed: int
+    cfg: TrainConfig
+    path: Path
+    needs: Path | None = None
+    data3d: tuple[int, tuple] | None = None
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / SUMMARY).is_file()
+
+    @property
+    def images(self) -> int:
+        """Images the run trains on (one process; the global batch is larger under DDP)."""
+        return self.cfg.steps * self.cfg.batch_size
+
+    @property
+    def label(self) -> str:
+        size = f" C{self.categories}" if self.categories else ""
+        delta = f" delta {self.cfg.delta:g}" if self.cfg.data == "1pfrac" else ""
+        return f"{self.phase} {self.row}{size}{delta} s{self.seed}"
+
+    def summary(self) -> dict:
+        return json.loads((self.path / SUMMARY).read_text())
+
+
+def _tag(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(text)).strip("_")[-40:] or "data"
+
+
+def _row_name(data: str, augment: str) -> str:
+    for name, (d, a) in ROWS.items():
+        if (d, a) == (data, augment):
+            return name
+    return f"{data}+{augment}" if augment != "default" else data
+
+
+def ofdb3d_settings(profile: str, categories: int, root="runs") -> tuple[Path, dict]:
+    """Where a profile's 3D-OFDB tree lives and how it is rendered (``build_ofdb3d`` keywords).
 
     The views are rendered with the profile's 3D settings (``Profile.kind_settings("ofdb3d")``:
     224 px and 10,000 points at ``paper``, the public generator's; the small render size at
     ``smoke`` and ``mini``), 12 per category with the public camera, into
-    ``root/data/ofdb3d-<N>-<size>px-<key>`` (``key`` hashes every render setting); training draws
-    one random view per category per sample.
+    ``root/data/ofdb3d-<N>-<size>px-<key>`` (``key`` hashes every render setting).
     """
-    import hashlib
-    import json
-
     from .fractals import ofdb3d
 
     kind = get_profile(profile).kind_settings("ofdb3d")
@@ -64,25 +108,428 @@ def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
         a_weight=ofdb3d.DEFAULT_A_WEIGHT,
     )
     key = hashlib.sha256(json.dumps(render, sort_keys=True).encode()).hexdigest()[:8]
-    path = (Path(root) / "data" / f"ofdb3d-{categories}-{render['size']}px-{key}").resolve()
+    return (Path(root) / "data" / f"ofdb3d-{categories}-{render['size']}px-{key}").resolve(), render
+
+
+def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
+    """Build (or reuse) the 3D-OFDB tree a profile pre-trains on; returns ``multiview:PATH``."""
+    from .fractals import ofdb3d
+
+    path, render = ofdb3d_settings(profile, categories, root)
     ofdb3d.build_ofdb3d(path, categories, **render, resume=True, progress=False)
     return f"multiview:{path}"
 
 
-def _tag(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(text)).strip("_")[-40:] or "data"
+def pretrain_spec(
+    profile: str,
+    data: str = "ofdb",
+    augment: str = "default",
+    categories: int | None = None,
+    seed: int = 0,
+    root="runs",
+    row: str | None = None,
+    **overrides,
+) -> RunSpec:
+    """The pre-training run of ``data`` under a Table-1 ``augment`` at a profile.
+
+    Args:
+        profile: a profile name (``config.PROFILES``).
+        data: ofdb | fractaldb | 1pfrac | ofdb3d (a 3D tree built before training) | PATH |
+            multiview:PATH.
+        augment: a Table-1 option (``augment.INSTANCE_AUGMENTS``).
+        categories: number of categories (default: the profile's study plan).
+        seed: run seed.
+        root: folder of all runs.
+        row: the study row the run belongs to (default: the ``config.ROWS`` entry of data and augment).
+        **overrides: any TrainConfig setting.
+    """
+    categories = int(categories or get_profile(profile).study.categories)
+    tag, data3d = _tag(data), None
+    if data == "ofdb3d":
+        path, render = ofdb3d_settings(profile, categories, root)
+        data3d = (categories, tuple(sorted(render.items())))
+        data = f"multiview:{path}"
+    cfg = phase_config(
+        profile, "pretrain", data=data, categories=categories, augment=augment, seed=seed, **overrides
+    )
+    name = f"{tag}-{cfg.categories}-{cfg.augment}-s{seed}-{cfg.digest()[:10]}"
+    row = row or _row_name(tag, augment)
+    return RunSpec("pretrain", row, categories, seed, cfg, Path(root) / "pretrain" / name, data3d=data3d)
 
 
-def _summary(run: Path) -> dict:
-    return json.loads((Path(run) / "summary.json").read_text())
+def finetune_spec(
+    profile: str,
+    init: RunSpec | str | Path = "scratch",
+    seed: int = 0,
+    root="runs",
+    dataset: str | None = None,
+    row: str | None = None,
+    **overrides,
+) -> RunSpec:
+    """The fine-tuning run from a pre-training ``RunSpec``, a run folder (or its checkpoint), or scratch."""
+    prof = get_profile(profile)
+    categories = None
+    if isinstance(init, RunSpec):
+        needs, row, categories = init.path, row or init.row, init.categories
+    elif str(init) == "scratch":
+        needs, row = None, row or "scratch"
+    else:  # a run folder, its checkpoint.pt, or an export folder (``export``)
+        path = Path(init)
+        needs = path.parent if path.name == "checkpoint.pt" else path
+        row = row or needs.name
+    init_s = "scratch" if needs is None else str(_weights_of(needs))
+    overrides.setdefault("train_per_class", prof.finetune.train_per_class)
+    cfg = phase_config(
+        profile, "finetune", dataset=dataset or prof.study.dataset, init=init_s, seed=seed, **overrides
+    )
+    init_tag = "scratch" if needs is None else needs.name
+    name = f"{_tag(cfg.dataset)}-{_tag(init_tag)}-s{seed}-{cfg.digest()[:10]}"
+    return RunSpec("finetune", row, categories, seed, cfg, Path(root) / "finetune" / name, needs=needs)
 
 
-def _run(cfg, run: Path, progress: bool) -> Path:
+def _weights_of(folder: Path) -> Path:
+    """The weights a fine-tuning reads from ``folder``: a run's checkpoint.pt, else the folder
+    itself (an export folder, read by ``models.read_state_dict``)."""
+    export = folder / "model.safetensors"
+    return (
+        folder if export.is_file() and not (folder / "checkpoint.pt").is_file() else folder / "checkpoint.pt"
+    )
+
+
+def study_rows(profile: str, rows: list[str] | None = None) -> list[str]:
+    """The instances-vs-augmentation rows a profile runs (its plan's, or ``rows``), checked."""
+    chosen = list(rows or get_profile(profile).study.rows)
+    for r in chosen:
+        if r not in ROWS:
+            raise ParamError("rows", f"unknown row {r!r}; choose from {', '.join(ROWS)}")
+    return chosen
+
+
+def scaling_categories(profile: str, categories: list[int] | None = None) -> list[int]:
+    """The category-scaling sweep: ``categories`` if given, else the profile's plan."""
+    sweep = [int(c) for c in (categories or get_profile(profile).study.scaling_categories)]
+    if any(c < 1 for c in sweep):
+        raise ParamError("categories", f"must be positive integers, got {sweep}")
+    return sweep
+
+
+def augmentation_specs(
+    profile: str, seeds: list[int], root="runs", rows: list[str] | None = None, **finetune_overrides
+) -> list[RunSpec]:
+    """Pre-training and fine-tuning runs of the instances-vs-augmentation rows, seed by seed."""
+    out = []
+    for seed in seeds:
+        for r in study_rows(profile, rows):
+            data, augment = ROWS[r]
+            pre = pretrain_spec(profile, data, augment, seed=seed, root=root, row=r) if data else None
+            if pre is not None:
+                out.append(pre)
+            out.append(finetune_spec(profile, pre or "scratch", seed, root, row=r, **finetune_overrides))
+    return out
+
+
+def scaling_specs(
+    profile: str, seeds: list[int], root="runs", categories: list[int] | None = None, **finetune_overrides
+) -> list[RunSpec]:
+    """Pre-training and fine-tuning runs of OFDB (default augmentation) at each category count."""
+    out = []
+    for seed in seeds:
+        for n in scaling_categories(profile, categories):
+            pre = pretrain_spec(profile, "ofdb", categories=n, seed=seed, root=root, row="ofdb")
+            out += [pre, finetune_spec(profile, pre, seed, root, **finetune_overrides)]
+    return out
+
+
+def onepfrac_specs(
+    profile: str, deltas: list[float], seeds: list[int], root="runs", **finetune_overrides
+) -> list[RunSpec]:
+    """1p-frac pre-training at each perturbation strength delta, then fine-tuning."""
+    out = []
+    for seed in seeds:
+        for delta in deltas:
+            pre = pretrain_spec(profile, "1pfrac", seed=seed, root=root, row="1p-frac", delta=float(delta))
+            out += [pre, finetune_spec(profile, pre, seed, root, **finetune_overrides)]
+    return out
+
+
+def plan(
+    profile: str,
+    seeds: list[int] | None = None,
+    root="runs",
+    rows: list[str] | None = None,
+    categories: list[int] | None = None,
+    **finetune_overrides,
+) -> list[RunSpec]:
+    """Every run the study needs at ``profile``: pre-trainings first, each run once.
+
+    Args:
+        profile: a profile name.
+        seeds: run seeds (default: the profile's).
+        root: folder of all runs.
+        rows: instances-vs-augmentation rows (default: the profile's plan).
+        categories: the category-scaling sweep (default: the profile's plan).
+        **finetune_overrides: settings for every fine-tuning (e.g. ``data_root``).
+    """
+    prof = get_profile(profile)
+    seeds = [int(s) for s in (seeds if seeds is not None else prof.study.seeds)]
+    specs = augmentation_specs(profile, seeds, root, rows, **finetune_overrides)
+    specs += scaling_specs(profile, seeds, root, categories, **finetune_overrides)
+    specs += onepfrac_specs(profile, list(prof.study.onepfrac_deltas), seeds, root, **finetune_overrides)
+    unique: dict[Path, RunSpec] = {}
+    for s in specs:
+        unique.setdefault(s.path, s)
+    return sorted(unique.values(), key=lambda s: s.phase != "pretrain")  # stable: keeps seed order
+
+
+def _prepare_data(spec: RunSpec) -> None:
+    if spec.data3d is None:
+        return
+    from .fractals.ofdb3d import build_ofdb3d
+
+    categories, render = spec.data3d
+    path = spec.cfg.data.split(":", 1)[1]
+    build_ofdb3d(path, categories, **dict(render), resume=True, progress=False)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def train_spec(spec: RunSpec, *, progress: bool = False) -> dict:
+    """Train (or resume) one run; returns its summary. A finished run is only read."""
     from .train.engine import train
 
-    if not (run / "summary.json").is_file():
-        train(cfg, run, resume=True, progress=progress)
-    return run
+    if spec.finished:
+        return spec.summary()
+    if spec.needs is not None and not (spec.needs / SUMMARY).is_file() and not Path(spec.cfg.init).exists():
+        raise ParamError("init", f"{spec.label} starts from {spec.needs}, which has not finished")
+    _prepare_data(spec)
+    return train(spec.cfg, spec.path, resume=True, progress=progress)
+
+
+def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False) -> list[RunSpec]:
+    """Train every run of ``specs`` that is not finished, in order; returns the runs trained.
+
+    Logs one line when a run starts and one when it ends: k of n, wall time, images/s, the run's
+    top-1, and the time left, estimated from the images/s measured so far.
+
+    Raises:
+        ParamError: a fine-tuning starts from a pre-training that is neither finished nor planned.
+    """
+    todo = [s for s in specs if not s.finished]
+    planned = {s.path for s in specs}
+    for s in todo:
+        if s.needs is not None and s.needs not in planned and not (s.needs / SUMMARY).is_file():
+            raise ParamError(
+                "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
+            )
+    total_images = sum(s.images for s in todo)
+    done_images, spent = 0, 0.0
+    for k, s in enumerate(todo, 1):
+        log(f"[{k}/{len(todo)}] {s.label}: {s.cfg.steps} steps -> {s.path}")
+        t0 = time.perf_counter()
+        summary = train_spec(s, progress=progress)
+        wall = time.perf_counter() - t0
+        done_images += s.images
+        spent += wall
+        left = (total_images - done_images) * spent / max(done_images, 1)
+        top1 = summary.get("top1_last")
+        acc = f", top-1 {top1:.1f} %" if top1 is not None else ""
+        log(
+            f"[{k}/{len(todo)}] {s.label}: done in {_duration(wall)}, "
+            f"{s.images / max(wall, 1e-9):.0f} images/s{acc}; about {_duration(left)} left"
+        )
+    return todo
+
+
+def _read(specs: list[RunSpec], train: bool, progress: bool) -> tuple[list[RunSpec], list[str]]:
+    if train:
+        run_plan(specs, log=lambda line: None, progress=progress)
+    return [s for s in specs if s.finished], [s.label for s in specs if not s.finished]
+
+
+PRETRAIN_COLUMNS = (
+    "row",
+    "pretrain",
+    "augment",
+    "categories",
+    "seed",
+    "own_top1",
+    "bar",
+    "learned",
+    "final_loss",
+    "wall_seconds",
+    "eval_seconds",
+    "images_per_s",
+    "run",
+)
+
+
+def pretraining(specs: list[RunSpec], *, train: bool = False, progress: bool = True):
+    """Own-task results of the pre-training runs among ``specs``.
+
+    Returns:
+        DataFrame with ``PRETRAIN_COLUMNS``: own_top1 is the top-1 in percent on the run's held-out
+        renders (``pretrain_data.HeldOutRenders``), bar the row's learning bar
+        (``claims.learning_bar``). ``df.attrs["missing"]`` names the runs that are not finished.
+    """
+    import pandas as pd
+
+    from .claims import learning_bar
+
+    done, missing = _read([s for s in specs if s.phase == "pretrain"], train, progress)
+    out = []
+    for s in done:
+        sm = s.summary()
+        bar = learning_bar(s.row, s.categories)
+        own = sm.get("top1_last")
+        out.append(
+            (
+                s.row,
+                _tag(s.cfg.data) if not s.cfg.data.startswith("multiview:") else "ofdb3d",
+                s.cfg.augment,
+                s.categories,
+                s.seed,
+                own,
+                bar,
+                own is not None and own >= bar,
+                sm.get("final_loss"),
+                sm["wall_seconds"],
+                sm.get("eval_seconds", 0.0),
+                sm.get("images_per_s"),
+                str(s.path),
+            )
+        )
+    df = pd.DataFrame(out, columns=list(PRETRAIN_COLUMNS))
+    df.attrs["missing"] = missing
+    return df
+
+
+DOWNSTREAM_COLUMNS = (
+    "row",
+    "pretrain",
+    "augment",
+    "categories",
+    "delta",
+    "seed",
+    "top1_last",
+    "top1_best",
+    "pretrain_run",
+    "finetune_run",
+    "pretrain_seconds",
+    "finetune_seconds",
+    "eval_seconds",
+)
+
+
+def downstream(specs: list[RunSpec], *, train: bool = False, progress: bool = True):
+    """Fine-tuning results among ``specs`` (and the pre-trainings they start from): one row per run.
+
+    Returns:
+        DataFrame with ``DOWNSTREAM_COLUMNS``; top1_last is the endpoint (the last step, on the
+        whole test set), top1_best the best of the evaluations (optimistic; shown, not tested).
+        ``df.attrs["missing"]`` names the runs that are not finished.
+    """
+    import pandas as pd
+
+    runs = [s for s in specs if s.phase == "finetune"]
+    needed = {s.needs for s in runs if s.needs is not None}
+    pre = {s.path: s for s in specs if s.phase == "pretrain" and s.path in needed}
+    done, missing = _read(list(pre.values()) + runs, train, progress)
+    finished = {s.path for s in done}
+    out = []
+    for s in runs:
+        if s.path not in finished:
+            continue
+        fs = s.summary()
+        p = pre.get(s.needs)
+        pre_summary = s.needs / SUMMARY if s.needs else None
+        pre_seconds = (
+            json.loads(pre_summary.read_text())["wall_seconds"]
+            if pre_summary and pre_summary.is_file()
+            else 0.0
+        )
+        data = "scratch" if p is None and s.needs is None else (p.cfg.data if p else "?")
+        out.append(
+            (
+                s.row,
+                "ofdb3d" if str(data).startswith("multiview:") else data,
+                p.cfg.augment if p else None,
+                s.categories,
+                p.cfg.delta if p is not None and p.cfg.data == "1pfrac" else None,
+                s.seed,
+                fs["top1_last"],
+                fs["top1_best"],
+                str(s.needs) if s.needs else None,
+                str(s.path),
+                pre_seconds,
+                fs["wall_seconds"],
+                fs.get("eval_seconds", 0.0),
+            )
+        )
+    df = pd.DataFrame(out, columns=list(DOWNSTREAM_COLUMNS))
+    df.attrs["missing"] = missing
+    return df
+
+
+def instances_vs_augmentation(
+    profile: str,
+    seeds: list[int],
+    root="runs",
+    rows: list[str] | None = None,
+    *,
+    train: bool = True,
+    progress: bool = True,
+    **finetune_overrides,
+):
+    """FractalDB against OFDB under each Table-1 augmentation against scratch, fine-tuned downstream.
+
+    Returns:
+        ``downstream`` of the rows' runs (one row per (row, seed)).
+    """
+    specs = augmentation_specs(profile, seeds, root, rows, **finetune_overrides)
+    return downstream(specs, train=train, progress=progress)
+
+
+def category_scaling(
+    profile: str,
+    categories: list[int] | None,
+    seeds: list[int],
+    root="runs",
+    *,
+    train: bool = True,
+    progress: bool = True,
+    **finetune_overrides,
+):
+    """OFDB-N (default augmentation) for each N of the sweep, fine-tuned downstream.
+
+    Returns:
+        ``downstream`` of the sweep's runs (the ``categories`` column holds N).
+    """
+    specs = scaling_specs(profile, seeds, root, categories, **finetune_overrides)
+    return downstream(specs, train=train, progress=progress)
+
+
+def onepfrac_sweep(
+    profile: str,
+    deltas: list[float],
+    seeds: list[int],
+    root="runs",
+    *,
+    train: bool = True,
+    progress: bool = True,
+    **finetune_overrides,
+):
+    """1p-frac at each perturbation strength delta, fine-tuned downstream.
+
+    The published sweep (``results.onepfrac_table``) is CIFAR-100 after ViT-Tiny pre-training at
+    ``paper``; ``StudyPlan.onepfrac_deltas`` holds each profile's deltas.
+
+    Returns:
+        ``downstream`` of the sweep's runs (the ``delta`` column holds delta).
+    """
+    specs = onepfrac_specs(profile, deltas, seeds, root, **finetune_overrides)
+    return downstream(specs, train=train, progress=progress)
 
 
 def pretrain_run(
@@ -95,30 +542,10 @@ def pretrain_run(
     progress: bool = True,
     **overrides,
 ) -> Path:
-    """Pre-train (or reuse / resume) one run.
-
-    Args:
-        profile: smoke | mini | paper | paper-21k.
-        data: ofdb | fractaldb | 1pfrac | ofdb3d (built here, see ``ofdb3d_data``) | PATH |
-            multiview:PATH.
-        categories: number of categories (default: the profile's study plan).
-        augment: a Table-1 option (augment.INSTANCE_AUGMENTS).
-        seed: run seed.
-        root: folder of all runs.
-        **overrides: any TrainConfig setting.
-
-    Returns:
-        The run folder (holding summary.json and checkpoint.pt).
-    """
-    categories = categories or get_profile(profile).study.categories
-    tag = _tag(data)
-    if data == "ofdb3d":
-        data = ofdb3d_data(profile, categories, root)
-    cfg = phase_config(
-        profile, "pretrain", data=data, categories=categories, augment=augment, seed=seed, **overrides
-    )
-    name = f"{tag}-{cfg.categories}-{cfg.augment}-s{seed}-{cfg.digest()[:10]}"
-    return _run(cfg, Path(root) / "pretrain" / name, progress)
+    """Pre-train (or reuse, or resume) one run; returns its folder. See ``pretrain_spec``."""
+    spec = pretrain_spec(profile, data, augment, categories, seed, root, **overrides)
+    train_spec(spec, progress=progress)
+    return spec.path
 
 
 def finetune_run(
@@ -130,140 +557,15 @@ def finetune_run(
     progress: bool = True,
     **overrides,
 ) -> Path:
-    """Fine-tune (or reuse / resume) one run from a pre-training run folder or "scratch".
+    """Fine-tune (or reuse, or resume) one run from a pre-training run folder or "scratch".
 
-    Args:
-        profile: smoke | mini | paper | paper-21k.
-        init: a pre-training run folder, its checkpoint.pt, or "scratch".
-        dataset: downstream dataset (default: the profile's study plan).
-        seed: run seed.
-        root: folder of all runs.
-        **overrides: any TrainConfig setting (e.g. train_per_class, data_root).
-
-    Returns:
-        The run folder.
+    Only a run still to train needs the pre-training's checkpoint (unpacked results hold none).
     """
-    prof = get_profile(profile)
-    if str(init) == "scratch":
-        init_s, init_tag = "scratch", "scratch"
-    else:
-        path = Path(init)
-        ckpt = path / "checkpoint.pt" if path.is_dir() else path
-        init_s, init_tag = str(ckpt), (path if path.is_dir() else path.parent).name
-    overrides.setdefault("train_per_class", prof.finetune.train_per_class)
-    cfg = phase_config(
-        profile, "finetune", dataset=dataset or prof.study.dataset, init=init_s, seed=seed, **overrides
-    )
-    name = f"{_tag(cfg.dataset)}-{_tag(init_tag)}-s{seed}-{cfg.digest()[:10]}"
-    run = Path(root) / "finetune" / name
-    # only a run still to train needs the checkpoint (unpacked results hold none: results pack)
-    if init_s != "scratch" and not Path(init_s).is_file() and not (run / "summary.json").is_file():
-        raise ParamError("init", f"no checkpoint at {init_s}")
-    return _run(cfg, run, progress)
-
-
-def instances_vs_augmentation(
-    profile: str, seeds: list[int], root="runs", rows: list[str] | None = None, data_root: str | None = None
-):
-    """FractalDB vs OFDB under each Table-1 augmentation vs scratch, fine-tuned downstream.
-
-    ``data_root`` is passed to fine-tuning (where the downstream dataset lives).
-
-    Returns:
-        DataFrame, one row per (row, seed): row, pretrain, augment, seed, pretrain_run, finetune_run,
-        top1_best, top1_last, pretrain_seconds, finetune_seconds.
-    """
-    import pandas as pd
-
-    rows = list(rows or get_profile(profile).study.rows)
-    for r in rows:
-        if r not in ROWS:
-            raise ParamError("rows", f"unknown row {r!r}; choose from {', '.join(ROWS)}")
-    out = []
-    for seed in seeds:
-        for r in rows:
-            data, aug = ROWS[r]
-            pre = pretrain_run(profile, data, augment=aug, seed=seed, root=root) if data else None
-            fine = finetune_run(profile, pre or "scratch", seed=seed, root=root, data_root=data_root)
-            fs = _summary(fine)
-            out.append(
-                {
-                    "row": r,
-                    "pretrain": data or "scratch",
-                    "augment": aug,
-                    "seed": seed,
-                    "pretrain_run": str(pre) if pre else None,
-                    "finetune_run": str(fine),
-                    "top1_best": fs["top1_best"],
-                    "top1_last": fs["top1_last"],
-                    "pretrain_seconds": _summary(pre)["wall_seconds"] if pre else 0.0,
-                    "finetune_seconds": fs["wall_seconds"],
-                }
-            )
-    return pd.DataFrame(out)
-
-
-def category_scaling(
-    profile: str, categories: list[int], seeds: list[int], root="runs", data_root: str | None = None
-):
-    """OFDB-N (default augmentation) for each N, fine-tuned downstream.
-
-    Returns:
-        DataFrame: categories, seed, pretrain_run, finetune_run, top1_best, top1_last, pretrain_seconds.
-    """
-    import pandas as pd
-
-    out = []
-    for seed in seeds:
-        for n in categories:
-            pre = pretrain_run(profile, "ofdb", categories=n, seed=seed, root=root)
-            fine = finetune_run(profile, pre, seed=seed, root=root, data_root=data_root)
-            fs = _summary(fine)
-            out.append(
-                {
-                    "categories": n,
-                    "seed": seed,
-                    "pretrain_run": str(pre),
-                    "finetune_run": str(fine),
-                    "top1_best": fs["top1_best"],
-                    "top1_last": fs["top1_last"],
-                    "pretrain_seconds": _summary(pre)["wall_seconds"],
-                }
-            )
-    return pd.DataFrame(out)
-
-
-def onepfrac_sweep(
-    profile: str, deltas: list[float], seeds: list[int], root="runs", data_root: str | None = None
-):
-    """1p-frac pre-training at each perturbation strength delta, fine-tuned downstream.
-
-    The published sweep (``results.onepfrac_table``) is CIFAR-100 after ViT-Tiny pre-training at
-    ``paper``; ``StudyPlan.onepfrac_deltas`` holds each profile's deltas.
-
-    Returns:
-        DataFrame: delta, seed, pretrain_run, finetune_run, top1_best, top1_last, pretrain_seconds.
-    """
-    import pandas as pd
-
-    out = []
-    for seed in seeds:
-        for delta in deltas:
-            pre = pretrain_run(profile, "1pfrac", seed=seed, root=root, delta=float(delta))
-            fine = finetune_run(profile, pre, seed=seed, root=root, data_root=data_root)
-            fs = _summary(fine)
-            out.append(
-                {
-                    "delta": float(delta),
-                    "seed": seed,
-                    "pretrain_run": str(pre),
-                    "finetune_run": str(fine),
-                    "top1_best": fs["top1_best"],
-                    "top1_last": fs["top1_last"],
-                    "pretrain_seconds": _summary(pre)["wall_seconds"],
-                }
-            )
-    return pd.DataFrame(out)
+    spec = finetune_spec(profile, init, seed, root, dataset=dataset, **overrides)
+    if not spec.finished and spec.needs is not None and not Path(spec.cfg.init).exists():
+        raise ParamError("init", f"no checkpoint at {spec.cfg.init}")
+    train_spec(spec, progress=progress)
+    return spec.path
 
 
 def learning_curves(run_dirs):

@@ -24,6 +24,8 @@ SALT_SUBSET = 0x5EED
 SALT_OFDB_MASK = 0x0FDB
 #: FractalDB: the patch masks of category c's weight row w, render r, with (seed, c, w, r).
 SALT_FRACTALDB_MASK = 0xFDB0
+#: Pre-training's own-task evaluation: held-out render k of category c, with (c, k).
+SALT_HELD_OUT = 0xE7A1
 
 
 def mix_seed(*parts: int) -> int:

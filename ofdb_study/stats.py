@@ -158,3 +158,116 @@ def difference_ci(
     sa, sb = pick(a), pick(b)
     common = sa.index.intersection(sb.index)
     return mean_ci((sa[common] - sb[common]).tolist(), level)
+
+
+# ----------------------------------------------------------------------------------------------
+# Tests of the pre-registered claims: paired one-sided t-tests, Welch intervals, Holm, power.
+
+
+def _clean(values: Sequence[float]) -> np.ndarray:
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    return x[~np.isnan(x)]
+
+
+def one_sided_p(t: float, df: float) -> float:
+    """P(T >= t) for Student's t with ``df`` degrees of freedom (the upper tail)."""
+    return 1.0 - t_cdf(t, df)
+
+
+def paired_t(diffs: Sequence[float], shift: float = 0.0) -> tuple[float, float, float, int]:
+    """One-sample t statistic of ``diffs + shift`` against 0.
+
+    Args:
+        diffs: per-seed differences a - b (the same seed in both arms).
+        shift: added to every difference; a non-inferiority margin m tests ``d > -m`` as
+            ``d + m > 0``.
+
+    Returns:
+        ``(mean of diffs, standard deviation (ddof 1), t, n)``; t is NaN below two values, and
+        +-inf when every difference is the same (no spread).
+    """
+    d = _clean(diffs)
+    n = int(d.size)
+    if n < 2:
+        return (float(d.mean()) if n else math.nan), math.nan, math.nan, n
+    mean, sd = float(d.mean()), float(d.std(ddof=1))
+    if sd == 0.0:
+        centre = mean + shift
+        return mean, 0.0, (math.copysign(math.inf, centre) if centre else 0.0), n
+    return mean, sd, (mean + shift) / (sd / math.sqrt(n)), n
+
+
+def welch_interval(a: Sequence[float], b: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of a minus mean of b with Welch's two-sided t-interval (arms treated as independent).
+
+    Returns:
+        ``(difference, low, high)``; NaN ends when either arm has fewer than two values.
+    """
+    x, y = _clean(a), _clean(b)
+    if x.size == 0 or y.size == 0:
+        return math.nan, math.nan, math.nan
+    diff = float(x.mean() - y.mean())
+    if x.size < 2 or y.size < 2:
+        return diff, math.nan, math.nan
+    vx, vy = float(x.var(ddof=1)) / x.size, float(y.var(ddof=1)) / y.size
+    se = math.sqrt(vx + vy)
+    if se == 0.0:
+        return diff, diff, diff
+    df = (vx + vy) ** 2 / (vx**2 / (x.size - 1) + vy**2 / (y.size - 1))
+    half = t_quantile(0.5 + level / 2.0, df) * se
+    return diff, diff - half, diff + half
+
+
+def holm(pvalues: Sequence[float]) -> list[float]:
+    """Holm's step-down adjusted p-values (family-wise error control), in the input order.
+
+    NaN p-values (claims that could not be tested) are left out of the family and stay NaN.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    live = [i for i in range(p.size) if not math.isnan(p[i])]
+    order = sorted(live, key=lambda i: p[i])
+    m = len(order)
+    out = [math.nan] * p.size
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def detectable_effect(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
+    """Smallest true mean difference a one-sided paired t-test detects with the given power.
+
+    The usual approximation ``(t_{1-alpha, n-1} + t_{power, n-1}) * sd / sqrt(n)`` (a central t in
+    place of the noncentral one; slightly optimistic for very few seeds).
+
+    Args:
+        sd: standard deviation of the per-seed differences (points).
+        n: number of seeds (pairs).
+        alpha: one-sided level (after any multiplicity correction).
+        power: probability of detecting an effect of the returned size.
+    """
+    if n < 2 or sd is None or math.isnan(sd):
+        return math.nan
+    df = n - 1
+    return (t_quantile(1.0 - alpha, df) + t_quantile(power, df)) * sd / math.sqrt(n)
+
+
+def slopes(df: pd.DataFrame, x: str, y: str, by: str = "seed", log2: bool = True) -> pd.Series:
+    """Least-squares slope of ``y`` on ``x`` (or on log2 x) within each group ``by`` (each seed).
+
+    Returns:
+        One slope per group (points per doubling of ``x`` when ``log2``), indexed by the group.
+    """
+    out = {}
+    for key, g in df.groupby(by, sort=True):
+        xs = np.log2(g[x].to_numpy(dtype=float)) if log2 else g[x].to_numpy(dtype=float)
+        ys = g[y].to_numpy(dtype=float)
+        keep = ~np.isnan(ys)
+        xs, ys = xs[keep], ys[keep]
+        if xs.size < 2 or np.ptp(xs) == 0:
+            out[key] = math.nan
+            continue
+        xc = xs - xs.mean()
+        out[key] = float((xc * (ys - ys.mean())).sum() / (xc * xc).sum())
+    return pd.Series(out, dtype=float)

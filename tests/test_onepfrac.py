@@ -153,7 +153,7 @@ def test_in_memory_source_is_the_built_tree(tmp_path):
     from ofdb_study.train import pretrain_data
 
     cfg = phase_config("smoke", "pretrain", data="1pfrac", categories=3, delta=0.1)
-    train, fixed, classes, digest = pretrain_data.pretrain_datasets(cfg, None, None)
+    train, held_out, classes, digest = pretrain_data.pretrain_datasets(cfg, None, None)
     assert classes == 3 and len(train) == 3 and len(digest) == 64
     settings = o.Settings(
         categories=3,
@@ -168,7 +168,11 @@ def test_in_memory_source_is_the_built_tree(tmp_path):
     for c in range(3):
         on_disk = np.asarray(Image.open(tree / f"{c:05d}" / f"{c:05d}.png"))
         assert np.array_equal(train.source.fixed_image(c), on_disk)
-        assert np.array_equal(np.asarray(fixed[c][0].convert("L")), on_disk)
+        # the own-task evaluation: the class's points with fresh masks, never the training image
+        k = cfg.eval_per_category
+        img, label = held_out[c * k]
+        fresh = np.asarray(img.convert("L"))
+        assert label == c and fresh.any() and not np.array_equal(fresh, on_disk)
 
 
 def test_published_numbers_beside_ours():

@@ -192,19 +192,8 @@ def test_experiments_cache_and_tables(tmp_path, fashion):
     df = experiments.instances_vs_augmentation(
         "smoke", [0], root=root, rows=["ofdb+pattern", "scratch"], data_root=fashion
     )
-    assert list(df.columns) == [
-        "row",
-        "pretrain",
-        "augment",
-        "seed",
-        "pretrain_run",
-        "finetune_run",
-        "top1_best",
-        "top1_last",
-        "pretrain_seconds",
-        "finetune_seconds",
-    ]
-    assert len(df) == 2 and set(df["pretrain"]) == {"ofdb", "scratch"}
+    assert tuple(df.columns) == experiments.DOWNSTREAM_COLUMNS
+    assert len(df) == 2 and set(df["pretrain"]) == {"ofdb", "scratch"} and df.attrs["missing"] == []
     pre = Path(df["pretrain_run"][0])
     mtime = (pre / "summary.json").stat().st_mtime
     assert experiments.pretrain_run("smoke", augment="pattern", root=root) == pre  # reused, not retrained
@@ -212,15 +201,37 @@ def test_experiments_cache_and_tables(tmp_path, fashion):
     curves = experiments.learning_curves(df["finetune_run"])
     assert list(curves.columns) == ["run", "step", "loss", "lr", "top1"] and len(curves) == 4
     scaling = experiments.category_scaling("smoke", [2], [0], root=root, data_root=fashion)
-    assert list(scaling.columns) == [
-        "categories",
-        "seed",
-        "pretrain_run",
-        "finetune_run",
-        "top1_best",
-        "top1_last",
-        "pretrain_seconds",
-    ]
+    assert scaling["categories"].tolist() == [2] and scaling["top1_last"].notna().all()
+    # reading without training: a sweep point not run is named, not trained
+    read = experiments.category_scaling("smoke", [2, 3], [0], root=root, data_root=fashion, train=False)
+    assert read["categories"].tolist() == [2]
+    assert read.attrs["missing"] == ["pretrain ofdb C3 s0", "finetune ofdb C3 s0"]
+    assert not list((root / "pretrain").glob("ofdb-3-*"))
+    own = experiments.pretraining(experiments.plan("smoke", [0], root, rows=["ofdb+pattern"], categories=[2]))
+    assert set(own["row"]) == {"ofdb+pattern", "ofdb"} and own["own_top1"].notna().all()
+    assert (own["bar"] == 50.0).all()
+
+
+def test_plan_lists_each_run_once_pretraining_first(tmp_path):
+    specs = experiments.plan("smoke", [0, 1], tmp_path)
+    phases = [s.phase for s in specs]
+    assert phases == sorted(phases, key=lambda p: p != "pretrain")
+    assert len({s.path for s in specs}) == len(specs)
+    rows = set(experiments.study_rows("smoke"))
+    per_seed = [s for s in specs if s.seed == 0]
+    assert {s.row for s in per_seed if s.phase == "finetune"} >= rows
+    # the OFDB run at the plan's own category count is shared by both experiments
+    shared = [s for s in per_seed if s.phase == "pretrain" and s.row == "ofdb"]
+    assert sorted(s.categories for s in shared) == sorted(experiments.scaling_categories("smoke"))
+    for s in specs:
+        if s.needs is not None:
+            assert s.needs in {p.path for p in specs if p.phase == "pretrain"}
+            assert s.cfg.init == str(s.needs / "checkpoint.pt")
+    lines = []
+    ft = [s for s in specs if s.phase == "finetune" and s.needs is not None][0]
+    with pytest.raises(ParamError, match="neither finished nor planned"):
+        experiments.run_plan([ft], log=lines.append)
+    assert lines == []
 
 
 @pytest.mark.slow
@@ -308,6 +319,9 @@ CHANGED = {
     "render_points": 999,
     "render_pad": 3,
     "a_weight": 1.0,
+    "eval_per_category": 3,
+    "delta": 0.2,
+    "sigma": 4.0,
     "dataset": "cifar10",
     "data_root": "/x",
     "download": True,

@@ -361,12 +361,19 @@ def train(
         run.start(cfg, provenance, from_step=start)
 
     net = _wrap(model, cfg, device, dd)
+    # seconds spent evaluating: transforming the test set (part of the set-up) and the passes (part
+    # of the loop's wall time)
+    timing = {"eval": 0.0, "prep": 0.0, "loss": None}
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
+        t0 = time.perf_counter()
         eval_ds = eval_tensors(eval_shard(eval_ds, dd), eval_cache_key(cfg, data_hash, dd))
+        timing["prep"] = time.perf_counter() - t0
     loader = _loader(train_ds, cfg, start, device, dd)
 
     def note_top1(step: int) -> float:
+        t0 = time.perf_counter()
         top1 = evaluate(model, eval_ds, cfg.eval_batch_size, device, dd)
+        timing["eval"] += time.perf_counter() - t0
         if state.top1_best is None or top1 > state.top1_best:
             state.top1_best, state.best_step = top1, step
         return top1
@@ -416,6 +423,7 @@ def train(
                 "lr": optimizer.param_groups[0]["lr"],
                 "images_per_s": n_window * res.global_batch / max(now - t_window, 1e-9),
             }
+            timing["loss"] = record["loss"]
             if due.evaluate:
                 top1 = record["top1"] = note_top1(step)
             if dd.main:
@@ -447,6 +455,9 @@ def train(
         "best_step": state.best_step,
         "wall_seconds": resumed_seconds + now - t_start,
         "setup_seconds": t_start - t_begin,
+        "eval_seconds": timing["eval"],
+        "eval_prep_seconds": timing["prep"],
+        "final_loss": timing["loss"],
         "images_per_s": (cfg.steps - start) * res.global_batch / max(now - t_start, 1e-9),
         "weights_sha256": weights_sha256(model),
         "device": str(device),

@@ -35,10 +35,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..errors import ParamError
+from ..errors import ParamError, check_positive_int
+from ..fractals import render
 from ..fractals.datasets import FractalSource
-from ..fractals.defaults import FRACTALDB_INSTANCES
+from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS
 from ..fractals.search import first_categories
+from ..seeds import SALT_HELD_OUT, mix_seed
 from .augment import check_augment, instance_image
 
 try:  # torch is an optional dependency of the package; the sources below need it
@@ -131,18 +133,42 @@ class FractalDBDataset(Dataset):
         return (self.transform(img) if self.transform else img), int(i) // FRACTALDB_INSTANCES
 
 
-class FixedImages(Dataset):
-    """The default image of every category (pre-training top-1 is measured on these)."""
+#: Salt of the held-out evaluation seeds (``seeds.SALT_HELD_OUT``): no training sample draws from it.
+HELD_OUT_SALT = SALT_HELD_OUT
 
-    def __init__(self, source: FractalSource, transform=None):
-        self.source, self.transform = source, transform
+
+class HeldOutRenders(Dataset):
+    """Pre-training's own task on images it never trained on: ``per_category`` per category.
+
+    * ``ofdb`` (every Table-1 option): the category's points drawn with fresh seeded 3x3 masks, so
+      a row is read on the shape, not on the one mask pattern the default row trained on;
+    * ``fractaldb``: held-out instances: a weight row and a flip drawn per item, masks from the
+      held-out seed space (never one of the 10 training renders).
+
+    Item ``i`` is category ``i // per_category``; every item is a function of (category, k) only.
+    """
+
+    def __init__(self, source: FractalSource, kind: str, per_category: int, transform=None):
+        if kind not in ("ofdb", "fractaldb"):
+            raise ParamError("data", f"held-out renders exist for ofdb and fractaldb, not {kind!r}")
+        self.source, self.kind, self.per_category, self.transform = source, kind, per_category, transform
 
     def __len__(self) -> int:
-        return len(self.source)
+        return len(self.source) * self.per_category
+
+    def image(self, i: int) -> np.ndarray:
+        c, k = divmod(int(i), self.per_category)
+        seed = mix_seed(HELD_OUT_SALT, c, k)
+        if self.kind == "ofdb":
+            return self.source.pattern_image(c, seed)
+        rng = np.random.default_rng(seed)
+        row, flip_k = int(rng.integers(FRACTALDB_ROWS)), int(rng.integers(FRACTALDB_FLIPS))
+        img = render.draw(self.source.row_points(c, row), mode="patch", mask_seed=int(rng.integers(2**62)))
+        return np.ascontiguousarray(render.flip(img, render.FLIPS[flip_k]))
 
     def __getitem__(self, i: int):
-        img = _pil(self.source.fixed_image(int(i)))
-        return (self.transform(img) if self.transform else img), int(i)
+        img = _pil(self.image(int(i)))
+        return (self.transform(img) if self.transform else img), int(i) // self.per_category
 
 
 def _category_dirs(root: Path) -> list[Path]:
@@ -230,7 +256,9 @@ def pretrain_datasets(cfg, transform, eval_transform):
         )
         source = OnePFracSource(result)
         train = OFDBDataset(source, cfg.augment, transform)
-        return train, FixedImages(source, eval_transform), len(source), source.digest()
+        check_positive_int("eval_per_category", cfg.eval_per_category)
+        held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform)
+        return train, held_out, len(source), source.digest()
     if data in ("ofdb", "fractaldb"):
         source = FractalSource(
             first_categories(cfg.categories, cfg.params),
@@ -245,7 +273,9 @@ def pretrain_datasets(cfg, transform, eval_transform):
             if cfg.augment != "default":
                 raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
             train = FractalDBDataset(source, transform)
-        return train, FixedImages(source, eval_transform), len(source), source.digest(data)
+        check_positive_int("eval_per_category", cfg.eval_per_category)
+        held_out = HeldOutRenders(source, data, cfg.eval_per_category, eval_transform)
+        return train, held_out, len(source), source.digest(data)
     if data.startswith(MULTIVIEW_PREFIX):
         path = data[len(MULTIVIEW_PREFIX) :]
         train = MultiViewDataset(path, transform, limit=cfg.categories, augment=cfg.augment)

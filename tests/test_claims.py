@@ -1,0 +1,147 @@
+"""The pre-registered claims: one-sided paired tests, Holm, Welch, power, verdicts."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ofdb_study import claims, stats
+
+
+def test_one_sided_p_matches_known_t_quantiles():
+    # t_{0.95, 5} = 2.015048, t_{0.99, 10} = 2.763769 (standard tables)
+    assert stats.one_sided_p(2.015048, 5) == pytest.approx(0.05, abs=2e-6)
+    assert stats.one_sided_p(2.763769, 10) == pytest.approx(0.01, abs=2e-6)
+    assert stats.one_sided_p(0.0, 7) == pytest.approx(0.5)
+
+
+def test_paired_t_and_non_inferiority_shift():
+    d = [1.0, 2.0, 3.0, 2.0]
+    mean, sd, t, n = stats.paired_t(d)
+    assert (mean, n) == (2.0, 4) and sd == pytest.approx(np.std(d, ddof=1))
+    assert t == pytest.approx(2.0 / (sd / 2.0))
+    _, _, t_shift, _ = stats.paired_t(d, shift=2.0)  # tests d > -2
+    assert t_shift == pytest.approx(4.0 / (sd / 2.0))
+    assert math.isnan(stats.paired_t([1.0])[2])
+    assert stats.paired_t([1.0, 1.0, 1.0])[2] == math.inf
+
+
+def test_holm_step_down_in_input_order():
+    adj = stats.holm([0.01, 0.04, 0.03, math.nan])
+    # sorted 0.01, 0.03, 0.04 -> x3, x2, x1 with running maximum: 0.03, 0.06, 0.06
+    assert adj[:3] == pytest.approx([0.03, 0.06, 0.06]) and math.isnan(adj[3])
+    assert stats.holm([0.9, 0.8]) == pytest.approx([1.0, 1.0])
+
+
+def test_welch_interval_covers_the_true_difference_symmetrically():
+    diff, low, high = stats.welch_interval([1, 2, 3, 4], [0, 1, 2, 3])
+    assert diff == pytest.approx(1.0) and low < 1.0 < high
+    assert (high - diff) == pytest.approx(diff - low)
+    assert math.isnan(stats.welch_interval([1.0], [2.0, 3.0])[1])
+
+
+def test_detectable_effect_shrinks_with_more_seeds():
+    a, b = stats.detectable_effect(1.0, 4, 0.0125), stats.detectable_effect(1.0, 16, 0.0125)
+    assert a > b > 0
+    # (t_{0.95,9} + t_{0.8,9}) / sqrt(10) with t values 1.833113 and 0.883408
+    assert stats.detectable_effect(1.0, 10, 0.05) == pytest.approx(
+        (1.833113 + 0.883408) / math.sqrt(10), rel=1e-5
+    )
+
+
+def test_slopes_per_seed_on_log2_categories():
+    df = pd.DataFrame(
+        {"seed": [0, 0, 0, 1, 1, 1], "categories": [4, 8, 16] * 2, "top1": [50, 52, 54, 60, 59, 58]}
+    )
+    s = stats.slopes(df, "categories", "top1")
+    assert s[0] == pytest.approx(2.0) and s[1] == pytest.approx(-1.0)
+
+
+def _runs(effects: dict[str, float], seeds: int = 8, noise: float = 0.5, rng_seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(rng_seed)
+    seed_effect = rng.normal(0, 2.0, seeds)  # shared by every row of a seed: pairing removes it
+    rows = []
+    for row, mu in effects.items():
+        for s in range(seeds):
+            rows.append(
+                {
+                    "row": row,
+                    "categories": None if row == "scratch" else 16,
+                    "seed": s,
+                    "top1_last": 60 + mu + seed_effect[s] + rng.normal(0, noise),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def _verdicts(df: pd.DataFrame) -> dict[str, str]:
+    return dict(zip(df["key"], df["verdict"]))
+
+
+def test_verdicts_agree_disagree_and_stay_inconclusive():
+    runs = _runs(
+        {"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 4.0, "fractaldb": 4.5, "ofdb+fluctuation": 5.0}
+    )
+    v = _verdicts(claims.evaluate(runs))
+    assert v["ofdb_beats_scratch"] == "agrees"
+    assert v["pattern_noninferior_to_fractaldb"] == "agrees"  # -0.5 against a 2-point margin
+    assert v["fluctuation_hurts"] == "inconclusive"  # no effect: not counted as agreement
+    worse = _runs(
+        {"scratch": 3.0, "ofdb": 0.0, "ofdb+pattern": 0.0, "fractaldb": 6.0, "ofdb+fluctuation": 0.0}
+    )
+    v = _verdicts(claims.evaluate(worse))
+    assert v["ofdb_beats_scratch"] == "disagrees"
+    assert v["pattern_noninferior_to_fractaldb"] == "disagrees"  # 6 points worse: beyond the margin
+
+
+def test_pairing_decides_what_the_seed_spread_would_hide():
+    runs = _runs({"scratch": 0.0, "ofdb": 1.0}, seeds=6, noise=0.3)
+    row = claims.evaluate(runs).set_index("key").loc["ofdb_beats_scratch"]
+    assert row["verdict"] == "agrees" and row["welch_low"] < 0 < row["paired_low"]
+
+
+def test_holm_corrects_over_the_primary_claims_only():
+    runs = _runs(
+        {"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 5.0, "fractaldb": 5.0, "ofdb+fluctuation": 5.0}
+    )
+    df = claims.evaluate(runs).set_index("key")
+    prim = df[df["primary"]]
+    assert (prim["p_holm"] >= prim["p"]).all()
+    assert df.loc["pattern_helps", "p_holm"] != df.loc["pattern_helps", "p_holm"]  # NaN: secondary
+
+
+def test_a_row_below_its_learning_bar_is_not_interpreted():
+    runs = _runs({"scratch": 0.0, "ofdb": 5.0})
+    pretrain = pd.DataFrame(
+        [{"row": "ofdb", "categories": 16, "seed": s, "own_top1": 20.0, "bar": 50.0} for s in range(8)]
+    )
+    row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["ofdb_beats_scratch"]
+    assert row["verdict"] == "not interpretable" and "ofdb (16 categories) reached 20.0 %" in row["why"]
+
+
+def test_trend_claim_over_the_scaling_sweep():
+    rng = np.random.default_rng(1)
+    scaling = pd.DataFrame(
+        [
+            {
+                "row": "ofdb",
+                "categories": c,
+                "seed": s,
+                "top1_last": 50 + 1.5 * math.log2(c) + rng.normal(0, 0.3),
+            }
+            for s in range(6)
+            for c in (4, 8, 16)
+        ]
+    )
+    row = (
+        claims.evaluate(_runs({"scratch": 0.0}), scaling=scaling).set_index("key").loc["more_categories_help"]
+    )
+    assert row["verdict"] == "agrees" and row["ours"] == pytest.approx(1.5, abs=0.3)
+
+
+def test_learning_bars():
+    assert claims.learning_bar("ofdb+pattern", 16) == claims.OFDB_BAR
+    assert claims.learning_bar("fractaldb", 16) == pytest.approx(3 * 100 / 16)
