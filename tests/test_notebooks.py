@@ -45,12 +45,14 @@ def build_study_and_book(root: Path) -> StudyBook:
     """Run every study notebook at ``smoke`` into a copy of the book, then build it (once a session)."""
     if "book" in _CACHE:
         return _CACHE["book"]
+    from ofdb_study.explorer.web import ensure_book_assets
     from ofdb_study.study.vendor import ensure_vendor
 
     try:
         ensure_vendor(REPO / "book")
     except RuntimeError as exc:  # first use needs the npm registry
         pytest.skip(f"book assets unavailable: {exc}")
+    ensure_book_assets(REPO / "book", log=None)  # the explorer's data, searched once and kept in the repo
     book = root / "book"
     shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
     start = time.perf_counter()
@@ -152,7 +154,7 @@ def test_parameters_are_recorded(study_book):
 
 
 def test_book_pages_built_offline(study_book):
-    for page in ("intro", "data", "results", "reproduce", *(f"study/{n}" for n in OURS)):
+    for page in ("intro", "data", "explorer", "results", "reproduce", *(f"study/{n}" for n in OURS)):
         assert (study_book.html / f"{page}.html").is_file(), page
     for page in study_book.html.rglob("*.html"):
         text = page.read_text()
