@@ -130,6 +130,22 @@ def test_patch_and_colour_modes_are_the_package_render(site, browser, hash_):
     _same_as_package(browser, cats)
 
 
+def test_nothing_is_clipped_and_the_page_does_not_scroll_sideways(site, browser):
+    base, _, _ = site
+    _open(browser, base, "#c=417")
+    for width in (1300, 760):
+        browser.set_window_size(width, 1400)
+        assert browser.execute_script(
+            "const d = document.documentElement; return d.scrollWidth <= d.clientWidth;"
+        ), width
+        clipped = browser.execute_script(
+            "return [...document.querySelectorAll('.ofdb-x-label, .ofdb-x-readouts th, legend, button, select')]"
+            ".filter((e) => e.scrollWidth > e.clientWidth + 1).map((e) => e.textContent);"
+        )
+        assert not clipped, (width, clipped)
+    browser.set_window_size(1300, 1400)
+
+
 def test_readouts_are_the_models(site, browser):
     base, cats, lit = site
     _open(browser, base, "#c=417&mode=point")

@@ -34,7 +34,7 @@ from .model import FILTER_A_WEIGHT, FILTER_PAD, FILTER_POINTS, FILTER_RATE, FILT
 
 WEB_DIR = Path(__file__).with_name("web")
 #: The modules of the front end in dependency order, then the two hosts' entry points and the CSS.
-MODULES = ("ifs-core.js", "ifs-text.js", "ifs-explorer.js")
+MODULES = ("ifs-core.js", "ifs-text.js", "ifs-layout.js", "ifs-explorer.js")
 BOOK_ENTRY = "ifs-book.js"
 WIDGET_ENTRY = "ifs-widget.js"
 CSS = "ifs-explorer.css"

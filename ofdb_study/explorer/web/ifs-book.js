@@ -10,7 +10,8 @@ export function decodeCategories(doc) {
   const data = new DataView(bytes.buffer);
   const starts = [0];
   for (const n of doc.n_maps) starts.push(starts[starts.length - 1] + n);
-  if (bytes.length !== 48 * starts[starts.length - 1]) throw new Error("categories.json: maps and n_maps disagree");
+  if (bytes.length !== 48 * starts[starts.length - 1])
+    throw new Error("categories.json: maps and n_maps disagree");
   return {
     count: doc.n_maps.length,
     rows(k) {

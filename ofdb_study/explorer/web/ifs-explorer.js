@@ -1,35 +1,18 @@
-// The fractal explorer's front end: one IFS category on a canvas, every control, no framework.
+// The fractal explorer's behaviour: one IFS category on a canvas, every control, no framework.
 //
-// ``mount(root, host)`` builds the controls in ``root`` and draws with ifs-core.js. The host supplies
-// the categories and the package's facts: the book page (ifs-book.js) from the embedded search data,
-// the JupyterLab widget (ifs-widget.js) from the kernel. Every change re-reads the whole form; input
-// that cannot be drawn (a non-number, an empty system, a diverging system) gets a message beside its
-// field and the canvas keeps the last good picture, which is also what the URL and the CSV describe.
+// ``mount(root, host)`` builds the page (ifs-layout.js) in ``root`` and draws with ifs-core.js. The
+// host supplies the categories and the package's facts: the book page (ifs-book.js) from the embedded
+// search data, the JupyterLab widget (ifs-widget.js) from the kernel. Every change re-reads the whole
+// form; input that cannot be drawn (a non-number, an empty system, a diverging system) gets a message
+// beside its field and the canvas keeps the last good picture, which is also what the URL and the
+// CSV describe.
 
 import * as core from "./ifs-core.js";
+import { buildLayout, h, LIMITS, mapRow, thousands } from "./ifs-layout.js";
 import * as text from "./ifs-text.js";
 
-const MAX_POINTS = 2_000_000;
-const MIN_SIZE = 16;
-const MAX_SIZE = 1024;
-const MAX_MAPS = 64;
-const MAX_SEED = Number.MAX_SAFE_INTEGER;
+/** The drawn state reaches the URL and the host this long after a burst of updates. */
 const PUBLISH_DELAY_MS = 100;
-const FLIP_NAMES = { none: "none", tb: "top-bottom", lr: "left-right", both: "both" };
-const MODE_NAMES = { point: "point", patch: "patch (seeded 3x3 masks)", color: "colour (hue by point)" };
-
-function h(tag, attrs = {}, ...children) {
-  const el = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === "class") el.className = v;
-    else if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
-    else el.setAttribute(k, v);
-  }
-  for (const c of children.flat()) el.append(c instanceof Node ? c : String(c));
-  return el;
-}
-
-const thousands = (n) => String(n).replace(/\B(?=(\d{3})+(?!\d))/g, ",");
 const pct = (lit, total) => `${(lit / total).toFixed(4)} (${thousands(lit)} of ${thousands(total)} px)`;
 const name5 = (k) => String(k).padStart(5, "0");
 
@@ -40,127 +23,56 @@ const name5 = (k) => String(k).padStart(5, "0");
  * @param {object} host ``facts`` (from ``ofdb_study.explorer.web.facts``); ``category(k)``: the
  *   category's ``{rows, lit}`` (rows a..f,p; ``lit``: the search's filter record in pixels, or null)
  *   or ``{error}``, directly or as a promise; ``maxCategory``: the highest number offered (null: no
- *   limit); ``useUrl``: keep the state in ``location.hash``; ``onGood(state)``: called after every
- *   drawn update; ``augment(state)``: optional promise of ``{tiles: [{title, png}], notes}``.
- * @returns {object} ``{state, hash, setHash, lastUpdateMs, destroy}``.
+ *   limit); ``useUrl``: keep the state in ``location.hash``; ``initial``: the state hash to open with
+ *   otherwise; ``onGood(state, hash)``: called after a burst of drawn updates; ``augment(state)``:
+ *   optional promise of ``{tiles: [{title, png}], notes}``.
+ * @returns {object} ``{ready, setHash, state, hash, lastUpdateMs, destroy}``.
  */
 export function mount(root, host) {
   const facts = host.facts;
   const view = facts.view;
-  const fields = {};
-  const msgs = {};
   let loaded = null; // {k, rows, lit}: the category as searched
   let good = null; // the last drawn state
   let lastMs = null;
   let token = 0;
   let publishTimer = null;
   const filterCache = new Map();
-
-  const field = (name, input, label, hint = "") => {
-    fields[name] = input;
-    msgs[name] = h("span", { class: "ofdb-x-msg", "data-msg-for": name, role: "alert" });
-    return h("label", { class: "ofdb-x-field", title: hint }, h("span", { class: "ofdb-x-label" }, label), input, msgs[name]);
-  };
-  const textInput = (name, size = 8) => h("input", { type: "text", inputmode: "decimal", size, "data-field": name, spellcheck: "false" });
-  const select = (name, options) =>
-    h("select", { "data-field": name }, Object.entries(options).map(([v, t]) => h("option", { value: v }, t)));
-
-  // ----- the page ----------------------------------------------------------------------------------
-  const canvas = h("canvas", { class: "ofdb-x-canvas", width: view.size, height: view.size });
+  const ui = buildLayout(facts, {
+    step,
+    copyLink,
+    importCsv: () => importCsv(ui.csvIn.value),
+    addMap,
+    pFromDet,
+    revert,
+    augment: host.augment ? augment : null,
+  });
+  const {
+    fields,
+    msgs,
+    canvas,
+    status,
+    readouts,
+    source,
+    mapsBody,
+    link,
+    csvOut,
+    download,
+    csvIn,
+    file,
+    tiles,
+  } = ui;
+  const wrap = ui.wrap;
   const ctx = canvas.getContext("2d");
-  const status = h("div", { class: "ofdb-x-status", role: "status" });
-  const readouts = h("table", { class: "ofdb-x-readouts" });
-  const source = h("div", { class: "ofdb-x-source" });
-  const rows = {};
-  for (let r = 0; r < 25; r++) rows[r] = `${r}: ${text.rowLabel(r, facts)}`;
-  const mapsBody = h("tbody");
-  const mapsMsg = h("span", { class: "ofdb-x-msg", "data-msg-for": "maps", role: "alert" });
-  msgs.maps = mapsMsg;
-  const link = h("input", { type: "text", readonly: "", class: "ofdb-x-link", "data-field": "link" });
-  const csvOut = h("textarea", { rows: 4, wrap: "off", readonly: "", class: "ofdb-x-csv", "data-field": "csv-out" });
-  const download = h("a", { class: "ofdb-x-download", download: "system.csv", href: "#" }, "download CSV");
+  root.replaceChildren(wrap);
   download.addEventListener("click", () => {
     // the file is made when asked for: a blob URL per update would cost more than the update
     if (download.href.startsWith("blob:")) URL.revokeObjectURL(download.href);
     download.href = URL.createObjectURL(new Blob([csvOut.value], { type: "text/csv" }));
   });
-  const csvIn = h("textarea", { rows: 3, wrap: "off", class: "ofdb-x-csv", "data-field": "csv-in", placeholder: "paste rows a,b,c,d,e,f,p" });
-  msgs["csv-in"] = h("span", { class: "ofdb-x-msg", "data-msg-for": "csv-in", role: "alert" });
-  const file = h("input", { type: "file", accept: ".csv,text/csv", "data-field": "csv-file" });
-  const tiles = h("div", { class: "ofdb-x-tiles" });
-
-  const stepper = (d) => h("button", { type: "button", class: "ofdb-x-step", "data-step": d, onclick: () => step(d) }, d < 0 ? "\u2039 prev" : "next \u203a");
-  const controls = h(
-    "div",
-    { class: "ofdb-x-controls" },
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "Category"),
-      h("div", { class: "ofdb-x-row" }, stepper(-1), field("category", textInput("category", 6), "number", "0-based number in the exact FractalDB search"), stepper(1)),
-      source,
-    ),
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "FractalDB variation"),
-      field("row", select("row", rows), "fluctuation row"),
-      field("flip", select("flip", Object.fromEntries(facts.flips.map((f) => [f, FLIP_NAMES[f] || f]))), "flip"),
-    ),
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "Drawing"),
-      field("mode", select("mode", MODE_NAMES), "mode"),
-      field("seed", textInput("seed"), "patch seed", "seed of the 3x3 patch masks (patch mode)"),
-      field("points", textInput("points"), "points", `2 to ${thousands(MAX_POINTS)}, start point included`),
-      field("size", textInput("size", 5), "size (px)", `${MIN_SIZE} to ${MAX_SIZE}`),
-      field("a", textInput("a"), "a weight", "factor on every map's a; the OFDB generator renders with 0.2"),
-    ),
-    h(
-      "fieldset",
-      {},
-      h("legend", {}, "Share"),
-      h("div", { class: "ofdb-x-row" }, link, h("button", { type: "button", onclick: copyLink }, "copy link")),
-      h("div", { class: "ofdb-x-label" }, "the system as CSV (the package's format, ", h("code", {}, "%.18e"), ")"),
-      csvOut,
-      h("div", { class: "ofdb-x-row" }, download),
-      h("div", { class: "ofdb-x-label" }, "import a system (CSV rows a,b,c,d,e,f,p)"),
-      csvIn,
-      h("div", { class: "ofdb-x-row" }, h("button", { type: "button", "data-action": "import", onclick: () => importCsv(csvIn.value) }, "import"), file, msgs["csv-in"]),
-    ),
-    host.augment
-      ? h("fieldset", {}, h("legend", {}, "Pre-training augmentations (from the kernel)"), h("button", { type: "button", "data-action": "augment", onclick: augment }, "preview"), tiles)
-      : "",
-  );
-  const mapsBox = h(
-    "fieldset",
-    { class: "ofdb-x-maps" },
-    h("legend", {}, "Maps: (x, y) \u2192 (a x + b y + e, c x + d y + f) with probability p"),
-    h(
-      "div",
-      { class: "ofdb-x-table" },
-      h(
-        "table",
-        {},
-        h("thead", {}, h("tr", {}, ["", ...facts.coefficients, "p", "\u2016A\u2016\u2082", ""].map((t) => h("th", {}, t)))),
-        mapsBody,
-      ),
-    ),
-    h(
-      "div",
-      { class: "ofdb-x-row" },
-      h("button", { type: "button", "data-action": "add-map", onclick: addMap }, "add map"),
-      h("button", { type: "button", "data-action": "p-det", onclick: pFromDet }, "p from |det|"),
-      h("button", { type: "button", "data-action": "revert", onclick: revert }, "revert to category"),
-      mapsMsg,
-    ),
-  );
-  const wrap = h("div", { class: "ofdb-x" }, h("div", { class: "ofdb-x-view" }, canvas, status, readouts), controls, mapsBox);
-  root.replaceChildren(wrap);
 
   for (const name of ["row", "flip", "mode"]) fields[name].addEventListener("change", () => update(name));
-  for (const name of ["seed", "points", "size", "a"]) fields[name].addEventListener("input", () => update(name));
+  for (const name of ["seed", "points", "size", "a"])
+    fields[name].addEventListener("input", () => update(name));
   fields.category.addEventListener("change", () => loadCategory(fields.category.value));
   file.addEventListener("change", async () => {
     if (!file.files.length) return;
@@ -169,21 +81,14 @@ export function mount(root, host) {
   });
 
   // ----- maps table --------------------------------------------------------------------------------
-  function mapRow(values) {
-    const cells = values.map((v, q) => {
-      const input = h("input", { type: "text", inputmode: "decimal", size: 9, "data-coef": q < 6 ? facts.coefficients[q] : "p", spellcheck: "false" });
-      input.value = typeof v === "number" ? text.shortest(v) : String(v);
-      input.addEventListener("input", () => update("maps", input));
-      input.addEventListener("keydown", (ev) => nudge(ev, input));
-      return h("td", {}, input);
-    });
-    const tr = h("tr", { class: "ofdb-x-map" }, h("th", {}, ""), cells, h("td", { class: "ofdb-x-contraction" }, ""));
-    tr.append(h("td", {}, h("button", { type: "button", title: "remove this map", "data-action": "remove-map", onclick: () => removeMap(tr) }, "\u00d7")));
-    return tr;
-  }
+  const rowActions = {
+    edit: () => update("maps"),
+    keydown: nudge,
+    remove: removeMap,
+  };
 
   function setMaps(list) {
-    mapsBody.replaceChildren(...list.map(mapRow));
+    mapsBody.replaceChildren(...list.map((values) => mapRow(values, facts.coefficients, rowActions)));
     numberMaps();
   }
 
@@ -207,12 +112,13 @@ export function mount(root, host) {
 
   function addMap() {
     const list = mapInputs();
-    if (list.length >= MAX_MAPS) return show("maps", `at most ${MAX_MAPS} maps`);
+    if (list.length >= LIMITS.maxMaps) return show("maps", `at most ${LIMITS.maxMaps} maps`);
     const ps = list.map((cells) => text.parseNumber(cells[6].value)).filter((p) => p !== null);
     const p = ps.length ? ps.reduce((s, x) => s + x, 0) / ps.length : 1;
     // half-size, off-centre: a contraction that keeps the attractor bounded
     const k = list.length;
-    mapsBody.append(mapRow([0.5, 0, 0, 0.5, ((k % 3) - 1) * 0.5, (((k + 1) % 3) - 1) * 0.5, p]));
+    const values = [0.5, 0, 0, 0.5, ((k % 3) - 1) * 0.5, (((k + 1) % 3) - 1) * 0.5, p];
+    mapsBody.append(mapRow(values, facts.coefficients, rowActions));
     numberMaps();
     update("maps");
   }
@@ -262,13 +168,14 @@ export function mount(root, host) {
       s.flip = fields.flip.value;
       s.mode = fields.mode.value;
       const ints = [
-        ["seed", 0, MAX_SEED],
-        ["points", 2, MAX_POINTS],
-        ["size", MIN_SIZE, MAX_SIZE],
+        ["seed", 0, LIMITS.maxSeed],
+        ["points", 2, LIMITS.maxPoints],
+        ["size", LIMITS.minSize, LIMITS.maxSize],
       ];
       for (const [name, lo, hi] of ints) {
         s[name] = text.parseInteger(fields[name].value, lo, hi);
-        if (s[name] === null) ok = bad(name, fields[name], `${name}: a whole number from ${lo} to ${thousands(hi)}`);
+        if (s[name] === null)
+          ok = bad(name, fields[name], `${name}: a whole number from ${lo} to ${thousands(hi)}`);
       }
       s.aWeight = text.parseNumber(fields.a.value);
       if (s.aWeight === null) ok = bad("a", fields.a, "a weight: not a number");
@@ -284,11 +191,13 @@ export function mount(root, host) {
       }),
     );
     if (!list.length) ok = show("maps", "empty system: a system needs at least one map (add one)") ?? false;
-    else if (ok && !core.normalise(s.maps.map((r) => r[6]))) ok = show("maps", "at least one map needs a probability above 0") ?? false;
+    else if (ok && !core.normalise(s.maps.map((r) => r[6])))
+      ok = show("maps", "at least one map needs a probability above 0") ?? false;
     return ok ? s : null;
   }
 
-  const sameRows = (a, b) => a.length === b.length && a.every((r, i) => r.every((v, q) => Object.is(v, b[i][q])));
+  const sameRows = (a, b) =>
+    a.length === b.length && a.every((r, i) => r.every((v, q) => Object.is(v, b[i][q])));
 
   // ----- drawing -----------------------------------------------------------------------------------
   function filterLit(maps, probs) {
@@ -319,7 +228,14 @@ export function mount(root, host) {
     const maps = s.maps.map((r) => r.slice(0, 6));
     const probs = core.normalise(s.maps.map((r) => r[6]));
     const weights = core.viewWeights(s.aWeight, s.row, facts.fluctuation_factors);
-    const opts = { size: s.size, nPoints: s.points, pad: facts.pad, chaosSeed: facts.chaos_seed, mode: s.mode, maskSeed: s.seed };
+    const opts = {
+      size: s.size,
+      nPoints: s.points,
+      pad: facts.pad,
+      chaosSeed: facts.chaos_seed,
+      mode: s.mode,
+      maskSeed: s.seed,
+    };
     const res = core.render(maps, probs, weights, opts);
     if (res.diverged || res.kept === 0) {
       const why = res.diverged
@@ -329,7 +245,11 @@ export function mount(root, host) {
       return stale(why);
     }
     if (canvas.width !== s.size) canvas.width = canvas.height = s.size;
-    ctx.putImageData(new ImageData(core.toRGBA(res.image, s.size, res.channels, s.flip), s.size, s.size), 0, 0);
+    ctx.putImageData(
+      new ImageData(core.toRGBA(res.image, s.size, res.channels, s.flip), s.size, s.size),
+      0,
+      0,
+    );
     good = { ...s, maps: edited ? s.maps : null };
     const filter = filterLit(maps, probs);
     lastMs = performance.now() - t0;
@@ -359,43 +279,68 @@ export function mount(root, host) {
     const f = facts.filter;
     const fTotal = f.size * f.size;
     const passes = filter.lit / fTotal >= f.rate;
-    const factors = maps.map((m) => core.spectralNorm(m[0] * weights[0], m[1] * weights[1], m[2] * weights[2], m[3] * weights[3]));
+    const factors = maps.map((m) =>
+      core.spectralNorm(m[0] * weights[0], m[1] * weights[1], m[2] * weights[2], m[3] * weights[3]),
+    );
     [...mapsBody.rows].forEach((tr, i) => {
       tr.cells[8].textContent = factors[i].toFixed(3);
       tr.cells[8].classList.toggle("ofdb-x-expanding", !(factors[i] < 1));
     });
-    const record = !edited && loaded && loaded.lit !== null && loaded.lit !== undefined ? `; the search recorded ${pct(loaded.lit, fTotal)}` : "";
+    const record =
+      !edited && loaded && loaded.lit !== null && loaded.lit !== undefined
+        ? `; the search recorded ${pct(loaded.lit, fTotal)}`
+        : "";
     const lines = [
       ["fill rate (this picture)", pct(core.litPixels(res.image, res.channels), total)],
       [
         `search filter (${f.size} px, ${thousands(f.points)} points, point mode, a x ${f.a_weight}, at least ${f.rate})`,
         `${pct(filter.lit, fTotal)}: ${passes ? "passes" : "fails"}${filter.diverged ? " (diverges at a x 1)" : ""}${record}`,
       ],
-      ["contraction (largest singular value per map, as drawn)", `${factors.map((x) => x.toFixed(3)).join(", ")}: ${factors.every((x) => x < 1) ? "all contractive" : "not all contractive"}`],
+      [
+        "contraction (largest singular value per map, as drawn)",
+        `${factors.map((x) => x.toFixed(3)).join(", ")}: ${factors.every((x) => x < 1) ? "all contractive" : "not all contractive"}`,
+      ],
       ["update", `${lastMs.toFixed(1)} ms`],
     ];
-    readouts.replaceChildren(...lines.map(([k, v], i) => h("tr", { "data-readout": ["fill", "filter", "contraction", "update"][i] }, h("th", {}, k), h("td", {}, v))));
-    source.textContent = loaded ? `search category ${name5(loaded.k)}${edited ? ", edited" : ""}` : "a system of your own";
-    link.value = host.useUrl ? location.href.replace(/#.*$/, "") + text.encodeState(good) : text.encodeState(good);
+    readouts.replaceChildren(
+      ...lines.map(([k, v], i) =>
+        h(
+          "tr",
+          { "data-readout": ["fill", "filter", "contraction", "update"][i] },
+          h("th", {}, k),
+          h("td", {}, v),
+        ),
+      ),
+    );
+    source.textContent = loaded
+      ? `search category ${name5(loaded.k)}${edited ? ", edited" : ""}`
+      : "a system of your own";
+    link.value = host.useUrl
+      ? location.href.replace(/#.*$/, "") + text.encodeState(good)
+      : text.encodeState(good);
     csvOut.value = text.formatRows(maps, probs);
     download.download = loaded && !edited ? `${name5(loaded.k)}.csv` : "system.csv";
   }
 
   // ----- categories, URL, CSV ----------------------------------------------------------------------
   function step(d) {
-    const k = text.parseInteger(fields.category.value, 0, MAX_SEED);
+    const k = text.parseInteger(fields.category.value, 0, LIMITS.maxSeed);
     const base = k !== null ? k : loaded ? loaded.k : 0;
     loadCategory(String(Math.max(0, base + d)));
   }
 
   /** Load category ``value`` (text) from the host, then draw; ``then`` adjusts the form first. */
   async function loadCategory(value, then = null) {
-    const max = host.maxCategory ?? MAX_SEED;
+    const max = host.maxCategory ?? LIMITS.maxSeed;
     const k = text.parseInteger(value, 0, max);
     fields.category.value = String(value).trim();
     clearMessages();
     if (k === null) {
-      bad("category", fields.category, `category: a whole number from 0 to ${thousands(max)}${host.maxCategory != null ? ` (this page embeds the first ${thousands(max + 1)}; the notebook's widget searches further)` : ""}`);
+      bad(
+        "category",
+        fields.category,
+        `category: a whole number from 0 to ${thousands(max)}${host.maxCategory != null ? ` (this page embeds the first ${thousands(max + 1)}; the notebook's widget searches further)` : ""}`,
+      );
       return stale("no such category");
     }
     const mine = ++token;
@@ -434,9 +379,10 @@ export function mount(root, host) {
   function setHash(hash) {
     const { fields: f, maps, unknown } = text.decodeHash(hash);
     const set = (name, value) => (fields[name].value = value);
-    set("row", f.row in rows ? f.row : String(view.row));
-    set("flip", facts.flips.includes(f.flip) ? f.flip : facts.flips[0]);
-    set("mode", f.mode in MODE_NAMES ? f.mode : view.mode);
+    const offered = (name, value) => [...fields[name].options].some((o) => o.value === value);
+    set("row", offered("row", f.row) ? f.row : String(view.row));
+    set("flip", offered("flip", f.flip) ? f.flip : facts.flips[0]);
+    set("mode", offered("mode", f.mode) ? f.mode : view.mode);
     set("seed", f.seed ?? String(view.seed));
     set("points", f.points ?? String(view.points));
     set("size", f.size ?? String(view.size));
@@ -463,7 +409,14 @@ export function mount(root, host) {
     tiles.replaceChildren("rendering in the kernel\u2026");
     const got = await host.augment(good);
     tiles.replaceChildren(
-      ...(got.tiles || []).map((t) => h("figure", {}, h("img", { src: `data:image/png;base64,${t.png}`, alt: t.title }), h("figcaption", {}, t.title))),
+      ...(got.tiles || []).map((t) =>
+        h(
+          "figure",
+          {},
+          h("img", { src: `data:image/png;base64,${t.png}`, alt: t.title }),
+          h("figcaption", {}, t.title),
+        ),
+      ),
       ...(got.notes || []).map((n) => h("p", {}, n)),
       got.error ? h("p", { class: "ofdb-x-msg" }, got.error) : "",
     );

@@ -86,7 +86,8 @@ export function parseRows(text) {
   for (let k = 0; k < lines.length; k++) {
     if (!lines[k].trim()) continue;
     const parts = lines[k].split(",");
-    if (parts.length !== 7) return { error: `line ${k + 1}: expected 7 values a,b,c,d,e,f,p, got ${parts.length}` };
+    if (parts.length !== 7)
+      return { error: `line ${k + 1}: expected 7 values a,b,c,d,e,f,p, got ${parts.length}` };
     const row = parts.map(parseNumber);
     if (row.some((v) => v === null)) return { error: `line ${k + 1}: not a row of finite numbers` };
     rows.push(row);
@@ -94,7 +95,8 @@ export function parseRows(text) {
   if (!rows.length) return { error: "no maps: a system needs at least one row a,b,c,d,e,f,p" };
   if (rows.some((r) => r[6] < 0)) return { error: "probabilities must be >= 0" };
   const total = rows.reduce((s, r) => s + r[6], 0);
-  if (Math.abs(total - 1) > 1e-6) return { error: `probabilities sum to ${total.toPrecision(9)}, must sum to 1` };
+  if (Math.abs(total - 1) > 1e-6)
+    return { error: `probabilities sum to ${total.toPrecision(9)}, must sum to 1` };
   return { rows };
 }
 
