@@ -67,8 +67,14 @@ def test_ensure_book_assets_writes_once(tmp_path):
     assert web.ensure_book_assets(book, 3, log=None) == folder and data.stat().st_mtime_ns == stamp
     cats, _ = web.read_categories_document(json.loads(data.read_text()))
     assert cats == [search_category(k)[0] for k in range(3)]
-    web.ensure_book_assets(book, 4, log=None)  # another count: written again
-    assert json.loads(data.read_text())["count"] == 4
+    doc = json.loads(data.read_text())
+    doc["facts"]["pad"] = -1  # facts of another version: rewritten from the file, no search
+    data.write_text(json.dumps(doc))
+    searched = []
+    web.ensure_book_assets(book, 3, log=searched.append)
+    assert not searched and json.loads(data.read_text())["facts"] == web.facts()
+    web.ensure_book_assets(book, 4, log=searched.append)  # another count: searched again
+    assert json.loads(data.read_text())["count"] == 4 and len(searched) == 1
 
 
 def test_the_book_page_loads_the_explorer_files():

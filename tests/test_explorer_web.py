@@ -291,15 +291,19 @@ def test_bad_input_keeps_the_last_good_picture(site, browser):
 
 
 def test_renderer_functions_match_numpy_and_numba(site, browser):
-    """The module's pieces on their own: the MT stream, the masks, a diverging system (the NaN
-    rule), the ``%.18e`` format with its ties."""
+    """The modules' pieces on their own: the MT stream, the masks, diverging systems (the NaN
+    rule), the ``%.18e`` format with its ties, the embedded data, the normalised probabilities."""
     base, cats, _ = site
     _open(browser, base)
     script = """
 const done = arguments[arguments.length - 1];
-const [cases, numbers] = [arguments[0], arguments[1]];
+const [cases, numbers, weights] = [arguments[0], arguments[1], arguments[2]];
 const at = (f) => new URL('_static/explorer/' + f, location.href).href;
-Promise.all([import(at('ifs-core.js')), import(at('ifs-text.js'))]).then(([core, text]) => {
+Promise.all([import(at('ifs-core.js')), import(at('ifs-text.js')), import(at('ifs-book.js')),
+             fetch(at('categories.json')).then((r) => r.json())]).then(([core, text, book, doc]) => {
+  const cats = book.decodeCategories(doc);
+  const rows = Array.from({length: cats.count}, (_, k) => cats.rows(k));
+  const sums = weights.map((w) => Array.from(core.normalise(w)));
   const rng = new core.MT19937(100);
   const key = Array.from(rng.key.subarray(0, 8));
   const masks = [0, 1, 2 ** 40 + 3].map((s) => Array.from({length: 50}, (_, i) => core.maskOf(core.maskKey(s), i)));
@@ -308,7 +312,7 @@ Promise.all([import(at('ifs-core.js')), import(at('ifs-text.js'))]).then(([core,
       {size: 128, nPoints: 30000, pad: 6, chaosSeed: 100, mode: 'point', flip: true});
     return [Array.from(r.image), r.kept, r.diverged];
   });
-  done({key, masks, renders, formatted: numbers.map(text.formatE18)});
+  done({key, masks, renders, formatted: numbers.map(text.formatE18), rows, sums});
 });
 """
     diverging = [(0, 16, 0.2), (0, 4, 1.0), (2, 16, 1.0)]
@@ -319,7 +323,14 @@ Promise.all([import(at('ifs-core.js')), import(at('ifs-text.js'))]).then(([core,
     rs = np.random.RandomState(3)
     numbers = [float(v) for v in rs.standard_normal(300) * 10.0 ** rs.randint(-300, 300, 300)]
     numbers += [0.0, -0.0, 5e-324, 2.0**-40, 3 * 2.0**-30, 1e23, 0.1, 1.7976931348623157e308]
-    got = browser.execute_async_script(script, cases, numbers)
+    weights = [rs.uniform(0, 1, n) * 10.0 ** rs.uniform(-3, 3, n) for n in (3, 7, 9, 20, 150)]
+    weights.append(cats[3].probs)  # sums to 1 within 1e-12: left as it is
+    got = browser.execute_async_script(script, cases, numbers, [w.tolist() for w in weights])
+    # the embedded categories decode to the search's, probabilities (the |det| rule) included
+    assert all(np.array_equal(np.array(r), c.to_rows()) for r, c in zip(got["rows"], cats, strict=True))
+    # relative weights normalise as ExplorerModel.probabilities does (NumPy's pairwise sum)
+    for w, p in zip(weights, got["sums"], strict=True):
+        assert np.array_equal(p, ExplorerModel(np.zeros((len(w), 6)), w).probabilities())
     assert got["key"] == mt.legacy_state(100)[:8].tolist()
     from ofdb_study.fractals.kernels import patch_mask
 
@@ -344,11 +355,13 @@ const next = document.querySelector('[data-step="1"]');
 const a = document.querySelector('[data-field="a"]');
 const mode = document.querySelector('[data-field="mode"]');
 const time = (fn) => { const t = performance.now(); fn(); return performance.now() - t; };
-const out = {step: [], a: [], patch: []};
+const out = {step: [], a: [], patch: [], color: []};
 for (let i = 0; i < 30; i++) out.step.push(time(() => next.click()));
 for (let i = 0; i < 30; i++) out.a.push(time(() => { a.value = String(0.2 + 0.001 * (i % 7)); a.dispatchEvent(new Event('input')); }));
 mode.value = 'patch'; mode.dispatchEvent(new Event('change'));
 for (let i = 0; i < 30; i++) out.patch.push(time(() => { a.value = String(0.2 + 0.001 * (i % 7)); a.dispatchEvent(new Event('input')); }));
+mode.value = 'color'; mode.dispatchEvent(new Event('change'));
+for (let i = 0; i < 30; i++) out.color.push(time(() => { a.value = String(0.2 + 0.001 * (i % 7)); a.dispatchEvent(new Event('input')); }));
 return out;
 """
     times = browser.execute_script(script)
@@ -356,13 +369,14 @@ return out;
         ("step", "next category (chaos game, draw and the 512 px search filter)"),
         ("a", "a weight changed (chaos game and draw; filter cached)"),
         ("patch", "a weight changed in patch mode"),
+        ("color", "a weight changed in colour mode"),
     ):
         t = times[name]
         print(
             f"explorer update at 256 px, 100k points, {what}: median {statistics.median(t):.1f} ms, "
             f"min {min(t):.1f}, max {max(t):.1f} ms over {len(t)}"
         )
-    assert ep.state(browser)["category"] == 30 and ep.state(browser)["mode"] == "patch"
+    assert ep.state(browser)["category"] == 30 and ep.state(browser)["mode"] == "color"
     _same_as_package(browser, cats)
 
 

@@ -132,9 +132,9 @@ def ensure_book_assets(
 ) -> Path:
     """Copy the front end into ``<book>/_static/explorer`` and write its ``categories.json``.
 
-    Idempotent: the data file is rewritten only when it is missing or was made with other settings,
-    another count or other facts (the first call runs the exact search: about 35 s for 1,000
-    categories on two cores).
+    Idempotent: the search runs only when the data file is missing or was made with other search
+    settings or another count (about 35 s for 1,000 categories on two cores); new facts alone are
+    written into the file without searching again.
 
     Returns:
         The folder.
@@ -151,18 +151,24 @@ def ensure_book_assets(
         _write_if_changed(folder / name, (WEB_DIR / name).read_bytes())
     data = folder / DATA_FILE
     settings = SearchSettings()
-    want = {"format": DATA_FORMAT, "search": asdict(settings), "count": n_categories, "facts": facts()}
+    want = {"format": DATA_FORMAT, "search": asdict(settings), "count": n_categories}
+    have = {}
     if data.is_file():
         try:
             have = json.loads(data.read_text())
         except ValueError:
-            have = {}
-        if all(have.get(k) == v for k, v in want.items()):
+            pass
+    if all(have.get(k) == v for k, v in want.items()):
+        if have.get("facts") == facts():
             return folder
-    if log:
-        log(f"explorer: searching the first {n_categories} categories for {data}")
-    result = search(n_categories, settings, workers=workers)
-    doc = categories_document(result.categories, result.fill_rates, settings)
+        cats, lit = read_categories_document(have)  # the same search: only the facts are new
+        fills = [n / (settings.size * settings.size) for n in lit]
+    else:
+        if log:
+            log(f"explorer: searching the first {n_categories} categories for {data}")
+        result = search(n_categories, settings, workers=workers)
+        cats, fills = result.categories, result.fill_rates
+    doc = categories_document(cats, fills, settings)
     _write_if_changed(data, json.dumps(doc, separators=(",", ":")).encode())
     return folder
 
