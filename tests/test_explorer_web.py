@@ -228,6 +228,12 @@ def test_csv_export_and_import(site, browser):
     _open(browser, base, "#c=999&mode=point")
     exported = browser.find_element(By.CSS_SELECTOR, '[data-field="csv-out"]').get_attribute("value")
     assert exported == format_rows(cats[999])
+    downloaded = browser.execute_async_script(
+        "const done = arguments[0], a = document.querySelector('.ofdb-x-download');"
+        "a.addEventListener('click', (e) => e.preventDefault(), {once: true});"  # no file on disk
+        "a.click(); fetch(a.href).then((r) => r.text()).then((t) => done([a.download, t]));"
+    )
+    assert downloaded == ["00999.csv", exported]
     # import another system, written by the package
     other = IFS(cats[5].maps * [1, 1, 1, 1, 0.9, 1.1], cats[5].probs)
     box = browser.find_element(By.CSS_SELECTOR, '[data-field="csv-in"]')
