@@ -25,7 +25,8 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq dataset-fashion-mnist chromium chromium-driver >/dev/null; \
 	else echo "note: install dataset-fashion-mnist, chromium and chromium-driver for the full study and browser tests"; fi
 
-# MathJax, require.js and the ipywidgets HTML manager from npm, so the book needs no CDN.
+# MathJax, require.js and the ipywidgets HTML manager from npm, so the book needs no CDN; the
+# explorer page's files and data (the first 1,000 categories of the search, searched once).
 vendor: $(STAMP)
 	$(BIN)/python -m ofdb_study vendor --book book
 

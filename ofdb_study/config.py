@@ -22,7 +22,6 @@ from pathlib import Path
 from .errors import ParamError
 from .fractals.defaults import (
     FRACTALDB_RENDERS,
-    FRACTALDB_ROWS,
     OFDB3D_POINTS,
     OFDB3D_SIZE,
     OFDB_A_WEIGHT,
@@ -404,23 +403,6 @@ class DataPlan:
 
 
 @dataclass(frozen=True)
-class ExplorerPlan:
-    """The static explorer of the book at a profile (its frames are embedded in the page).
-
-    Attributes:
-        categories: search categories shown.
-        rows: FractalDB fluctuation rows shown per category.
-        size: frame side in pixels.
-        n_points: chaos-game points per frame.
-    """
-
-    categories: int
-    size: int
-    n_points: int
-    rows: tuple[int, ...] = tuple(range(FRACTALDB_ROWS))
-
-
-@dataclass(frozen=True)
 class Profile:
     """A named profile: both phases with their sources, data-kind settings and the study plan.
 
@@ -433,7 +415,6 @@ class Profile:
     finetune_recipe: Recipe
     study: StudyPlan
     data: DataPlan
-    explorer: ExplorerPlan
     data_kinds: Mapping[str, Mapping[str, tuple]] = field(default_factory=dict)
 
     @property
@@ -514,7 +495,6 @@ PAPER = Profile(
         onepfrac_deltas=(0.01, 0.05, 0.1, 0.2),
     ),
     data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
-    explorer=ExplorerPlan(categories=20, size=192, n_points=OFDB_POINTS),
     data_kinds={
         "1pfrac": {
             "render_size": (ONEPFRAC_SIZE, pub(f"{ONEPFRAC_GEN}: --image_size_x/y 512")),
@@ -604,7 +584,6 @@ PAPER_21K = Profile(
         paper_column="vit_b",
     ),
     data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
-    explorer=ExplorerPlan(categories=20, size=192, n_points=OFDB_POINTS),
     data_kinds=PAPER.data_kinds,
 )
 
@@ -688,7 +667,6 @@ MINI = Profile(
     ),
     # OFDB-1k in full, FractalDB on 10 categories
     data=DataPlan(search=1000, ofdb=1000, fractaldb=10),
-    explorer=ExplorerPlan(categories=8, size=160, n_points=100_000),
 )
 
 # ---- smoke: seconds, for tests ------------------------------------------------------------------
@@ -734,7 +712,6 @@ SMOKE = Profile(
         rows=ALL_ROWS,
     ),
     data=DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2),
-    explorer=ExplorerPlan(categories=3, size=128, n_points=50_000),
 )
 
 PROFILES = {p.name: p for p in (SMOKE, MINI, PAPER, PAPER_21K)}

@@ -65,10 +65,12 @@ def study_book(tmp_path_factory) -> StudyBook:
     ``book/study/`` are never touched.
     """
     from ofdb_study import study
+    from ofdb_study.explorer.web import ensure_book_assets
     from ofdb_study.study.vendor import ensure_vendor
 
     try:
         ensure_vendor(REPO / "book")
+        ensure_book_assets(REPO / "book", log=None)  # the explorer's data, searched once
     except RuntimeError as exc:  # first use needs the npm registry
         pytest.skip(f"book assets unavailable: {exc}")
     root = tmp_path_factory.mktemp("study")

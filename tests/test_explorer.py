@@ -10,7 +10,6 @@ import pytest
 pytest.importorskip("ipywidgets")
 
 from ofdb_study import explorer as ex  # noqa: E402
-from ofdb_study.config import PROFILES  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
 from ofdb_study.fractals import render  # noqa: E402
 from ofdb_study.fractals.ifs import IFS, read_csv, write_csv  # noqa: E402
@@ -288,37 +287,6 @@ def test_augmentation_preview_grid():
         assert "unavailable" in e.aug_note.value
     else:
         assert {"texture 0", "timm 0"} <= set(titles), e.aug_note.value
-
-
-def test_static_explorer_structure():
-    # a sheared triangle: with diagonal maps, scaling e only stretches the attractor, and the
-    # renderer's per-axis rescale undoes a stretch, so the frames would repeat
-    sheared = IFS(TRIANGLE.maps + [[0, 0.2, 0.1, 0, 0, 0]], TRIANGLE.probs)
-    cats = [sheared, TRIANGLE]
-    box = ex.static_explorer(cats, rows=[0, 1, 17], size=48, n_points=5_000)
-    assert len(box.outer_stack.children) == 2
-    assert all(len(s.children) == 3 for s in box.stacks)
-    assert box.category_slider.max == 1 and box.row_slider.max == 2
-    frames = [[bytes(cell.children[0].value) for cell in s.children] for s in box.stacks]
-    assert len(set(frames[0])) == 3 and frames[0][0] != frames[1][0]
-    assert "row 17 (e x 0.2)" in box.stacks[0].children[2].children[1].value
-    # Python-side the links are not active; the browser test checks them.
-    assert len(box.links) == 3 + 2
-
-
-@pytest.mark.parametrize("profile", list(PROFILES))
-def test_static_explorer_for_every_profile(profile, monkeypatch):
-    import ofdb_study.fractals.search
-
-    class FakeResult:
-        categories = [TRIANGLE] * 30
-        fill_rates = [0.25] * 30
-
-    monkeypatch.setattr(ofdb_study.fractals.search, "searched", lambda n: FakeResult())
-    plan = PROFILES[profile].explorer
-    box = ex.static_explorer_for_profile(profile, rows=(0, 5), size=32, n_points=500)
-    assert len(box.outer_stack.children) == plan.categories  # the profile's own plan
-    assert box.row_slider.max == 1
 
 
 def test_measure_latency_restores_state():

@@ -97,7 +97,7 @@ def test_parameters_are_recorded(study_book):
 
 
 def test_book_pages_built_offline(study_book):
-    for page in ("intro", "data", "results", "reproduce", *(f"study/{n}" for n in OURS)):
+    for page in ("intro", "data", "explorer", "results", "reproduce", *(f"study/{n}" for n in OURS)):
         assert (study_book.html / f"{page}.html").is_file(), page
     for page in study_book.html.rglob("*.html"):
         text = page.read_text()

@@ -3,8 +3,9 @@
 Jupyter Book adds every ``.js``/``.css`` found under ``_static`` to ``html_js_files`` /
 ``html_css_files``, which would put MathJax's hundred components and the widget bundle on every
 page. The vendor files are loaded where they are needed instead (``mathjax_path`` on pages with
-maths, ``nb_ipywidgets_js`` on pages with widgets), so this extension drops them from both lists,
-and refuses any remote URL left in the configuration.
+maths, ``nb_ipywidgets_js`` on pages with widgets), and the explorer's ES modules only by its own
+page (as plain scripts elsewhere they would not even parse), so this extension drops both folders
+from both lists, and refuses any remote URL left in the configuration.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from sphinx.application import Sphinx
 from sphinx.config import Config
 from sphinx.errors import ConfigError
 
-VENDOR_PREFIX = "vendor/"
+#: Folders under ``_static`` whose files only the pages that need them load.
+LOCAL_ONLY = ("vendor/", "explorer/")
 
 
 def _path(entry) -> str:
@@ -26,7 +28,7 @@ def _is_remote(path: str) -> bool:
 
 def _clean(app: Sphinx, config: Config) -> None:
     for name in ("html_js_files", "html_css_files"):
-        entries = [e for e in getattr(config, name) if not _path(e).startswith(VENDOR_PREFIX)]
+        entries = [e for e in getattr(config, name) if not _path(e).startswith(LOCAL_ONLY)]
         remote = [_path(e) for e in entries if _is_remote(_path(e))]
         if remote:
             raise ConfigError(f"{name} names remote files {remote}; serve them from _static/vendor")

@@ -52,15 +52,19 @@ def register(subparsers) -> None:
 
     v = subparsers.add_parser(
         "vendor",
-        help="fetch MathJax, RequireJS and the widgets manager from npm into the book's _static",
+        help="fetch MathJax, RequireJS and the widgets manager from npm into the book's _static, and "
+        "write the explorer page's files",
         description="Install the pinned npm packages the built book loads and copy them into "
-        "BOOK/_static/vendor, so the book works with no network. Idempotent.",
+        "BOOK/_static/vendor, so the book works with no network; copy the explorer's JavaScript into "
+        "BOOK/_static/explorer with the first 1,000 categories of the exact search (the first run "
+        "searches, about half a minute). Idempotent.",
     )
     v.add_argument("--book", default="book", help="the Jupyter Book folder (default book)")
     v.set_defaults(func=_vendor)
 
 
 def _vendor(args: argparse.Namespace) -> int:
+    from ..explorer.web import ensure_book_assets
     from ..study.vendor import ensure_vendor
 
     try:
@@ -69,6 +73,7 @@ def _vendor(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"vendor assets ready in {path}")
+    print(f"explorer page files ready in {ensure_book_assets(args.book)}")
     return 0
 
 

@@ -1,9 +1,10 @@
 """The fractal explorer: one IFS category on screen, every map editable.
 
-``Explorer`` (``widgets``) is the live ipywidgets app for a kernel; ``ExplorerModel`` (``model``)
-holds its state without widgets, so tests drive it directly; ``static_explorer`` (``static``) is the
-kernel-free version stored in the published book. ``from ofdb_study import explorer`` is all a
-notebook needs.
+``ExplorerWidget`` (``webwidget``, anywidget) is the JavaScript front end of ``web`` in JupyterLab,
+the same one the book's explorer page runs without a kernel; ``Explorer`` (``widgets``) is the
+ipywidgets app drawn by the kernel; ``ExplorerModel`` (``model``) holds the state without widgets,
+so tests and scripts drive it directly. ``from ofdb_study import explorer`` is all a notebook needs
+(``ExplorerWidget`` imports anywidget on first use).
 """
 
 from .model import (
@@ -24,12 +25,6 @@ from .model import (
     search_category,
     warm_up,
 )
-from .static import (
-    StaticFrames,
-    static_explorer,
-    static_explorer_for_profile,
-    static_frames,
-)
 from .widgets import Coalescer, Explorer
 
 __all__ = [
@@ -43,16 +38,21 @@ __all__ = [
     "Coalescer",
     "Explorer",
     "ExplorerModel",
+    "ExplorerWidget",
     "Readouts",
-    "StaticFrames",
     "ViewSettings",
     "augmentation_previews",
     "fluctuation_label",
     "folder_category",
     "random_ifs",
     "search_category",
-    "static_explorer",
-    "static_explorer_for_profile",
-    "static_frames",
     "warm_up",
 ]
+
+
+def __getattr__(name: str):
+    if name == "ExplorerWidget":  # anywidget (and ipywidgets) load only when the widget is asked for
+        from .webwidget import ExplorerWidget
+
+        return ExplorerWidget
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,21 +1,17 @@
-"""The fractal explorer: an ipywidgets app to look at one IFS category, edit it and export it.
+"""The fractal explorer drawn by the kernel: an ipywidgets app to look at one IFS category, edit it
+and export it.
 
-Two front ends share one model:
+``Explorer`` (live, needs a kernel): load a category from a search result folder, by number from the
+exact FractalDB search, or a random system from a seed; edit every map's ``a..f`` and probability;
+add and remove maps; choose points, image size, draw mode, the ``a`` weight, the patch seed and one
+of FractalDB's 25 fluctuation rows; preview the pre-training augmentations; export the system as an
+official CSV. Readouts: the fill rate of the preview, whether the system passes the search's 0.2
+filter, the number of maps, the contraction factors and the last update's latency.
 
-* ``Explorer`` (live, needs a kernel): load a category from a search result folder, by number from
-  the exact FractalDB search, or a random system from a seed; edit every map's ``a..f`` and
-  probability; add and remove maps; choose points, image size, draw mode, the ``a`` weight, the patch
-  seed and one of FractalDB's 25 fluctuation rows; preview the pre-training augmentations; export the
-  system as an official CSV. Readouts: the fill rate of the preview, whether the system passes the
-  search's 0.2 filter, the number of maps, the contraction factors and the last update's latency.
-* ``static_explorer`` (no kernel, for the published book): precomputed frames (categories x
-  fluctuation rows) in nested ``Stack`` widgets whose ``selected_index`` is ``jslink``-ed to sliders
-  and ``Play`` buttons, so moving through them works from saved widget state alone, offline.
-
-The state logic holds no widgets, so tests drive it without a browser: ``ExplorerModel`` (in
-``explorer_model``) and ``Coalescer`` (here), which makes a burst of slider events trigger one
-render of the latest state. The static version lives in ``explorer_static``; this module re-exports
-the public names of both, so ``from ofdb_study import explorer`` is all a notebook needs.
+The JavaScript explorer (``webwidget.ExplorerWidget``, the same front end as the book's explorer
+page) draws in the browser instead. The state logic holds no widgets, so tests drive it without a
+browser: ``ExplorerModel`` (in ``model``) and ``Coalescer`` (here), which makes a burst of slider
+events trigger one render of the latest state.
 """
 
 from __future__ import annotations

@@ -242,7 +242,8 @@ def run_study(
 
 
 def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> Path:
-    """Fetch the vendored scripts if needed and build the book offline with warnings as errors.
+    """Fetch the vendored scripts and write the explorer page's files if needed, then build the book
+    offline with warnings as errors.
 
     Returns:
         The built ``index.html``.
@@ -253,10 +254,12 @@ def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> P
     import subprocess
     import sys
 
+    from ..explorer.web import ensure_book_assets  # the book's explorer page runs the explorer's own files
     from .vendor import ensure_vendor
 
     book_dir = Path(book_dir)
     ensure_vendor(book_dir)
+    ensure_book_assets(book_dir, log=None if quiet else print)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(book_dir), "-W", "-n", "--keep-going"]
     done = subprocess.run(cmd, capture_output=quiet, text=True)
