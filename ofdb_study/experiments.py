@@ -307,15 +307,30 @@ def train_spec(spec: RunSpec, *, progress: bool = False) -> dict:
     return train(spec.cfg, spec.path, resume=True, progress=progress)
 
 
-def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False) -> list[RunSpec]:
-    """Train every run of ``specs`` that is not finished, in order; returns the runs trained.
+def _ready(spec: RunSpec, done: set[Path]) -> bool:
+    return spec.needs is None or spec.needs in done or (spec.needs / SUMMARY).is_file()
 
-    Logs one line when a run starts and one when it ends: k of n, wall time, images/s, the run's
-    top-1, and the time left, estimated from the images/s measured so far.
+
+def _train_quietly(spec: RunSpec) -> dict:  # a worker process's job: no progress bar
+    return train_spec(spec, progress=False)
+
+
+def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False, workers: int = 1) -> list[RunSpec]:
+    """Train every run of ``specs`` that is not finished; returns the runs trained.
+
+    With ``workers`` > 1, that many runs train at once in separate processes (a fine-tuning waits
+    for its pre-training); each run's result does not depend on it (its data order and every
+    random draw come from its own seed). Logs one line when a run starts and one when it ends:
+    k of n, wall time, images/s, the run's top-1, and the time left, estimated from the images/s
+    measured so far.
 
     Raises:
-        ParamError: a fine-tuning starts from a pre-training that is neither finished nor planned.
+        ParamError: a fine-tuning starts from a pre-training that is neither finished nor planned,
+            or ``workers`` is below 1.
     """
+    from .errors import check_positive_int
+
+    workers = check_positive_int("workers", workers)
     todo = [s for s in specs if not s.finished]
     planned = {s.path for s in specs}
     for s in todo:
@@ -323,22 +338,43 @@ def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False) -> list
             raise ParamError(
                 "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
             )
-    total_images = sum(s.images for s in todo)
-    done_images, spent = 0, 0.0
-    for k, s in enumerate(todo, 1):
-        log(f"[{k}/{len(todo)}] {s.label}: {s.cfg.steps} steps -> {s.path}")
-        t0 = time.perf_counter()
-        summary = train_spec(s, progress=progress)
-        wall = time.perf_counter() - t0
-        done_images += s.images
-        spent += wall
-        left = (total_images - done_images) * spent / max(done_images, 1)
+    total, n = sum(s.images for s in todo), len(todo)
+    state = {"images": 0, "started": time.perf_counter(), "k": 0}
+
+    def finished(s: RunSpec, summary: dict, wall: float) -> None:
+        state["images"] += s.images
+        state["k"] += 1
+        elapsed = time.perf_counter() - state["started"]
+        left = (total - state["images"]) * elapsed / max(state["images"], 1)
         top1 = summary.get("top1_last")
         acc = f", top-1 {top1:.1f} %" if top1 is not None else ""
         log(
-            f"[{k}/{len(todo)}] {s.label}: done in {_duration(wall)}, "
+            f"[{state['k']}/{n}] {s.label}: done in {_duration(wall)}, "
             f"{s.images / max(wall, 1e-9):.0f} images/s{acc}; about {_duration(left)} left"
         )
+
+    if workers == 1:
+        for k, s in enumerate(todo, 1):
+            log(f"[{k}/{n}] {s.label}: {s.cfg.steps} steps -> {s.path}")
+            t0 = time.perf_counter()
+            finished(s, train_spec(s, progress=progress), time.perf_counter() - t0)
+        return todo
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    waiting, running, done = list(todo), {}, set()
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        while waiting or running:
+            for s in [s for s in waiting if _ready(s, done)][: workers - len(running)]:
+                waiting.remove(s)
+                log(f"[{n - len(waiting)}/{n}] {s.label}: {s.cfg.steps} steps -> {s.path}")
+                running[pool.submit(_train_quietly, s)] = (s, time.perf_counter())
+            if not running:
+                raise ParamError("init", f"{waiting[0].label} waits for a pre-training that cannot run")
+            for future in wait(running, return_when=FIRST_COMPLETED).done:
+                s, t0 = running.pop(future)
+                finished(s, future.result(), time.perf_counter() - t0)
+                done.add(s.path)
     return todo
 
 

@@ -283,3 +283,66 @@ def flipbook(images: Sequence[np.ndarray], labels: Sequence[str], description: s
     # only because book/_ext keeps the theme's Font Awesome script from removing its icon element.)
     w.jslink((slider, "value"), (stack, "selected_index"))
     return w.VBox([slider, stack])
+
+
+def own_task(own: pd.DataFrame, title: str | None = None) -> Figure:
+    """Pre-training's own-task top-1 per row (mean, 95 % interval) with each row's learning bar.
+
+    Args:
+        own: ``results.own_task`` output (row, categories, mean, low, high, bar, chance, learned).
+        title: figure title.
+    """
+    labels = [
+        f"{r} ({c})" if own["row"].tolist().count(r) > 1 else r for r, c in zip(own["row"], own["categories"])
+    ]
+    fig = Figure(figsize=(max(5, 0.9 * len(own) + 2), 3.4), layout="constrained")
+    ax = fig.subplots()
+    x = np.arange(len(own))
+    mean = own["mean"].to_numpy(dtype=float)
+    low = np.where(np.isnan(own["low"]), mean, own["low"])
+    high = np.where(np.isnan(own["high"]), mean, own["high"])
+    colours = [OURS if ok else LATER for ok in own["learned"]]
+    ax.bar(x, mean, color=colours)
+    ax.errorbar(x, mean, yerr=np.vstack([mean - low, high - mean]), fmt="none", ecolor="k", capsize=3, lw=1)
+    for xi, bar, chance in zip(x, own["bar"], own["chance"]):
+        ax.hlines(bar, xi - 0.4, xi + 0.4, colors="k", linestyles="--", lw=1)
+        ax.hlines(chance, xi - 0.4, xi + 0.4, colors=PAPER, linestyles=":", lw=1)
+    ax.set_xticks(x, labels, rotation=30, ha="right")
+    ax.set_ylabel("own-task top-1, held-out (%)")
+    ax.set_ylim(0, 100)
+    ax.plot([], [], "k--", lw=1, label="learning bar")
+    ax.plot([], [], ":", color=PAPER, lw=1, label="chance")
+    ax.bar([], [], color=LATER, label="below its bar")
+    ax.legend(loc="upper right", frameon=False, fontsize=8)
+    if title:
+        ax.set_title(title)
+    return fig
+
+
+def pilot_curves(doc: dict, title: str | None = None) -> Figure:
+    """The pilot's own-task top-1 against steps, one panel per (categories, steps) setting.
+
+    Args:
+        doc: the JSON written by ``benchmarks/pilot.py --out`` (``pretraining``: rows with row,
+            categories, steps, bar and ``curve`` = [(step, loss, top1), ...]).
+        title: figure title.
+    """
+    runs = doc["pretraining"]
+    settings = sorted({(r["categories"], r["steps"]) for r in runs})
+    fig = Figure(figsize=(4.2 * len(settings), 3.4), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(settings), sharey=True))
+    for ax, (n, steps) in zip(axes, settings):
+        for r in (r for r in runs if (r["categories"], r["steps"]) == (n, steps)):
+            curve = [(s, t) for s, _, t in r["curve"] if t is not None]
+            if curve:
+                line = ax.plot(*zip(*curve), marker="o", ms=3, lw=1, label=r["row"])[0]
+                ax.axhline(r["bar"], color=line.get_color(), ls="--", lw=0.8)
+        ax.axhline(100.0 / n, color=PAPER, ls=":", lw=1)
+        ax.set_title(f"{n} categories, {steps} steps", fontsize=9)
+        ax.set_xlabel("optimizer step")
+    axes[0].set_ylabel("own-task top-1, held-out (%)")
+    axes[0].set_ylim(0, 100)
+    axes[-1].legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return fig

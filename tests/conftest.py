@@ -42,6 +42,14 @@ def searched():
 
 
 @pytest.fixture(scope="session")
+def fashion(tmp_path_factory) -> str:
+    """A tiny Fashion-MNIST in the published IDX format (``fake_data.make_fashion``): its folder."""
+    from fake_data import make_fashion
+
+    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
+
+
+@pytest.fixture(scope="session")
 def searched_dir(searched) -> Path:
     """The folder of ``searched``: ``NNNNN.csv`` per category and the search state. Read only."""
     return SEARCH_DIR

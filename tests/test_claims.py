@@ -145,3 +145,4 @@ def test_trend_claim_over_the_scaling_sweep():
 def test_learning_bars():
     assert claims.learning_bar("ofdb+pattern", 16) == claims.OFDB_BAR
     assert claims.learning_bar("fractaldb", 16) == pytest.approx(3 * 100 / 16)
+    assert claims.learning_bar("ofdb+fluctuation", 8) == pytest.approx(3 * 100 / 8)

@@ -11,18 +11,12 @@ import pytest
 torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
-from test_downstream import make_fashion  # noqa: E402
 
 from ofdb_study import experiments  # noqa: E402
 from ofdb_study.cli import main  # noqa: E402
 from ofdb_study.config import phase_config  # noqa: E402
 from ofdb_study.runinfo import RunInfo, changes_from_profile, export_tag, profile_of, read_run  # noqa: E402
 from ofdb_study.train import models  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
-    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
 
 
 @pytest.fixture(scope="module")
@@ -165,7 +159,11 @@ def test_tags_and_profiles_from_configs(tmp_path):
     )
     cfg = phase_config("mini", "pretrain", steps=3, categories=10)
     assert profile_of(cfg) == ("mini", True)
-    assert changes_from_profile(cfg) == ("mini", {"steps": (450, 3), "categories": (100, 10)})
+    mini = phase_config("mini", "pretrain")
+    assert changes_from_profile(cfg) == (
+        "mini",
+        {"steps": (mini.steps, 3), "categories": (mini.categories, 10)},
+    )
     unrecorded = cfg.replace(profile=None)
     assert profile_of(unrecorded) == (None, False)  # steps differ: no profile fits
-    assert profile_of(unrecorded.replace(steps=450)) == ("mini", False)  # per-run settings only
+    assert profile_of(unrecorded.replace(steps=mini.steps)) == ("mini", False)  # per-run settings only

@@ -20,7 +20,6 @@ import pytest
 
 pytest.importorskip("torch")
 
-from test_downstream import make_fashion  # noqa: E402
 
 from ofdb_study import experiments  # noqa: E402
 from ofdb_study.cli import main  # noqa: E402
@@ -36,11 +35,6 @@ def _study(root: Path, fashion: str):
     aug = experiments.instances_vs_augmentation("smoke", [0], root=root, rows=ROWS, data_root=fashion)
     scaling = experiments.category_scaling("smoke", SCALING, [0], root=root, data_root=fashion)
     return aug, scaling
-
-
-@pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
-    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
 
 
 @pytest.fixture(scope="module")

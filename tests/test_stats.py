@@ -46,9 +46,10 @@ def test_summaries_and_claims():
     assert t1.loc["pattern", "ours_delta"] == 2 and abs(t1.loc["pattern", "paper_delta"] - 1.3) < 1e-9
     t2 = results.pretraining_vs_table2(summary).set_index("paper_row")
     assert t2.loc["FractalDB-1k", "ours_gap"] == 14 and "2D-OFDB-1k w/ Aug" in t2.index
-    claims = results.claims(runs, None, None).set_index("claim")["verdict"].tolist()
-    assert claims[:3] == ["agrees", "agrees", "agrees"] and claims[3] == "not run"
-    assert results.verdict(1.0, -0.5, 2.5, 1.3) == "inconclusive"
-    assert results.verdict(-1.0, -2.0, -0.5, 1.3) == "disagrees"
-    assert results.verdict(-1.0, math.nan, math.nan, 1.3) == "inconclusive"  # one seed
+    # the claims' tests live in test_claims.py; their table shows every claim that ran
+    from ofdb_study import claims
+
+    runs["top1_last"] = runs["top1_best"]
+    table = results.claims_table(claims.evaluate(runs))
+    assert len(table) == 3 and set(table.columns) >= {"claim", "paper", "ours", "verdict"}
     assert stats.format_ci(84.04, math.nan) == "84.0"

@@ -12,7 +12,6 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
-from fake_data import make_fashion  # noqa: E402
 
 from ofdb_study import cli, experiments  # noqa: E402
 from ofdb_study.config import (  # noqa: E402
@@ -35,11 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module", autouse=True)
 def _search_cached(searched):
     """The engine reads the session's exact search from its cache instead of searching again."""
-
-
-@pytest.fixture(scope="module")
-def fashion(tmp_path_factory):
-    return str(make_fashion(tmp_path_factory.mktemp("fm") / "fashion-mnist"))
 
 
 @pytest.fixture(scope="module")
@@ -317,7 +311,7 @@ CHANGED = {
     "params": "/x/params",
     "render_size": 40,
     "render_points": 999,
-    "render_pad": 3,
+    "render_pad": 5,
     "a_weight": 1.0,
     "eval_per_category": 3,
     "delta": 0.2,

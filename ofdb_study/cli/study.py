@@ -41,6 +41,19 @@ def register(subparsers) -> None:
     p.add_argument("--notebooks", default="notebooks", help="folder of the source notebooks")
     p.add_argument("--data-root", default="data", help="data cache folder (default data)")
     p.add_argument("--run-root", default="runs", help="training run cache folder (default runs)")
+    p.add_argument(
+        "--downstream-root",
+        default=None,
+        help="where the fine-tuning data set lives (default: its usual place, e.g. Debian's Fashion-MNIST)",
+    )
+    p.add_argument(
+        "--workers", type=int, default=None, help="training runs at once (default: the profile's plan)"
+    )
+    p.add_argument(
+        "--no-train",
+        action="store_true",
+        help="train nothing: the notebooks read the finished runs (e.g. after `results unpack`)",
+    )
     p.add_argument("--kernel", default=None, help="Jupyter kernel name (default python3)")
     p.add_argument("--progress", action="store_true", help="show papermill's per-cell progress")
     p.add_argument(
@@ -89,8 +102,11 @@ def _run(args: argparse.Namespace) -> int:
             notebooks_dir=args.notebooks,
             data_root=args.data_root,
             run_root=args.run_root,
+            downstream_root=args.downstream_root,
             kernel_name=args.kernel,
             progress=args.progress,
+            train=not args.no_train,
+            workers=args.workers,
         )
     except NotebookFailed as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -1,11 +1,12 @@
-"""The study runner: execute the notebooks with papermill into the book, then build the book.
+"""The study runner: train the plan, execute the notebooks with papermill into the book, build the book.
 
-``run_study("mini")`` executes ``notebooks/NN_*.ipynb`` in order into ``book/study/`` with the
-resolved parameters (profile, seeds, data and run roots), and writes them to
-``book/study/parameters.json``, with the recipe page ``book/study/recipe.md`` (``ofdb_study.recipe``,
-generated from ``config``). Training runs are cached by the experiments module (keyed by their
-resolved config), and the data notebook caches its construction timings, so a second call only
-re-plots. The helpers the notebooks call live in ``study_helpers`` and are re-exported here. A
+``run_study("mini")`` first trains every run of the profile's plan that is not finished
+(``experiments.plan`` and ``run_plan``: one line of progress per run, in the terminal), then
+executes ``notebooks/NN_*.ipynb`` in order into ``book/study/`` with the resolved parameters
+(profile, seeds, data, run and downstream roots), and writes them to ``book/study/parameters.json``,
+the wall-time record to ``book/study/timing.json`` and the recipe page ``book/study/recipe.md``
+(``ofdb_study.recipe``, generated from ``config``). Training runs are cached by their resolved
+config, and the data notebook caches its construction timings, so a second call only re-plots. A
 failing cell raises ``NotebookFailed`` naming the notebook and the cell; papermill has already
 written the partial notebook, which is kept for reading.
 
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from ..config import get_profile
 from ..errors import ParamError
+from ..files import atomic_write_text
 from ..recipe import write_page
 from .helpers import check_profile
 
@@ -35,7 +37,12 @@ NOTEBOOKS = (
     "03_category_scaling",
     "04_results",
 )
+#: Notebooks whose tables read training runs: the runner trains the plan before the first of them.
+TRAINING_NOTEBOOKS = ("02_instances_vs_augmentation", "03_category_scaling", "04_results")
 PARAMETERS_FILE = "parameters.json"
+#: Where the wall time of the last ``run_study`` goes (training, each notebook; the book build adds
+#: its own), for the book's timing table.
+TIMING_FILE = "timing.json"
 #: The book's recipe page (every profile's values with their sources), written by ``run_study``.
 RECIPE_PAGE = "recipe.md"
 DEFAULT_OUT = "book/study"
@@ -68,14 +75,49 @@ def default_seeds(profile: str) -> list[int]:
 
 
 def resolve_parameters(
-    profile: str, seeds: list[int] | None = None, data_root: str = "data", run_root: str = "runs"
+    profile: str,
+    seeds: list[int] | None = None,
+    data_root: str = "data",
+    run_root: str = "runs",
+    downstream_root: str | None = None,
 ) -> dict:
-    """The parameters every study notebook receives (each takes the ones its parameters cell names)."""
+    """The parameters every study notebook receives (each takes the ones its parameters cell names).
+
+    ``downstream_root`` is where the fine-tuning data set lives (``--data-root`` of ``finetune``;
+    None: its default place, e.g. Debian's Fashion-MNIST).
+    """
     check_profile(profile)
     seeds = default_seeds(profile) if not seeds else [int(s) for s in seeds]
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ParamError("seeds", f"must be distinct integers >= 0, got {seeds}")
-    return {"profile": profile, "seeds": seeds, "data_root": str(data_root), "run_root": str(run_root)}
+    return {
+        "profile": profile,
+        "seeds": seeds,
+        "data_root": str(data_root),
+        "run_root": str(run_root),
+        "downstream_root": None if downstream_root is None else str(downstream_root),
+        "train_missing": True,
+    }
+
+
+def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
+    """Train every run of the profile's plan that is not finished; returns the timing record.
+
+    Returns:
+        ``{"runs": n, "trained": k, "seconds": wall}`` for this call.
+    """
+    from .. import experiments
+
+    overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
+    specs = experiments.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+    todo = [s for s in specs if not s.finished]
+    log(
+        f"[study] training: {len(todo)} of {len(specs)} runs to train"
+        + (f", {workers} at a time" if workers > 1 and todo else "")
+    )
+    t0 = time.perf_counter()
+    experiments.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
+    return {"runs": len(specs), "trained": len(todo), "seconds": round(time.perf_counter() - t0, 1)}
 
 
 def find_notebooks(
@@ -174,7 +216,25 @@ def execute(
             os.environ.pop("TQDM_DISABLE", None)
         else:
             os.environ["TQDM_DISABLE"] = saved
+    hide_parameters(output)
     return time.perf_counter() - start, params
+
+
+#: Cells the book leaves out entirely: the parameters and papermill's injected ones (the resolved
+#: parameters are listed in ``parameters.json`` and on the results page).
+HIDDEN_TAGS = ("parameters", "injected-parameters")
+
+
+def hide_parameters(path: Path) -> None:
+    """Tag the parameter cells of an executed notebook ``remove-cell`` so the book shows results."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.get("tags", [])
+        if any(t in HIDDEN_TAGS for t in tags) and "remove-cell" not in tags:
+            cell.metadata["tags"] = [*tags, "remove-cell"]
+    nbformat.write(nb, path)
 
 
 def run_study(
@@ -186,11 +246,14 @@ def run_study(
     notebooks_dir: str | os.PathLike = "notebooks",
     data_root: str = "data",
     run_root: str = "runs",
+    downstream_root: str | None = None,
     kernel_name: str | None = None,
     progress: bool = False,
+    train: bool = True,
+    workers: int | None = None,
     log=print,
 ) -> StudyReport:
-    """Execute the study notebooks in order into ``out`` and record the resolved parameters.
+    """Train the plan, execute the study notebooks in order into ``out``, record parameters and times.
 
     Args:
         profile: ``smoke`` (seconds), ``mini`` (the study on 2 CPU cores) or ``paper``.
@@ -199,14 +262,20 @@ def run_study(
         out: folder of the executed notebooks (the book reads ``book/study``).
         notebooks_dir: folder of the source notebooks.
         data_root, run_root: where data and training runs are cached (relative to the cwd).
+        downstream_root: where the fine-tuning data set lives (None: its default place).
         kernel_name: Jupyter kernel (default ``python3``, this interpreter).
         progress: papermill's per-cell progress bar.
-        log: called with one line per notebook.
+        train: train the plan's missing runs before the notebooks (False: the notebooks read only
+            what is finished, e.g. after ``results unpack``).
+        workers: runs trained at once (default: the profile's ``StudyPlan.workers``).
+        log: called with one line per run and per notebook.
 
     Raises:
         NotebookFailed: the first failing notebook; later notebooks do not run.
     """
-    params = resolve_parameters(profile, seeds, data_root, run_root)
+    params = resolve_parameters(profile, seeds, data_root, run_root, downstream_root)
+    params["train_missing"] = bool(train)
+    params["study_dir"] = str(Path(out))
     books = find_notebooks(notebooks_dir, only)
     out = Path(out)
     if out.resolve() == Path(notebooks_dir).resolve():
@@ -216,6 +285,11 @@ def run_study(
     report = StudyReport(out=str(out), parameters=params)
     record_path = out / PARAMETERS_FILE
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
+    timing = {"profile": profile, "started": time.time(), "machine": machine(), "notebooks": {}}
+    if train and any(nb.stem in TRAINING_NOTEBOOKS for nb in books):
+        workers = get_profile(profile).study.workers if workers is None else workers
+        timing["training"] = train_plan(params, workers=workers, log=log)
+    atomic_write_text(out / TIMING_FILE, json.dumps(timing, indent=2) + "\n")  # the notebooks read it
     for nb in books:
         target = out / nb.name
         log(f"[study] {nb.stem}: running ({profile})")
@@ -237,8 +311,32 @@ def run_study(
             }
         )
         record_path.write_text(json.dumps(record, indent=2) + "\n")
+        timing["notebooks"][nb.stem] = round(seconds, 1)
+        atomic_write_text(out / TIMING_FILE, json.dumps(timing, indent=2) + "\n")
         log(f"[study] {nb.stem}: done in {seconds:.1f} s -> {target}")
     return report
+
+
+def machine() -> str:
+    """The hardware in words: processor and usable CPUs, and the CUDA device when there is one."""
+    from ..files import usable_cpus
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    text = f"{cpu}, {usable_cpus()} CPU core(s)"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            text += f", {torch.cuda.get_device_name(0)}"
+    except ImportError:
+        pass
+    return text
 
 
 def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> Path:
@@ -262,8 +360,14 @@ def build_book(book_dir: str | os.PathLike = "book", *, quiet: bool = True) -> P
     ensure_book_assets(book_dir, log=None if quiet else print)
     exe = Path(sys.executable).with_name("jupyter-book")
     cmd = [str(exe) if exe.is_file() else "jupyter-book", "build", str(book_dir), "-W", "-n", "--keep-going"]
+    t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=quiet, text=True)
     if done.returncode != 0:
         tail = ((done.stdout or "") + (done.stderr or ""))[-4000:]
         raise RuntimeError(f"jupyter-book build {book_dir} failed:\n{tail}")
+    timing_path = book_dir / "study" / TIMING_FILE
+    if timing_path.is_file():  # the build's own time, for the record (the page shows it by itself)
+        timing = json.loads(timing_path.read_text())
+        timing["book_seconds"] = round(time.perf_counter() - t0, 1)
+        atomic_write_text(timing_path, json.dumps(timing, indent=2) + "\n")
     return book_dir / "_build" / "html" / "index.html"

@@ -137,21 +137,29 @@ class FractalDBDataset(Dataset):
 HELD_OUT_SALT = SALT_HELD_OUT
 
 
+#: Held-out renders of each kind of own task: the category's one system with fresh masks, or a
+#: weight row drawn per image (with a flip for FractalDB) and fresh masks.
+HELD_OUT_TASKS = ("ofdb", "fluctuation", "fractaldb")
+
+
 class HeldOutRenders(Dataset):
     """Pre-training's own task on images it never trained on: ``per_category`` per category.
 
-    * ``ofdb`` (every Table-1 option): the category's points drawn with fresh seeded 3x3 masks, so
-      a row is read on the shape, not on the one mask pattern the default row trained on;
-    * ``fractaldb``: held-out instances: a weight row and a flip drawn per item, masks from the
+    * ``ofdb`` (the default, pattern, texture, both and rotation options, and 1p-frac): the
+      category's points drawn with fresh seeded 3x3 masks, so a row is read on the shape, not on
+      the one mask pattern the default row trained on;
+    * ``fluctuation``: one of FractalDB's 25 weight rows drawn per image, fresh masks (the option's
+      own instances, never one it trained on);
+    * ``fractaldb``: held-out instances: a weight row and a flip drawn per image, masks from the
       held-out seed space (never one of the 10 training renders).
 
     Item ``i`` is category ``i // per_category``; every item is a function of (category, k) only.
     """
 
-    def __init__(self, source: FractalSource, kind: str, per_category: int, transform=None):
-        if kind not in ("ofdb", "fractaldb"):
-            raise ParamError("data", f"held-out renders exist for ofdb and fractaldb, not {kind!r}")
-        self.source, self.kind, self.per_category, self.transform = source, kind, per_category, transform
+    def __init__(self, source: FractalSource, task: str, per_category: int, transform=None):
+        if task not in HELD_OUT_TASKS:
+            raise ParamError("data", f"held-out renders exist for {', '.join(HELD_OUT_TASKS)}, not {task!r}")
+        self.source, self.task, self.per_category, self.transform = source, task, per_category, transform
 
     def __len__(self) -> int:
         return len(self.source) * self.per_category
@@ -159,11 +167,13 @@ class HeldOutRenders(Dataset):
     def image(self, i: int) -> np.ndarray:
         c, k = divmod(int(i), self.per_category)
         seed = mix_seed(HELD_OUT_SALT, c, k)
-        if self.kind == "ofdb":
+        if self.task == "ofdb":
             return self.source.pattern_image(c, seed)
         rng = np.random.default_rng(seed)
         row, flip_k = int(rng.integers(FRACTALDB_ROWS)), int(rng.integers(FRACTALDB_FLIPS))
         img = render.draw(self.source.row_points(c, row), mode="patch", mask_seed=int(rng.integers(2**62)))
+        if self.task == "fluctuation":
+            return img
         return np.ascontiguousarray(render.flip(img, render.FLIPS[flip_k]))
 
     def __getitem__(self, i: int):
@@ -274,7 +284,8 @@ def pretrain_datasets(cfg, transform, eval_transform):
                 raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
             train = FractalDBDataset(source, transform)
         check_positive_int("eval_per_category", cfg.eval_per_category)
-        held_out = HeldOutRenders(source, data, cfg.eval_per_category, eval_transform)
+        task = "fluctuation" if data == "ofdb" and cfg.augment == "fluctuation" else data
+        held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform)
         return train, held_out, len(source), source.digest(data)
     if data.startswith(MULTIVIEW_PREFIX):
         path = data[len(MULTIVIEW_PREFIX) :]
