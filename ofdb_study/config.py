@@ -53,9 +53,24 @@ OPERATIONAL = frozenset(
 )
 
 
+#: Where pre-training batches are made (``train.engine``): ``loader`` (timm's per-image transform in
+#: DataLoader workers, the reference), ``batched`` (sources and augmentation on whole batches on the
+#: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere).
+PIPELINES = ("loader", "batched", "auto")
+
 #: Settings only pre-training reads (the fractal source): a fine-tuning run's digest leaves them out.
 PRETRAIN_ONLY = frozenset(
-    {"data", "categories", "augment", "params", "render_size", "render_points", "render_pad", "a_weight"}
+    {
+        "data",
+        "categories",
+        "augment",
+        "params",
+        "render_size",
+        "render_points",
+        "render_pad",
+        "a_weight",
+        "pipeline",
+    }
 )
 #: Settings only fine-tuning reads (the downstream task and the starting weights): a pre-training
 #: run's digest leaves them out.
@@ -136,6 +151,9 @@ class TrainConfig:
     checkpoint_every: int = 1000
     eval_batch_size: int = 256
     num_workers: int = 8
+    # PIPELINES; the two draw different samples from the same distributions, so an explicit choice
+    # keys the run, while "auto" is left out of the key like the device it follows (result_dict)
+    pipeline: str = "auto"
     compile: bool = False
     threads: int = 0  # torch intra-op threads; 0: torch's default (all cores)
 
@@ -162,9 +180,15 @@ class TrainConfig:
         A fine-tuning ``init`` counts by the name of its pre-training run folder, not by its full
         path: run folders are named by their own digest, so the same weights give the same key
         wherever the runs live (another ``--root``, a moved or copied folder).
+
+        ``pipeline`` counts unless it is ``auto``: auto picks by device, and the device is no part
+        of the key either (a CPU and a CUDA run of one config differ in their last bits anyway);
+        runs cached before the setting existed keep their keys.
         """
         left_out = NOT_READ_BY.get(self.phase, OPERATIONAL)
         doc = {k: v for k, v in self.to_dict().items() if k not in left_out}
+        if doc.get("pipeline") == "auto":
+            del doc["pipeline"]
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"

@@ -68,7 +68,7 @@ def _run(args, phase: str, keys: tuple[str, ...]) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    return _run(args, "pretrain", ("data", "categories", "augment", "params"))
+    return _run(args, "pretrain", ("data", "categories", "augment", "params", "pipeline"))
 
 
 def cmd_finetune(args) -> int:
@@ -81,6 +81,10 @@ def register(subparsers) -> None:
     p.add_argument("--categories", type=int, help="number of categories (default: the profile's)")
     p.add_argument("--augment", help="default | fluctuation | rotation | pattern | texture | both")
     p.add_argument("--params", help="folder of NNNNN.csv categories (default: the exact search, cached)")
+    p.add_argument(
+        "--pipeline",
+        help="loader | batched | auto (default auto: batches made on the GPU with CUDA, loader workers elsewhere)",
+    )
     _common(p)
     p.set_defaults(func=cmd_pretrain)
 

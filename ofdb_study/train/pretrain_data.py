@@ -29,7 +29,7 @@ from PIL import Image
 from ..errors import ParamError
 from ..fractals import render
 from ..fractals.ifs import IFS, fluctuation_weights, read_dir
-from .augment import check_augment, flip, instance_image
+from .augment import FLIPS, check_augment, flip, instance_image
 
 try:  # torch is an optional dependency of the package; the sources below need it
     from torch.utils.data import Dataset
@@ -97,10 +97,15 @@ class FractalSource:
             )
         return self._points[c]
 
+    @staticmethod
+    def fixed_seed(c: int) -> int:
+        """The patch-mask seed of category ``c``'s fixed image (and of its fluctuation rows)."""
+        return int(c)
+
     def fixed_image(self, c: int) -> np.ndarray:
-        """The category's one image, uint8 (S, S): patch masks seeded by the category index."""
+        """The category's one image, uint8 (S, S): patch masks seeded by ``fixed_seed(c)``."""
         if c not in self._fixed:
-            img = render.draw(self.points(c), mode="patch", mask_seed=c)
+            img = render.draw(self.points(c), mode="patch", mask_seed=self.fixed_seed(c))
             img.flags.writeable = False
             self._fixed[c] = img
         return self._fixed[c]
@@ -130,7 +135,7 @@ class FractalSource:
 
     def weighted_image(self, c: int, weights: np.ndarray, mask_seed: int | None = None) -> np.ndarray:
         """Points under a weight row (6,), drawn with the category's masks; uint8 (S, S)."""
-        seed = c if mask_seed is None else mask_seed
+        seed = self.fixed_seed(c) if mask_seed is None else mask_seed
         return render.draw(self.weighted_points(c, weights), mode="patch", mask_seed=seed)
 
     def digest(self) -> str:
@@ -171,12 +176,18 @@ class FractalDBDataset(Dataset):
     def __len__(self) -> int:
         return len(self.source) * FRACTALDB_INSTANCES
 
-    def image(self, i: int) -> np.ndarray:
+    @staticmethod
+    def instance(i: int) -> tuple[int, int, int, int]:
+        """Item ``i`` as (category, weight row 0..24, patch-mask seed, flip index into ``augment.FLIPS``)."""
         c, j = divmod(int(i), FRACTALDB_INSTANCES)
         row, rest = divmod(j, 40)
         render_k, flip_k = divmod(rest, 4)
-        img = self.source.weighted_image(c, self._rows[row], mask_seed=c * 10 + render_k)
-        return np.ascontiguousarray(flip(img, ("none", "tb", "lr", "both")[flip_k]))
+        return c, row, c * 10 + render_k, flip_k
+
+    def image(self, i: int) -> np.ndarray:
+        c, row, mask_seed, flip_k = self.instance(i)
+        img = self.source.weighted_image(c, self._rows[row], mask_seed=mask_seed)
+        return np.ascontiguousarray(flip(img, FLIPS[flip_k]))
 
     def __getitem__(self, i: int):
         img = _pil(self.image(int(i)))
