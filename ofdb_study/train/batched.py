@@ -228,7 +228,7 @@ class StoredBatches:
 
         def load(i: int) -> None:
             with Image.open(flat[i]) as im:
-                arr = np.asarray(im.convert(mode))
+                arr = np.array(im.convert(mode))
             self.images[i] = torch.from_numpy(arr.reshape(h, w, -1)).permute(2, 0, 1)
 
         threads(load, range(len(flat)))
