@@ -13,8 +13,9 @@ Rows (images/s; ``ratio`` is against the bare step):
   pipeline (DataLoader with ``--workers`` processes over the in-memory source, timm per image) and by
   the batched pipeline (``batched.DeviceBatches`` on the model's device).
 * ``data``: the batched pipeline alone (source and augmentation, no model), per ``--kinds`` entry
-  when given (an OFDB Table-1 option or ``fractaldb``); timm's per-image transform and the loader's
-  per-image source, per worker (one process); on the CPU, the batched pipeline per core.
+  when given (an OFDB Table-1 option or ``fractaldb``), and its stages one by one (source, the
+  parameters drawn on the CPU, crop and resize, RandAugment); timm's per-image transform and the
+  loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
 
 The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
 batch 1,024); the options shrink it for a quick run. ``--json`` writes the rows for scripts
@@ -103,6 +104,34 @@ def batched_batches(cfg, train_ds, device, steps: int):
     return engine._batches(train_ds, cfg.replace(steps=steps), 0, device, Dist(), parts)
 
 
+def stage_rates(cfg, train_ds, device, n: int, warm: int) -> list[tuple[str, float]]:
+    """images/s of each stage of the batched pipeline alone on the device (where its time goes)."""
+    from ofdb_study.train import batched, gpu_augment, pil_batch
+    from ofdb_study.train.runtime import StreamBatches
+
+    source = batched.batched_source(train_ds, device)
+    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+    b = cfg.batch_size
+    keys = next(iter(StreamBatches(len(source), b, 0, 0, 1)))
+    gen, noise = batched.DeviceBatches(
+        source, aug, seed=0, batch=b, start=0, stop=1, device=device
+    ).generators(0)
+    x8 = source.batch(keys, noise)[0]
+    p = aug.params(gen, b, x8.shape[-2], x8.shape[-1])
+    crop = pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)
+    stages = [
+        ("source", lambda: source.batch(keys, noise)),
+        ("parameters (CPU)", lambda: aug.params(gen, b, x8.shape[-2], x8.shape[-1])),
+        ("crop and resize", lambda: pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)),
+    ]
+    if aug.ra is not None:
+        stages.append(("RandAugment", lambda: aug.ra.apply(crop.clone(), p.ra)))
+    out = []
+    for name, fn in stages:
+        out.append((name, _timed(_repeat(None, None), lambda *_, fn=fn: fn(), n, warm, b, device)))
+    return out
+
+
 def per_image_rates(cfg, train_ds, n: int = 40) -> tuple[float, float]:
     """(timm transform, loader source) images/s in this process, on the dataset's own images."""
     from PIL import Image
@@ -169,6 +198,8 @@ def run(args):
         alone = _timed(batched_batches(kcfg, kds, device, n + warm), lambda x, y: None, n, warm, b, device)
         rows.append(("data", f"batched pipeline alone, {kind}", alone, None))
         main_alone = main_alone or alone
+    for name, rate in stage_rates(cfg, train_ds, device, n, warm):
+        rows.append(("data", f"  stage: {name}", rate, None))
     if device.type == "cpu":
         rows.append(("data", "batched pipeline alone per core", main_alone / torch.get_num_threads(), None))
     aug, src = per_image_rates(cfg, train_ds)

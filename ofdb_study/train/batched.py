@@ -94,6 +94,13 @@ class _Budget:
         if self.used > self.limit:
             raise DoesNotFit(self.what, self.used, self.limit, str(self.device))
 
+    def give(self, nbytes: int) -> None:
+        self.used -= int(nbytes)
+
+
+#: Point sets computed at a time while building (200k points take 0.8 MB each on the host).
+_CHUNK = 256
+
 
 # ---- fractal sources ------------------------------------------------------------------------------
 class FractalBatches:
@@ -112,41 +119,36 @@ class FractalBatches:
         src = dataset.source
         self.size, self.channels, self.num_classes = src.size, 1, len(src)
         self.kind = "fractaldb" if isinstance(dataset, FractalDBDataset) else dataset.augment
-        budget = _Budget(device, f"the {self.kind} tables of {len(src)} categories")
+        budget = _Budget(device, f"the {self.kind} data of {len(src)} categories")
         cats = list(range(len(src)))
-        fixed_seeds = [src.fixed_seed(c) for c in cats]
-        self.tables = self.images = None
         rows = fluctuation_weights()
         self.n_rows = len(rows)
-        if self.kind in ("fractaldb", "fluctuation"):
-            pairs = [(c, r) for c in cats for r in range(self.n_rows)]  # table row c * n_rows + r
-            tables = PatchTables(src.size, device, budget)
-            for pts in threads(lambda cr: src.weighted_points(cr[0], rows[cr[1]]), pairs):
-                tables.add(pts)
-            tables.finish()
-            if self.kind == "fractaldb":
-                self.tables = tables
-            else:  # the 25 rows of each category with its fixed masks, as images
-                self.images = self._stamp_all(tables, [fixed_seeds[c] for c, _ in pairs], budget)
-            return
-        tables = PatchTables(src.size, device, budget)
-        for pts in threads(src.points, cats):
-            tables.add(pts)
-        tables.finish()
-        if self.kind in ("pattern", "both"):
-            self.tables = tables
-        else:  # default, rotation, texture: the fixed images
-            self.images = self._stamp_all(tables, fixed_seeds, budget)
-
-    @staticmethod
-    def _stamp_all(tables: PatchTables, seeds: list[int], budget: _Budget, chunk: int = 256) -> torch.Tensor:
-        s = tables.size
-        budget.take(len(seeds) * s * s)
-        out = torch.empty((len(seeds), s, s), dtype=torch.uint8, device=tables.device)
-        for a in range(0, len(seeds), chunk):
-            rows = np.arange(a, min(a + chunk, len(seeds)))
-            out[a : a + len(rows)] = tables.stamp(rows, [seeds[r] for r in rows])
-        return out
+        self.tables = self.images = None
+        if self.kind in ("fractaldb", "fluctuation"):  # item c * n_rows + r: category c, row r
+            items = [(c, r) for c in cats for r in range(self.n_rows)]
+            point_fn = lambda cr: src.weighted_points(cr[0], rows[cr[1]], cache=False)  # noqa: E731
+            seeds = [src.fixed_seed(c) for c, _ in items]
+        else:
+            items, seeds = cats, [src.fixed_seed(c) for c in cats]
+            point_fn = lambda c: src.points(c, cache=False)  # noqa: E731
+        if self.kind in ("fractaldb", "pattern", "both"):  # masks stamped per sample
+            self.tables = PatchTables(src.size, device, budget)
+            for a in range(0, len(items), _CHUNK):
+                for pts in threads(point_fn, items[a : a + _CHUNK]):
+                    self.tables.add(pts)
+            self.tables.finish()
+        else:  # the fixed masks: images, stamped once (fluctuation: the 25 rows of each category)
+            s = src.size
+            budget.take(len(items) * s * s)
+            self.images = torch.empty((len(items), s, s), dtype=torch.uint8, device=device)
+            for a in range(0, len(items), _CHUNK):
+                part = PatchTables(s, device, budget)
+                for pts in threads(point_fn, items[a : a + _CHUNK]):
+                    part.add(pts)
+                part.finish()
+                rows_a = np.arange(len(part))
+                self.images[a : a + len(part)] = part.stamp(rows_a, seeds[a : a + len(part)])
+                budget.give(part.nbytes)
 
     def __len__(self) -> int:
         return len(self.dataset)

@@ -95,7 +95,7 @@ class PatchTables:
         self._code: list[torch.Tensor] = []
 
     def __len__(self) -> int:
-        return len(self._flat) if hasattr(self, "_flat") else int(self.counts_cpu.shape[0])
+        return int(self.counts_cpu.shape[0]) if hasattr(self, "counts_cpu") else len(self._flat)
 
     def add(self, pts: render.Points) -> int:
         """Build the table of one point set; returns its row."""

@@ -51,21 +51,7 @@ import numpy as np
 import torch
 
 from ..errors import ParamError
-from .pil_batch import (
-    FILTERS,
-    affine,
-    auto_contrast,
-    brightness,
-    color,
-    contrast,
-    equalize,
-    posterize,
-    resized_crop,
-    rotation_matrix,
-    sharpness,
-    solarize,
-    solarize_add,
-)
+from . import pil_batch as pb
 from .runtime import upload
 
 _LEVEL_DENOM = 10.0  # timm's magnitude scale
@@ -162,41 +148,60 @@ def level_to_arg(name: str, level: np.ndarray, sign: np.ndarray, hparams: dict) 
     )
 
 
-def _apply_op(name: str, x: torch.Tensor, arg: np.ndarray | None, fill: tuple[int, ...]) -> torch.Tensor:
-    """Run RandAugment op ``name`` on x (n, C, H, W) uint8 with per-image arguments (n,)."""
-    dev = x.device
-    base = name.replace("Increasing", "").replace("Original", "")
-    if base == "AutoContrast":
-        return auto_contrast(x)
-    if base == "Equalize":
-        return equalize(x)
-    if base == "Invert":
-        return 255 - x
-    a = upload(torch.from_numpy(np.asarray(arg)), dev)
-    if base == "Posterize":
-        return posterize(x, a)
-    if base == "Solarize":
-        return solarize(x, a)
-    if base == "SolarizeAdd":
-        return solarize_add(x, a)
+def _base(name: str) -> str:
+    return name.replace("Increasing", "").replace("Original", "")
+
+
+def op_group(name: str) -> str:
+    """How an op runs: ``lut`` (a table per image), ``blend`` (with a degenerate image) or ``warp``."""
+    base = _base(name)
     if base in _ENHANCE:
-        return {"Color": color, "Contrast": contrast, "Brightness": brightness, "Sharpness": sharpness}[base](
-            x, a
-        )
-    h, w = x.shape[-2:]
+        return "blend"
+    if name in _GEOMETRIC:
+        return "warp"
+    return "lut"
+
+
+def op_lut(name: str, x: torch.Tensor, arg: torch.Tensor | None) -> torch.Tensor:
+    """Lookup tables (n, C, 256) of op ``name`` for images x (n, C, H, W), arguments (n,)."""
+    base = _base(name)
+    if base == "AutoContrast":
+        return pb.auto_contrast_lut(x)
+    if base == "Equalize":
+        return pb.equalize_lut(x)
+    tables = {"Invert": lambda: pb.invert_lut(x), "Posterize": lambda: pb.posterize_lut(x, arg)}
+    tables |= {
+        "Solarize": lambda: pb.solarize_lut(x, arg),
+        "SolarizeAdd": lambda: pb.solarize_add_lut(x, arg),
+    }
+    return tables[base]().expand(-1, x.shape[1], -1)
+
+
+def op_degenerate(name: str, x: torch.Tensor) -> torch.Tensor:
+    """The image op ``name`` blends each of x (n, C, H, W) with (Pillow's ``ImageEnhance``)."""
+    base = _base(name)
+    if base == "Color":
+        return pb.gray(x).expand_as(x)
+    if base == "Contrast":
+        return pb.contrast_level(x).to(torch.uint8).view(-1, 1, 1, 1).expand_as(x)
+    if base == "Brightness":
+        return torch.zeros_like(x)
+    return pb.smooth(x)
+
+
+def op_matrices(name: str, arg: np.ndarray, w: int, h: int) -> list[list[float]]:
+    """The affine matrices of a geometric op, one per argument, as ``pil_batch.affine`` takes them."""
     v = [float(t) for t in arg]
     rel = name.endswith("Rel")
-    if base == "Rotate":
-        m = [rotation_matrix(d, w, h) for d in v]
-    elif base == "ShearX":
-        m = [[1, f, 0, 0, 1, 0] for f in v]
-    elif base == "ShearY":
-        m = [[1, 0, 0, f, 1, 0] for f in v]
-    elif base.startswith("TranslateX"):
-        m = [[1, 0, t * w if rel else t, 0, 1, 0] for t in v]
-    else:
-        m = [[1, 0, 0, 0, 1, t * h if rel else t] for t in v]
-    return affine(x, upload(torch.tensor(m, dtype=torch.float64), dev), fill)
+    if name == "Rotate":
+        return [pb.rotation_matrix(d, w, h) for d in v]
+    if name == "ShearX":
+        return [[1, f, 0, 0, 1, 0] for f in v]
+    if name == "ShearY":
+        return [[1, 0, 0, f, 1, 0] for f in v]
+    if name.startswith("TranslateX"):
+        return [[1, 0, t * w if rel else t, 0, 1, 0] for t in v]
+    return [[1, 0, 0, 0, 1, t * h if rel else t] for t in v]
 
 
 class RandAugmentParams:
@@ -248,9 +253,14 @@ class BatchRandAugment:
         return RandAugmentParams(op, applied, level, sign)
 
     def apply(self, x: torch.Tensor, p: RandAugmentParams) -> torch.Tensor:
-        """Apply the layers in order; each op runs once per layer on the images that drew it."""
+        """Apply the layers in order. In a layer every image runs at most one op, so the images are
+        grouped by how their op runs: one table lookup for every table op, one blend for every
+        enhancement, one warp for every geometric op."""
+        dev, (h, w) = x.device, x.shape[-2:]
+        fill = self.fill if x.shape[1] == 3 else self.fill[:1]
         for layer in range(self.layers):
             op, applied = p.op[:, layer].numpy(), p.applied[:, layer].numpy()
+            groups = {"lut": ([], []), "blend": ([], []), "warp": ([], [])}
             for k, name in enumerate(self.names):
                 sel = np.flatnonzero((op == k) & applied)
                 if not len(sel):
@@ -258,8 +268,31 @@ class BatchRandAugment:
                 arg = level_to_arg(
                     name, p.level[sel, layer].numpy(), p.sign[sel, layer].numpy(), self.hparams
                 )
-                idx = upload(torch.from_numpy(sel), x.device)
-                x[idx] = _apply_op(name, x[idx], arg, self.fill if x.shape[1] == 3 else self.fill[:1])
+                kind = op_group(name)
+                if kind == "warp":
+                    made = torch.tensor(op_matrices(name, arg, w, h), dtype=torch.float64)
+                else:
+                    idx = upload(torch.from_numpy(sel), dev)
+                    a = None if arg is None else upload(torch.from_numpy(np.asarray(arg)), dev)
+                    if kind == "blend":
+                        made = (op_degenerate(name, x[idx]), a)
+                    else:  # only the histogram ops read the pixels to make their tables
+                        pixels = _base(name) in ("AutoContrast", "Equalize")
+                        sub = x[idx] if pixels else x.new_empty((len(sel), x.shape[1], 0, 0))
+                        made = op_lut(name, sub, a)
+                groups[kind][0].append(sel)
+                groups[kind][1].append(made)
+            for kind, (sels, made) in groups.items():
+                if not sels:
+                    continue
+                idx = upload(torch.from_numpy(np.concatenate(sels)), dev)
+                if kind == "lut":
+                    x[idx] = pb.apply_lut(x[idx], torch.cat(made))
+                elif kind == "blend":
+                    degenerate = torch.cat([m[0] for m in made])
+                    x[idx] = pb.blend(degenerate, x[idx], torch.cat([m[1] for m in made]))
+                else:
+                    x[idx] = pb.affine(x[idx], upload(torch.cat(made), dev), fill)
         return x
 
 
@@ -302,7 +335,7 @@ class BatchAugment:
                 if isinstance(t.interpolation, (tuple, list)) or t.size[0] != t.size[1]:
                     refuse(repr(t))
                 interp = t.interpolation.value
-                if interp not in FILTERS:
+                if interp not in pb.FILTERS:
                     refuse(repr(t))
                 kw.update(
                     size=int(t.size[0]), scale=tuple(t.scale), ratio=tuple(t.ratio), interpolation=interp
@@ -350,7 +383,7 @@ class BatchAugment:
     def apply(self, x: torch.Tensor, p: AugmentParams, noise_gen: torch.Generator | None) -> torch.Tensor:
         """Run the transform with the drawn parameters: uint8 (B, C, H, W) -> float32 (B, 3, S, S)."""
         dev = x.device
-        x = resized_crop(x, p.crop, self.size, self.interpolation)
+        x = pb.resized_crop(x, p.crop, self.size, self.interpolation)
         x = torch.where(upload(p.hflip, dev).view(-1, 1, 1, 1), x.flip(-1), x)
         x = torch.where(upload(p.vflip, dev).view(-1, 1, 1, 1), x.flip(-2), x)
         if self.ra is not None:

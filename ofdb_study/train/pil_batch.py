@@ -77,17 +77,23 @@ def support_taps(length: torch.Tensor, out: int, kind: str) -> int:
 
 
 def _resample_last_axis(x, start, length, out: int, kind: str, taps: int):
-    """Resample the spans [start, start + length) of the last axis of uint8 x (B, ..., N) to ``out``."""
+    """Resample the spans [start, start + length) of the last axis of uint8 x (B, ..., N) to ``out``.
+
+    Per tap, one gather and one multiply-add in int32 (exact, so the order does not matter), then
+    Pillow's rounding and ``clip8``.
+    """
     first, k = resize_coefficients(length, out, kind, taps)
-    n = x.shape[-1]
+    b, n = x.shape[0], x.shape[-1]
+    view = (b,) + (1,) * (x.dim() - 2) + (out,)
     shape = x.shape[:-1] + (out,)
-    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (out,)
-    acc = torch.full(shape, 1 << (_PREC - 1), dtype=torch.int32, device=x.device)
+    t = torch.arange(k.shape[-1], device=x.device)
+    cols = torch.minimum(first[..., None] + t, length.view(b, 1, 1) - 1) + start.view(b, 1, 1)
+    cols = cols.clamp(0, n - 1)  # (B, out, T); taps past the support have coefficient 0
     xi = x.to(torch.int32)
+    acc = torch.full(shape, 1 << (_PREC - 1), dtype=torch.int32, device=x.device)
     for tap in range(k.shape[-1]):
-        col = torch.clamp(first + tap, max=length[:, None] - 1) + start[:, None]
-        col = torch.clamp(col, 0, n - 1).view(view).expand(shape)
-        acc += torch.gather(xi, -1, col) * k[..., tap].view(view)
+        col = cols[..., tap].reshape(view).expand(shape)
+        acc.addcmul_(torch.gather(xi, -1, col), k[..., tap].reshape(view))
     return torch.where(acc >= (256 << _PREC), 255, torch.clamp(acc >> _PREC, min=0)).to(torch.uint8)
 
 
@@ -125,10 +131,15 @@ def gray(x: torch.Tensor) -> torch.Tensor:
     return ((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16).to(torch.uint8)[:, None]
 
 
-def _lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
-    """Apply per-(image, channel) lookup tables lut (B, C, 256) to x (B, C, H, W)."""
+def apply_lut(x: torch.Tensor, lut: torch.Tensor) -> torch.Tensor:
+    """Apply per-(image, channel) lookup tables lut (B, C, 256), values 0..255, to x (B, C, H, W)."""
     b, c, h, w = x.shape
     return lut.to(torch.uint8).gather(2, x.reshape(b, c, h * w).long()).view(b, c, h, w)
+
+
+def _levels(x: torch.Tensor) -> torch.Tensor:
+    """The 256 input levels as (1, 1, 256) int64, for lookup tables of x's images."""
+    return torch.arange(256, device=x.device).view(1, 1, 256)
 
 
 def _histogram(x: torch.Tensor) -> torch.Tensor:
@@ -139,47 +150,78 @@ def _histogram(x: torch.Tensor) -> torch.Tensor:
     )
 
 
-def auto_contrast(x: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.autocontrast`` (cutoff 0) per image and channel."""
-    lo = x.amin(dim=(2, 3), keepdim=True).to(torch.float64)
-    hi = x.amax(dim=(2, 3), keepdim=True).to(torch.float64)
+def auto_contrast_lut(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.autocontrast`` (cutoff 0) as tables (B, C, 256): each channel stretched to 0..255."""
+    lo = x.amin(dim=(2, 3)).to(torch.float64)[..., None]
+    hi = x.amax(dim=(2, 3)).to(torch.float64)[..., None]
     scale = 255.0 / torch.where(hi > lo, hi - lo, torch.ones_like(hi))
     offset = -lo * scale
-    out = torch.clamp((x.to(torch.float64) * scale + offset).trunc(), 0, 255).to(torch.uint8)
-    return torch.where(hi > lo, out, x)
+    levels = _levels(x)
+    lut = torch.clamp((levels.to(torch.float64) * scale + offset).trunc(), 0, 255).to(torch.int64)
+    return torch.where(hi > lo, lut, levels)
+
+
+def equalize_lut(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.equalize`` as tables (B, C, 256)."""
+    hist = _histogram(x)
+    nonzero = hist > 0
+    levels = _levels(x).expand_as(hist)
+    last_bin = torch.where(nonzero, levels, -1).amax(2, keepdim=True)
+    last = hist.gather(2, last_bin.clamp(min=0))
+    step = (hist.sum(2, keepdim=True) - last) // 255
+    lut = torch.clamp((step // 2 + torch.cumsum(hist, 2) - hist) // step.clamp(min=1), max=255)
+    keep = (nonzero.sum(2, keepdim=True) <= 1) | (step == 0)
+    return torch.where(keep, levels, lut)
+
+
+def invert_lut(x: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.invert`` as tables (B, 1, 256)."""
+    return (255 - _levels(x)).expand(x.shape[0], 1, 256)
+
+
+def posterize_lut(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.posterize`` as tables (B, 1, 256): keep the top ``bits`` (B,) bits (8 or more: all)."""
+    drop = 8 - bits.clamp(max=8).to(torch.int64).view(-1, 1, 1)
+    return _levels(x) & ((~((1 << drop) - 1)) & 255)
+
+
+def solarize_lut(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``ImageOps.solarize`` as tables (B, 1, 256): levels at or above ``threshold`` (B,) inverted."""
+    levels = _levels(x)
+    return torch.where(levels < threshold.to(torch.int64).view(-1, 1, 1), levels, 255 - levels)
+
+
+def solarize_add_lut(x: torch.Tensor, add: torch.Tensor, threshold: int = 128) -> torch.Tensor:
+    """timm's ``solarize_add`` as tables (B, 1, 256): levels below ``threshold`` get ``add`` (B,)."""
+    levels = _levels(x)
+    return torch.where(
+        levels < threshold, torch.clamp(levels + add.to(torch.int64).view(-1, 1, 1), max=255), levels
+    )
+
+
+def auto_contrast(x: torch.Tensor) -> torch.Tensor:
+    return apply_lut(x, auto_contrast_lut(x))
 
 
 def equalize(x: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.equalize`` per image and channel."""
-    hist = _histogram(x)
-    nonzero = hist > 0
-    idx = torch.arange(256, device=x.device).expand_as(hist)
-    last_bin = torch.where(nonzero, idx, -1).amax(2, keepdim=True)
-    last = hist.gather(2, last_bin.clamp(min=0))
-    step = (hist.sum(2, keepdim=True) - last) // 255
-    safe = step.clamp(min=1)
-    before = torch.cumsum(hist, 2) - hist
-    lut = torch.clamp((step // 2 + before) // safe, max=255)
-    keep = (nonzero.sum(2, keepdim=True) <= 1) | (step == 0)
-    return _lut(x, torch.where(keep, idx, lut))
+    return apply_lut(x, equalize_lut(x))
 
 
 def posterize(x: torch.Tensor, bits: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.posterize``: keep the top ``bits`` (B,) bits (8 or more: unchanged)."""
-    drop = (8 - bits.clamp(max=8)).to(torch.int32)
-    mask = (~((1 << drop) - 1)) & 255
-    return (x.to(torch.int32) & _per(mask, x)).to(torch.uint8)
+    return apply_lut(x, posterize_lut(x, bits).expand(-1, x.shape[1], -1))
 
 
 def solarize(x: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
-    """``ImageOps.solarize``: invert the pixels at or above ``threshold`` (B,)."""
-    return torch.where(x.to(torch.int32) < _per(threshold, x), x, 255 - x)
+    return apply_lut(x, solarize_lut(x, threshold).expand(-1, x.shape[1], -1))
 
 
 def solarize_add(x: torch.Tensor, add: torch.Tensor, threshold: int = 128) -> torch.Tensor:
-    """timm's ``solarize_add``: pixels below ``threshold`` get ``add`` (B,), saturating at 255."""
-    xi = x.to(torch.int32)
-    return torch.where(xi < threshold, torch.clamp(xi + _per(add, x), max=255), xi).to(torch.uint8)
+    return apply_lut(x, solarize_add_lut(x, add, threshold).expand(-1, x.shape[1], -1))
+
+
+def contrast_level(x: torch.Tensor) -> torch.Tensor:
+    """``ImageEnhance.Contrast``'s gray level per image (B,): int(mean of the L image + 0.5)."""
+    return torch.floor(gray(x).to(torch.float64).mean(dim=(1, 2, 3)) + 0.5)
 
 
 def color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -191,10 +233,7 @@ def color(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
 
 def contrast(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Contrast``: blend with the rounded mean of the gray image."""
-    g = gray(x)
-    mean = g.to(torch.float64).mean(dim=(1, 2, 3))  # Pillow's ImageStat mean, then int(m + 0.5)
-    level = torch.floor(mean + 0.5)
-    return blend(_per(level, x).expand_as(x), x, factor)
+    return blend(_per(contrast_level(x), x).expand_as(x), x, factor)
 
 
 def brightness(x: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
@@ -237,6 +276,8 @@ def affine(x: torch.Tensor, matrix: torch.Tensor, fill: tuple[int, ...]) -> torc
     """
     b, ch, h, w = x.shape
     dev = x.device
+    if b == 0:
+        return x
     xo = torch.arange(w, dtype=torch.float64, device=dev)[None, None, :] + 0.5
     yo = torch.arange(h, dtype=torch.float64, device=dev)[None, :, None] + 0.5
     m = matrix.view(b, 6, 1, 1).unbind(1)
@@ -247,15 +288,13 @@ def affine(x: torch.Tensor, matrix: torch.Tensor, fill: tuple[int, ...]) -> torc
     x0, y0 = torch.floor(u), torch.floor(v)
     dx, dy = (u - x0)[:, None], (v - y0)[:, None]
     x0, y0 = x0.to(torch.int64) - 1, y0.to(torch.int64) - 1
-    flat = x.to(torch.float64).reshape(b, ch, h * w)
-    rows = []
-    for i in range(4):
-        yi = (y0 + i).clamp(0, h - 1) * w
-        taps = [
-            flat.gather(2, (yi + (x0 + j).clamp(0, w - 1)).view(b, 1, -1).expand(b, ch, -1)) for j in range(4)
-        ]
-        rows.append(_cubic(*[t.view(b, ch, h, w) for t in taps], dx))
-    val = _cubic(*rows, dy)
+    k = torch.arange(4, device=dev).view(1, 4, 1, 1)
+    ys = ((y0[:, None] + k).clamp(0, h - 1) * w)[:, :, None]  # (B, 4 rows, 1, H, W)
+    xs = (x0[:, None] + k).clamp(0, w - 1)[:, None]  # (B, 1, 4 columns, H, W)
+    index = (ys + xs).view(b, 1, -1).expand(b, ch, -1)
+    taps = x.to(torch.float64).reshape(b, ch, h * w).gather(2, index).view(b, ch, 4, 4, h, w)
+    rows = _cubic(*taps.unbind(3), dx[:, :, None])  # (B, C, 4, H, W): each row at offset dx
+    val = _cubic(*rows.unbind(2), dy)
     val = torch.where(val <= 0, 0.0, torch.where(val >= 255, 255.0, val.trunc())).to(torch.uint8)
     if len(set(fill)) == 1:
         return torch.where(inside[:, None], val, fill[0])

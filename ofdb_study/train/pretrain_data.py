@@ -86,16 +86,16 @@ class FractalSource:
     def __len__(self) -> int:
         return len(self.categories)
 
-    def points(self, c: int) -> render.Points:
-        if c not in self._points:
-            self._points[c] = render.points(
-                self.categories[c],
-                size=self.size,
-                n_points=self.n_points,
-                pad=self.pad,
-                a_weight=self.a_weight,
-            )
-        return self._points[c]
+    def points(self, c: int, cache: bool = True) -> render.Points:
+        """Category ``c``'s points, kept for later calls unless ``cache`` is False."""
+        if c in self._points:
+            return self._points[c]
+        pts = render.points(
+            self.categories[c], size=self.size, n_points=self.n_points, pad=self.pad, a_weight=self.a_weight
+        )
+        if cache:
+            self._points[c] = pts
+        return pts
 
     @staticmethod
     def fixed_seed(c: int) -> int:
@@ -114,7 +114,8 @@ class FractalSource:
         """Cached points with fresh 3x3 masks, uint8 (S, S)."""
         return render.draw(self.points(c), mode="patch", mask_seed=mask_seed)
 
-    def weighted_points(self, c: int, weights: np.ndarray) -> render.Points:
+    def weighted_points(self, c: int, weights: np.ndarray, cache: bool = True) -> render.Points:
+        """Category ``c``'s points under a weight row (6,), kept (up to 4,096) unless ``cache`` is False."""
         key = (c, np.asarray(weights, dtype=np.float64).tobytes())
         if key in self._weighted:
             self._weighted.move_to_end(key)
@@ -128,6 +129,8 @@ class FractalSource:
             a_weight=1.0,
             weights=weights,
         )
+        if not cache:
+            return pts
         self._weighted[key] = pts
         if len(self._weighted) > 4096:
             self._weighted.popitem(last=False)
