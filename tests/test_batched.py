@@ -294,6 +294,45 @@ def test_level_rules_are_timms(monkeypatch, inc):
             assert (got is None and want is None) or np.allclose(got, want, rtol=0, atol=1e-12), name
 
 
+def test_with_the_loaders_draws_the_batch_is_the_loaders(monkeypatch):
+    """timm's crop boxes and flips recorded while the loader makes a batch (mini recipe), then given
+    to the batched pipeline with the batched source's images: the same float tensors, bit for bit."""
+    from timm.data import transforms as tt
+    from torchvision import transforms as T
+
+    from ofdb_study.train.runtime import Keyed
+
+    cfg = phase_config("mini", "pretrain", categories=4, render_size=40, render_points=3000, render_pad=0)
+    ds = engine.build_data(cfg)[0]
+    boxes, flips = [], {"h": [], "v": []}
+    get = tt.RandomResizedCropAndInterpolation.get_params
+    monkeypatch.setattr(
+        tt.RandomResizedCropAndInterpolation,
+        "get_params",
+        staticmethod(lambda *a: boxes.append(get(*a)) or boxes[-1]),
+    )
+    for cls, key in ((T.RandomHorizontalFlip, "h"), (T.RandomVerticalFlip, "v")):
+
+        def forward(self, img, key=key):
+            flips[key].append(bool(torch.rand(1) < self.p))
+            return (
+                img.transpose(Image.FLIP_LEFT_RIGHT if key == "h" else Image.FLIP_TOP_BOTTOM)
+                if flips[key][-1]
+                else img
+            )
+
+        monkeypatch.setattr(cls, "forward", forward)
+    ds.transform = augment.train_transform(cfg)
+    keys = next(iter(StreamBatches(len(ds), 16, 0, 0, 1)))
+    want = torch.stack([Keyed(ds)[k][0] for k in keys])
+    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+    drawn = gpu_augment.AugmentParams(
+        torch.tensor(boxes), torch.tensor(flips["h"]), torch.tensor(flips["v"]), None, None
+    )
+    got = aug.apply(batched.batched_source(ds, CPU).batch(keys, None)[0], drawn, None)
+    assert torch.equal(got, want)
+
+
 # ---- augmentation: timm's distributions -------------------------------------------------------------
 def _ks(a, b) -> float:
     """Two-sample Kolmogorov-Smirnov statistic."""
@@ -479,3 +518,15 @@ def test_batched_resume_after_sigkill_is_bit_identical(tmp_path):
     a = json.loads((tmp_path / "killed" / "summary.json").read_text())
     b = json.loads((tmp_path / "whole" / "summary.json").read_text())
     assert a["weights_sha256"] == b["weights_sha256"] and a["pipeline"] == "batched"
+
+
+@pytest.mark.slow
+def test_batched_under_torchrun_two_cpu_processes(tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29519"]
+    cmd += ["-m", "ofdb_study", "pretrain", "--profile", "smoke", "--batch-size", "4", "--steps", "3"]
+    cmd += ["--pipeline", "batched", "--no-progress", "--out", str(tmp_path / "ddp")]
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    s = json.loads((tmp_path / "ddp" / "summary.json").read_text())
+    assert s["world_size"] == 2 and s["global_batch"] == 8 and s["pipeline"] == "batched"
