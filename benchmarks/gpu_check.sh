@@ -11,7 +11,7 @@
 # Usage (from any folder; the repository is the one holding this script):
 #   benchmarks/gpu_check.sh LOG [--install] [--cpu-dry-run] [--python PY] [--workers N]
 #     LOG            where the whole output goes (it is also printed)
-#     --install      make .venv-gpu and pip install -r requirements.txt into it first
+#     --install      make .venv-gpu (seeing the system packages) and pip install -r requirements.txt
 #     --cpu-dry-run  tiny sizes, any device: checks that the script runs (figures mean nothing)
 #     --python PY    the interpreter (default: .venv/bin/python if present, else python3)
 #     --workers N    loader processes of the loader rows (default: CPU count - 1, at most 15)
@@ -43,7 +43,7 @@ mkdir -p "$(dirname "$LOG")"
 exec > >(tee "$LOG") 2>&1
 
 if [[ $INSTALL == 1 ]]; then
-    python3 -m venv .venv-gpu
+    python3 -m venv --system-site-packages .venv-gpu  # wheels already on the machine count
     .venv-gpu/bin/python -m pip install -q -r requirements.txt
     PY=.venv-gpu/bin/python
 fi
