@@ -34,7 +34,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.train import augment, engine, models  # noqa: E402
+from ofdb_study.train import augment, batched, engine, models  # noqa: E402
 from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
 
 
@@ -100,13 +100,13 @@ def _repeat(x, y):
 
 
 def batched_batches(cfg, train_ds, device, steps: int):
-    parts = engine._pipeline(cfg.replace(pipeline="batched"), train_ds, device, Dist())[1]
+    parts = batched.choose_pipeline(cfg.replace(pipeline="batched"), train_ds, device, Dist())[1]
     return engine._batches(train_ds, cfg.replace(steps=steps), 0, device, Dist(), parts)
 
 
 def stage_rates(cfg, train_ds, device, n: int, warm: int) -> list[tuple[str, float]]:
     """images/s of each stage of the batched pipeline alone on the device (where its time goes)."""
-    from ofdb_study.train import batched, gpu_augment, pil_batch
+    from ofdb_study.train import gpu_augment, pil_batch
     from ofdb_study.train.runtime import StreamBatches
 
     source = batched.batched_source(train_ds, device)

@@ -448,9 +448,9 @@ def test_same_seed_same_batches_and_resume_continues(source, small_aug):
 
 def test_auto_is_the_loader_on_the_cpu_and_the_key_keeps_auto_out():
     cfg = phase_config("smoke", "pretrain")
-    assert cfg.pipeline == "auto" and engine.resolve_pipeline(cfg, CPU) == "loader"
-    assert engine.resolve_pipeline(cfg, torch.device("cuda", 0)) == "batched"
-    assert engine.resolve_pipeline(phase_config("smoke", "finetune", pipeline="batched"), CPU) == "loader"
+    assert cfg.pipeline == "auto" and batched.resolve_pipeline(cfg, CPU) == "loader"
+    assert batched.resolve_pipeline(cfg, torch.device("cuda", 0)) == "batched"
+    assert batched.resolve_pipeline(phase_config("smoke", "finetune", pipeline="batched"), CPU) == "loader"
     assert "pipeline" not in cfg.result_dict()  # runs cached before the setting keep their keys
     keys = {cfg.replace(pipeline=p).digest() for p in ("auto", "loader", "batched")}
     assert len(keys) == 3
@@ -474,7 +474,7 @@ def test_data_that_do_not_fit_stop_batched_and_send_auto_to_the_loader(tmp_path,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "pipeline" in err[0] and "--pipeline loader" in err[0]
     assert not (tmp_path / "b").exists()
-    monkeypatch.setattr(engine, "resolve_pipeline", lambda cfg, device: "batched")  # as on CUDA
+    monkeypatch.setattr(batched, "resolve_pipeline", lambda cfg, device: "batched")  # as on CUDA
     assert cli.main([*args, "--out", str(tmp_path / "a")]) == 0
     assert "auto uses the loader" in capsys.readouterr().err
     assert json.loads((tmp_path / "a" / "summary.json").read_text())["pipeline"] == "loader"
@@ -482,7 +482,7 @@ def test_data_that_do_not_fit_stop_batched_and_send_auto_to_the_loader(tmp_path,
 
 def test_resume_refuses_a_run_started_with_the_other_pipeline(tmp_path, monkeypatch):
     cfg = phase_config("smoke", "pretrain")
-    monkeypatch.setattr(engine, "resolve_pipeline", lambda cfg, device: "batched")  # as on CUDA
+    monkeypatch.setattr(batched, "resolve_pipeline", lambda cfg, device: "batched")  # as on CUDA
     engine.train(cfg, tmp_path / "run", progress=False)
     (tmp_path / "run" / "summary.json").unlink()  # killed after its last checkpoint
     monkeypatch.undo()

@@ -1,5 +1,9 @@
 """Device-resident pre-training sources and the batched pipeline (``--pipeline batched``).
 
+``choose_pipeline`` decides, per run, between the loader and this pipeline (``auto``: batched on
+CUDA, loader elsewhere, and the loader when the batched pipeline cannot be built);
+``check_resumed`` keeps a resumed run on the pipeline it started with.
+
 ``DeviceBatches`` takes the loader's sample keys (``runtime.StreamBatches``: (index, sample seed)
 per sample), asks a source for uint8 images (B, C, S, S) and labels (B,) on the model's device, and
 augments them there (``gpu_augment.BatchAugment``).
@@ -29,14 +33,19 @@ the loader (one line on stderr), ``--pipeline batched`` stops with that line.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from PIL import Image
 
 from ..errors import ParamError
 from ..fractals.ifs import fluctuation_weights
+from . import augment, gpu_augment
 from .augment import FLIPS
 from .device_draw import (
     PatchTables,
@@ -285,6 +294,62 @@ def batched_source(dataset, device: torch.device):
 
 
 # ---- the pipeline --------------------------------------------------------------------------------
+def resolve_pipeline(cfg, device: torch.device) -> str:
+    """``loader`` or ``batched``: ``auto`` is batched for pre-training on CUDA; fine-tuning reads no
+    ``pipeline`` and always uses the loader."""
+    if cfg.phase != "pretrain":
+        return "loader"
+    if cfg.pipeline == "auto":
+        return "batched" if device.type == "cuda" else "loader"
+    return cfg.pipeline
+
+
+def choose_pipeline(cfg, train_ds, device: torch.device, dd):
+    """(pipeline name, (batched source, batch augmentation) or None), agreed by every rank.
+
+    A batched pipeline that cannot be built (the data do not fit, a tree of mixed image sizes, a
+    recipe part it lacks) raises its ParamError when asked for explicitly, and falls back to the
+    loader (one line on stderr) under ``auto``.
+    """
+    if resolve_pipeline(cfg, device) == "loader":
+        return "loader", None
+    parts, error = None, None
+    try:
+        aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+        parts = (batched_source(train_ds, device), aug)
+    except ParamError as exc:
+        if exc.param != "pipeline":
+            raise
+        error = exc
+    if dd.world_size > 1:  # one rank that cannot, and none does
+        ok = torch.tensor(int(parts is not None), device=device)
+        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
+        if not int(ok) and error is None:
+            parts, error = None, ParamError("pipeline", "another rank cannot run the batched pipeline")
+    if error is None:
+        return "batched", parts
+    if cfg.pipeline != "auto":
+        raise error
+    if dd.main:
+        print(f"{error}; --pipeline auto uses the loader instead", file=sys.stderr)
+    return "loader", None
+
+
+def check_resumed(manifest_path: Path, pipeline: str) -> None:
+    """A resumed run must make its batches the way it started, as its manifest.json says (a run
+    from before the record: loader)."""
+    path = Path(manifest_path)
+    if not path.is_file():
+        return
+    was = json.loads(path.read_text()).get("pipeline", "loader")
+    if was != pipeline:
+        raise ParamError(
+            "pipeline",
+            f"{path.parent} was started with the {was} pipeline and this process would use {pipeline}; "
+            "resume it where the same pipeline is chosen (auto: batched on CUDA, loader elsewhere)",
+        )
+
+
 #: Tags of the batch generators: parameters (CPU) and noise (device), seeded by (seed, step, rank, tag).
 PARAM_TAG, NOISE_TAG = 0xBA7C, 0xB015E
 

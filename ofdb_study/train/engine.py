@@ -13,7 +13,7 @@ So a resumed run needs only the checkpointed step, model and optimizer to contin
 checkpoint still holds the scheduler and RNG states for inspection. On the CPU the final weights
 of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrupted run.
 
-Two pipelines make the pre-training batches (``cfg.pipeline``, ``resolve_pipeline``): ``loader``
+Two pipelines make the pre-training batches (``cfg.pipeline``, ``batched.choose_pipeline``): ``loader``
 runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over ``StreamBatches``);
 ``batched`` takes the same sample keys and makes whole batches on the model's device
 (``batched.DeviceBatches``: device-resident sources, ``gpu_augment``), seeded per (seed, step, rank).
@@ -28,9 +28,7 @@ or metrics record is written after it, and no summary.json. The run folder's fil
 
 from __future__ import annotations
 
-import json
 import os
-import sys
 import time
 from typing import NamedTuple
 
@@ -40,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from ..config import PIPELINES, TrainConfig, resolve
 from ..errors import ParamError, TrainingError, check_positive_int
-from . import augment, downstream, models, pretrain_data
+from . import augment, batched, downstream, models, pretrain_data
 from .runfolder import MANIFEST, Progress, RunFolder, manifest, weights_sha256
 from .runtime import (
     Dist,
@@ -303,71 +301,12 @@ def _loader(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Di
     )
 
 
-def resolve_pipeline(cfg: TrainConfig, device: torch.device) -> str:
-    """``loader`` or ``batched``: ``auto`` is batched for pre-training on CUDA; fine-tuning reads no
-    ``pipeline`` and always uses the loader."""
-    if cfg.phase != "pretrain":
-        return "loader"
-    if cfg.pipeline == "auto":
-        return "batched" if device.type == "cuda" else "loader"
-    return cfg.pipeline
-
-
-def _pipeline(cfg: TrainConfig, train_ds, device: torch.device, dd: Dist):
-    """(pipeline name, (batched source, batch augmentation) or None), agreed by every rank.
-
-    A batched pipeline that cannot be built (the data do not fit, a tree of mixed image sizes, a
-    recipe part it lacks) raises its ParamError when asked for explicitly, and falls back to the
-    loader (one line on stderr) under ``auto``.
-    """
-    from . import batched, gpu_augment
-
-    if resolve_pipeline(cfg, device) == "loader":
-        return "loader", None
-    parts, error = None, None
-    try:
-        aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
-        parts = (batched.batched_source(train_ds, device), aug)
-    except ParamError as exc:
-        if exc.param != "pipeline":
-            raise
-        error = exc
-    if dd.world_size > 1:  # one rank that cannot, and none does
-        ok = torch.tensor(int(parts is not None), device=device)
-        dist.all_reduce(ok, op=dist.ReduceOp.MIN)
-        if not int(ok) and error is None:
-            parts, error = None, ParamError("pipeline", "another rank cannot run the batched pipeline")
-    if error is None:
-        return "batched", parts
-    if cfg.pipeline != "auto":
-        raise error
-    if dd.main:
-        print(f"{error}; --pipeline auto uses the loader instead", file=sys.stderr)
-    return "loader", None
-
-
-def _check_resumed_pipeline(run: RunFolder, pipeline: str) -> None:
-    """A resumed run must make its batches the way it started (runs without the record: loader)."""
-    path = run.file(MANIFEST)
-    if not path.is_file():
-        return
-    was = json.loads(path.read_text()).get("pipeline", "loader")
-    if was != pipeline:
-        raise ParamError(
-            "pipeline",
-            f"{run.path} was started with the {was} pipeline and this process would use {pipeline}; "
-            "resume it where the same pipeline is chosen (auto: batched on CUDA, loader elsewhere)",
-        )
-
-
 def _batches(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Dist, parts):
     """The step batches of this rank: the DataLoader, or the batched pipeline when ``parts``."""
     if parts is None:
         return _loader(train_ds, cfg, start, device, dd)
-    from .batched import DeviceBatches
-
     source, aug = parts
-    return DeviceBatches(
+    return batched.DeviceBatches(
         source,
         aug,
         seed=cfg.seed,
@@ -417,11 +356,11 @@ def train(
         run.prepare(cfg, resume=True, force=False)
         return run.summary()
     train_ds, eval_ds, num_classes, data_hash, model = _build(cfg, dd)
-    pipeline, parts = _pipeline(cfg, train_ds, device, dd)
+    pipeline, parts = batched.choose_pipeline(cfg, train_ds, device, dd)
     if dd.main:
         run.prepare(cfg, resume=resume, force=force)
         if resume:
-            _check_resumed_pipeline(run, pipeline)
+            batched.check_resumed(run.file(MANIFEST), pipeline)
     _barrier(dd)
 
     model.to(device)

@@ -20,9 +20,10 @@ uint8 batches (B, C, H, W) -> float32 (B, 3, S, S):
 Mixup/CutMix stay where they are (``engine.train_step``, timm's batched ``Mixup``).
 
 Why by hand: torchvision.transforms.v2 draws one set of parameters per call, so a batch would get
-one crop and one RandAugment choice for all its images; kornia draws per sample but from the
-global generator, its RandAugment has another op set and magnitudes and picks the ops per batch,
-it has no pixel-mode erasing, and its crops are resampled by a warp without Pillow's antialiasing.
+one crop and one RandAugment choice for all its images; kornia draws crops and flips per sample
+but from the global generator, and its RandAugment picks its ops once per batch (without
+replacement, at a fixed magnitude with another mapping), has no pixel-mode erasing, and resamples
+with its own kernels rather than Pillow's (so not the loader's bytes).
 What is written here is the per-sample parameter sampling (from explicit generators) and the
 batched form of each Pillow operation, built from torch primitives (gather, scatter_add, where).
 
