@@ -24,6 +24,10 @@ SALT_SUBSET = 0x5EED
 SALT_OFDB_MASK = 0x0FDB
 #: FractalDB: the patch masks of category c's weight row w, render r, with (seed, c, w, r).
 SALT_FRACTALDB_MASK = 0xFDB0
+#: Batched pipeline: the augmentation parameters of one step's batch (CPU generator), with (seed, step, rank).
+SALT_BATCH_PARAMS = 0xBA7C
+#: Batched pipeline: the noise of one step's batch (device generator), with (seed, step, rank).
+SALT_BATCH_NOISE = 0xB015E
 
 
 def mix_seed(*parts: int) -> int:

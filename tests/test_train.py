@@ -308,6 +308,7 @@ CHANGED = {
     "render_points": 999,
     "render_pad": 3,
     "a_weight": 1.0,
+    "pipeline": "batched",
     "dataset": "cifar10",
     "data_root": "/x",
     "download": True,
