@@ -1,226 +1,256 @@
-"""Training throughput: our step vs a bare timm loop, the paper's augmentation, the pattern source.
+"""Training throughput side by side: the bare model step, our step fed by each pipeline, the data alone.
 
-    python benchmarks/bench_train.py [--profile mini] [--steps 30] [--threads N] [--paper-gpu [--compile]]
+    python benchmarks/bench_train.py [--profile paper] [--steps 20] [--batch-size B] [--model NAME]
+        [--categories C] [--augment pattern] [--data ofdb|fractaldb] [--img-size S]
+        [--render-size R] [--render-points P] [--workers W] [--compile] [--threads T]
+        [--kinds default,pattern,...] [--json OUT]
 
-Prints one table:
+Rows (images/s; ``ratio`` is against the bare step):
 
-* ``loop``: images/s of ``engine.train_step`` (scheduler, per-step seeding, soft-target loss,
-  Mixup when the profile has it) against a bare loop over the same timm model, batch and
-  synthetic tensors (``model(x)``, cross-entropy, AdamW); the goal is >= 0.9x.
-* ``augment``: images/s per worker of the paper's pre-training transform at 224 px on a 362 px
-  OFDB image (one process, no DataLoader).
-* ``source``: images/s of the in-memory random-pattern source (fresh masks, no transform), at the
-  paper's 362 px / 200k points and at the profile's render size.
+* ``step``: the bare timm step (synthetic batch already on the device: forward, cross-entropy,
+  backward, AdamW; bf16 and channels_last on CUDA), ``engine.train_step`` on the same fixed batch
+  (the engine's overhead with the profile's Mixup), and ``engine.train_step`` fed by the loader
+  pipeline (DataLoader with ``--workers`` processes over the in-memory source, timm per image) and by
+  the batched pipeline (``batched.DeviceBatches`` on the model's device).
+* ``data``: the batched pipeline alone (source and augmentation, no model), per ``--kinds`` entry
+  when given (an OFDB Table-1 option or ``fractaldb``), and its stages one by one (source, the
+  parameters drawn on the CPU, crop and resize, RandAugment); timm's per-image transform and the
+  loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
+
+The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
+batch 1,024); the options shrink it for a quick run. ``--json`` writes the rows for scripts
+(``benchmarks/gpu_check.sh`` projects hours from them).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.fractals.defaults import OFDB_PAD, OFDB_POINTS, OFDB_SIZE  # noqa: E402
-from ofdb_study.fractals.search import search  # noqa: E402
-from ofdb_study.train import (  # noqa: E402
-    augment,
-    engine,  # noqa: E402
-    models,
-    pretrain_data,  # noqa: E402
-)
-from ofdb_study.train.runtime import resolve_device  # noqa: E402
+from ofdb_study.files import atomic_write_text  # noqa: E402
+from ofdb_study.train import augment, batched, device_sources, engine, models  # noqa: E402
+from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
 
 
-def _rate(fn, n_items: int, repeats: int, warmup: int = 2) -> float:
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(batches, step, n: int, warmup: int, per_batch: int, device) -> float:
+    """images/s of ``step(x, y)`` over ``n`` batches after ``warmup`` batches."""
+    it = iter(batches)
     for _ in range(warmup):
-        fn()
+        step(*next(it))
+    _sync(device)
     t = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return n_items * repeats / (time.perf_counter() - t)
+    for _ in range(n):
+        step(*next(it))
+    _sync(device)
+    return n * per_batch / (time.perf_counter() - t)
 
 
-def _train_step_fn(net, model, cfg, x, y, classes: int, device):
-    """One call = one ``engine.train_step`` on the fixed batch, with the profile's optimisation."""
-    optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), classes)
-    counter = iter(range(10**9))
+def _model(cfg, classes: int, device):
+    torch.manual_seed(0)
+    model = models.create_model(cfg, classes).to(device)
+    if device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if cfg.compile and device.type == "cuda" else model
+    return model, net
 
-    def step():
-        engine.train_step(
-            next(counter),
-            x,
-            y,
-            net=net,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            mixup=mixup,
-            criterion=criterion,
-            cfg=cfg,
-            num_classes=classes,
-            device=device,
-        )
+
+def bare_step_fn(cfg, classes: int, device):
+    """The bare timm step on whatever batch it is given (no Mixup, no scheduler, no seeding)."""
+    model, net = _model(cfg, classes, device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+
+    def step(x, y):
+        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            loss = torch.nn.functional.cross_entropy(net(x), y.to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
 
     return step
 
 
-def bench_loop(profile: str, steps: int, classes: int = 100) -> tuple[float, float, float]:
-    """Median images/s of the bare loop, of ours with the profile's Mixup, and of ours without."""
-    cfg = phase_config(profile, "pretrain")
-    device = resolve_device()
-    x = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size)
-    y = torch.randint(0, classes, (cfg.batch_size,))
+def our_step_fn(cfg, classes: int, device):
+    """``engine.train_step`` with the profile's optimisation and Mixup, on successive steps."""
+    model, net = _model(cfg, classes, device)
+    optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), classes)
+    counter = iter(range(10**9))
+    kw = dict(net=net, optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion)
 
-    torch.manual_seed(0)
-    bare = models.create_model(cfg, classes).to(device)
-    opt = torch.optim.AdamW(bare.parameters(), lr=1e-4, weight_decay=0.05)
-    xd, yd = x.to(device), y.to(device)
+    def step(x, y):
+        engine.train_step(next(counter), x, y, **kw, cfg=cfg, num_classes=classes, device=device)
 
-    def bare_step():
-        loss = torch.nn.functional.cross_entropy(bare(xd), yd)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    def ours(c):
-        torch.manual_seed(0)
-        model = models.create_model(c, classes).to(device)
-        return _train_step_fn(model, model, c, x, y, classes, device)
-
-    steps_fns = [bare_step, ours(cfg), ours(cfg.replace(mixup=0.0, cutmix=0.0))]
-    # interleave rounds so that the machine's noise (other processes) falls on all three alike
-    rates = [[], [], []]
-    for _ in range(3):
-        for k, fn in enumerate(steps_fns):
-            rates[k].append(_rate(fn, cfg.batch_size, max(1, steps // 3)))
-    return tuple(float(np.median(r)) for r in rates)
+    return step
 
 
-def bench_augment(n: int = 100) -> float:
+def _repeat(x, y):
+    while True:
+        yield x, y
+
+
+def batched_batches(cfg, train_ds, device, steps: int):
+    parts = batched.choose_pipeline(cfg.replace(pipeline="batched"), train_ds, device, Dist())[1]
+    return engine._batches(train_ds, cfg.replace(steps=steps), 0, device, Dist(), parts)
+
+
+def stage_rates(cfg, train_ds, device, n: int, warm: int) -> list[tuple[str, float]]:
+    """images/s of each stage of the batched pipeline alone on the device (where its time goes)."""
+    from ofdb_study.train import gpu_augment, pil_batch
+    from ofdb_study.train.runtime import StreamBatches
+
+    source = device_sources.batched_source(train_ds, device)
+    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+    b = cfg.batch_size
+    keys = next(iter(StreamBatches(len(source), b, 0, 0, 1)))
+    gen, noise = batched.DeviceBatches(
+        source, aug, seed=0, batch=b, start=0, stop=1, device=device
+    ).generators(0)
+    x8 = source.batch(keys, noise)[0]
+    p = aug.params(gen, b, x8.shape[-2], x8.shape[-1])
+    crop = pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)
+    stages = [
+        ("source", lambda: source.batch(keys, noise)),
+        ("parameters (CPU)", lambda: aug.params(gen, b, x8.shape[-2], x8.shape[-1])),
+        ("crop and resize", lambda: pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)),
+    ]
+    if aug.ra is not None:
+        stages.append(("RandAugment", lambda: aug.ra.apply(crop.clone(), p.ra)))
+    out = []
+    for name, fn in stages:
+        out.append((name, _timed(_repeat(None, None), lambda *_, fn=fn: fn(), n, warm, b, device)))
+    return out
+
+
+def per_image_rates(cfg, train_ds, n: int = 40) -> tuple[float, float]:
+    """(timm transform, loader source) images/s in this process, on the dataset's own images."""
     from PIL import Image
 
-    cfg = phase_config("paper", "pretrain")
     tf = augment.train_transform(cfg)
-    src = pretrain_data.FractalSource(search(1).categories)  # the public generator's settings
-    img = Image.fromarray(src.fixed_image(0)).convert("RGB")
-    return _rate(lambda: tf(img), 1, n)
+    imgs = [Image.fromarray(train_ds.image(i % len(train_ds))).convert("RGB") for i in range(8)]
+    t = time.perf_counter()
+    for i in range(n):
+        tf(imgs[i % 8])
+    aug = n / (time.perf_counter() - t)
+    t = time.perf_counter()
+    for i in range(n):
+        train_ds.image(i % len(train_ds))
+    return aug, n / (time.perf_counter() - t)
 
 
-def bench_source(size: int, n_points: int, pad: int, n: int = 200) -> float:
-    src = pretrain_data.FractalSource(search(4).categories, size=size, n_points=n_points, pad=pad)
-    ds = pretrain_data.OFDBDataset(src, "pattern")
-    k = iter(range(10**9))
-    return _rate(lambda: ds.image(next(k) % 4), 1, n)
+def _kind(cfg) -> str:
+    """The data kind of a config: ``fractaldb`` or the OFDB Table-1 option."""
+    return "fractaldb" if cfg.data == "fractaldb" else cfg.augment
 
 
-def bench_paper_gpu(steps: int, compile_: bool) -> tuple[float, float]:
-    """Images/s of the paper's ViT-Tiny step (batch 256, Mixup, bf16, channels_last) on this device.
-
-    Returns:
-        (images/s of the bare loop, images/s of train_step), same model and synthetic batch.
-    """
-    cfg = phase_config("paper", "pretrain", compile=compile_)
+def run(args):
+    """(rows (part, what, images/s, ratio to the bare step or None), config, device)."""
+    over = {
+        k: v
+        for k, v in {
+            "model": args.model,
+            "batch_size": args.batch_size,
+            "categories": args.categories,
+            "augment": args.augment,
+            "data": args.data,
+            "img_size": args.img_size,
+            "render_size": args.render_size,
+            "render_points": args.render_points,
+            "num_workers": args.workers,
+        }.items()
+        if v is not None
+    }
+    cfg = phase_config(args.profile, "pretrain", compile=args.compile, **over)
     device = resolve_device()
-    classes = cfg.categories
-    x = torch.randn(cfg.batch_size, 3, cfg.img_size, cfg.img_size, device=device)
-    y = torch.randint(0, classes, (cfg.batch_size,), device=device)
-
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    torch.manual_seed(0)
-    bare = models.create_model(cfg, classes).to(device).to(memory_format=torch.channels_last)
-    bare_net = torch.compile(bare) if compile_ else bare
-    opt = torch.optim.AdamW(bare.parameters(), lr=5e-4, weight_decay=0.05)
-    xc = x.contiguous(memory_format=torch.channels_last)
-
-    def bare_step():
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = torch.nn.functional.cross_entropy(bare_net(xc), y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    torch.manual_seed(0)
-    model = models.create_model(cfg, classes).to(device).to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile_ else model
-    our_step = _train_step_fn(net, model, cfg, x, y, classes, device)
-
-    out = []
-    for fn in (bare_step, our_step):
-        for _ in range(5):
-            fn()
-        sync()
-        t = time.perf_counter()
-        for _ in range(steps):
-            fn()
-        sync()
-        out.append(cfg.batch_size * steps / (time.perf_counter() - t))
-    return out[0], out[1]
+    train_ds, _, classes, _ = engine.build_data(cfg)
+    b, n, warm = cfg.batch_size, args.steps, args.warmup
+    x = torch.randn(b, 3, cfg.img_size, cfg.img_size, device=device)
+    y = torch.randint(0, classes, (b,), device=device)
+    rows = []
+    bare = _timed(_repeat(x, y), bare_step_fn(cfg, classes, device), n, warm, b, device)
+    rows.append(("step", f"bare timm step, {cfg.model}, batch {b}", bare, 1.0))
+    ours = our_step_fn(cfg, classes, device)  # one model (compiled once) for every row of ours
+    fixed = _timed(_repeat(x, y), ours, n, warm, b, device)
+    rows.append(("step", "ours, fixed batch (engine overhead, Mixup as the profile)", fixed, fixed / bare))
+    loader = engine._loader(train_ds, cfg.replace(steps=n + warm), 0, device, Dist())
+    rate = _timed(loader, ours, n, warm, b, device)
+    rows.append(("step", f"ours + loader pipeline, {cfg.num_workers} workers", rate, rate / bare))
+    rate = _timed(batched_batches(cfg, train_ds, device, n + warm), ours, n, warm, b, device)
+    rows.append(("step", f"ours + batched pipeline, {_kind(cfg)}", rate, rate / bare))
+    main_alone = None
+    for kind in dict.fromkeys([_kind(cfg)] + (args.kinds or [])):
+        kcfg = (
+            cfg.replace(data="fractaldb", augment="default")
+            if kind == "fractaldb"
+            else cfg.replace(augment=kind)
+        )
+        kds = train_ds if kcfg == cfg else engine.build_data(kcfg)[0]
+        alone = _timed(batched_batches(kcfg, kds, device, n + warm), lambda x, y: None, n, warm, b, device)
+        rows.append(("data", f"batched pipeline alone, {kind}", alone, None))
+        main_alone = main_alone or alone
+    for name, rate in stage_rates(cfg, train_ds, device, n, warm):
+        rows.append(("data", f"  stage: {name}", rate, None))
+    if device.type == "cpu":
+        rows.append(("data", "batched pipeline alone per core", main_alone / torch.get_num_threads(), None))
+    aug, src = per_image_rates(cfg, train_ds)
+    rows.append(("data", f"timm transform per worker, {cfg.render_size} -> {cfg.img_size} px", aug, None))
+    rows.append(("data", "loader source per worker (no transform)", src, None))
+    rows.append(("data", "loader pipeline per worker (source + transform)", 1 / (1 / aug + 1 / src), None))
+    return rows, cfg, device
 
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--profile", default="mini")
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the profile's, else default)")
-    p.add_argument(
-        "--paper-gpu",
-        action="store_true",
-        help="also time the paper's ViT-Tiny step at 224 px, batch 256, on this device",
-    )
-    p.add_argument("--compile", action="store_true", help="with --paper-gpu: torch.compile the model")
+    p.add_argument("--profile", default="paper")
+    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
+    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation, workers)")
+    p.add_argument("--model")
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--categories", type=int)
+    p.add_argument("--augment", help="the OFDB Table-1 option of the step rows")
+    p.add_argument("--data", help="ofdb | fractaldb")
+    p.add_argument("--img-size", type=int)
+    p.add_argument("--render-size", type=int)
+    p.add_argument("--render-points", type=int)
+    p.add_argument("--workers", type=int, help="loader processes (default: the profile's)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: the profile's, else torch's)")
+    p.add_argument("--kinds", type=lambda s: s.split(","), help="batched-alone rows: OFDB options, fractaldb")
+    p.add_argument("--json", help="also write the rows here")
     args = p.parse_args(argv)
-    cfg = phase_config(args.profile, "pretrain")
-    threads = args.threads or cfg.threads
+    threads = args.threads or phase_config(args.profile, "pretrain").threads
     if threads:
         torch.set_num_threads(threads)
-    device = resolve_device()
-    bare, ours, ours_plain = bench_loop(args.profile, args.steps)
-    rows = [
-        ("loop", f"bare timm loop, {args.profile} model, batch {cfg.batch_size}", bare),
-        (
-            "loop",
-            f"ofdb_study train_step, profile's Mixup ({'on' if augment.mixup_active(cfg) else 'off'})",
-            ours,
-        ),
-        ("loop", "ofdb_study train_step, Mixup off (same work as bare)", ours_plain),
-        ("loop", "ratio ours (Mixup off) / bare (goal >= 0.9)", ours_plain / bare),
-        ("augment", "paper pre-training transform, 362 -> 224 px, per worker", bench_augment()),
-        ("source", "random pattern, 362 px, 200k points", bench_source(OFDB_SIZE, OFDB_POINTS, OFDB_PAD)),
-        (
-            "source",
-            f"random pattern, {cfg.render_size} px, {cfg.render_points} points",
-            bench_source(cfg.render_size, cfg.render_points, cfg.render_pad),
-        ),
-    ]
-    if args.paper_gpu:
-        pb, po = bench_paper_gpu(max(args.steps, 20), args.compile)
-        hours = 240_000 * 256 / po / 3600
-        rows += [
-            (
-                "paper",
-                f"bare loop, ViT-Tiny/16 224 px, batch 256, bf16{', compiled' if args.compile else ''}",
-                pb,
-            ),
-            ("paper", "ofdb_study train_step, same (Mixup/CutMix on)", po),
-            ("paper", "ratio ours / bare", po / pb),
-            ("paper", "projected hours for 240k iterations at batch 256 (ours)", hours),
-        ]
-    name = (
-        torch.cuda.get_device_name(device)
-        if device.type == "cuda"
-        else f"cpu, {torch.get_num_threads()} threads"
+    rows, cfg, device = run(args)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(
+        f"device: {name}, {torch.get_num_threads()} threads; profile {args.profile}, {cfg.model}, "
+        f"batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px renders"
+        f"{', compiled' if args.compile else ''}"
     )
-    print(f"device: {name}")
-    print(f"{'part':8} {'what':62} {'images/s':>10}")
-    for part, what, value in rows:
-        print(f"{part:8} {what:62} {value:10.2f}")
+    print(f"{'part':5} {'what':62} {'images/s':>10} {'ratio':>6}")
+    for part, what, value, ratio in rows:
+        print(f"{part:5} {what:62} {value:10.1f} {'' if ratio is None else f'{ratio:6.2f}'}")
+    if args.json:
+        doc = {
+            "device": name,
+            "threads": torch.get_num_threads(),
+            "config": cfg.to_dict(),
+            "compile": args.compile,
+        }
+        doc["rows"] = [{"part": a, "what": w, "images_per_s": v, "ratio": r} for a, w, v, r in rows]
+        atomic_write_text(args.json, json.dumps(doc, indent=2))
 
 
 if __name__ == "__main__":

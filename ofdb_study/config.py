@@ -102,6 +102,11 @@ OPERATIONAL = frozenset(
     }
 )
 
+#: Where pre-training batches are made (``train.engine``): ``loader`` (timm's per-image transform in
+#: DataLoader workers, the reference), ``batched`` (sources and augmentation on whole batches on the
+#: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere).
+PIPELINES = ("loader", "batched", "auto")
+
 #: Settings only pre-training reads (the fractal source): a fine-tuning run's digest leaves them out.
 PRETRAIN_ONLY = frozenset(
     {
@@ -116,6 +121,7 @@ PRETRAIN_ONLY = frozenset(
         "eval_per_category",
         "delta",
         "sigma",
+        "pipeline",
     }
 )
 #: Settings only fine-tuning reads (the downstream task and the starting weights): a pre-training
@@ -258,6 +264,12 @@ class TrainConfig:
     checkpoint_every: int = _c(1000, ours("checkpoint cadence", NO_PUBLIC))
     eval_batch_size: int = _c(256, ours("evaluation batch", NO_PUBLIC))
     num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC))
+    # where pre-training batches are made (PIPELINES); the two draw different samples from the same
+    # distributions, so an explicit choice keys the run, while "auto" is left out of the key like
+    # the device it follows (result_dict)
+    pipeline: str = _c(
+        "auto", ours("batches made by loader workers, or batched on the model's device (CUDA)", NO_PUBLIC)
+    )
     compile: bool = _c(False, ours("torch.compile is optional (CUDA)", NO_PUBLIC))
     threads: int = _c(0, ours("torch intra-op threads; 0 = torch's default", NO_PUBLIC))
     # provenance: the profile this config was derived from (set by Profile); None for a custom config
@@ -288,9 +300,15 @@ class TrainConfig:
         wherever the runs live (another ``--root``, a moved or copied folder). A ``multiview:PATH``
         tree counts by its folder name for the same reason (the study names 3D-OFDB trees by their
         settings, ``ofdb3d-<N>-<size>px``), so unpacked results match wherever they land.
+
+        ``pipeline`` counts unless it is ``auto``: auto picks by device, and the device is no part
+        of the key either (a CPU and a CUDA run of one config differ in their last bits anyway);
+        runs cached before the setting existed keep their keys.
         """
         left_out = NOT_READ_BY.get(self.phase, OPERATIONAL)
         doc = {k: v for k, v in self.to_dict().items() if k not in left_out}
+        if doc.get("pipeline") == "auto":
+            del doc["pipeline"]
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"

@@ -26,6 +26,10 @@ SALT_OFDB_MASK = 0x0FDB
 SALT_FRACTALDB_MASK = 0xFDB0
 #: Pre-training's own-task evaluation: held-out render k of category c, with (c, k).
 SALT_HELD_OUT = 0xE7A1
+#: Batched pipeline: the augmentation parameters of one step's batch (CPU generator), with (seed, step, rank).
+SALT_BATCH_PARAMS = 0xBA7C
+#: Batched pipeline: the noise of one step's batch (device generator), with (seed, step, rank).
+SALT_BATCH_NOISE = 0xB015E
 
 
 def mix_seed(*parts: int) -> int:

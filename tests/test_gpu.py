@@ -1,8 +1,10 @@
 """GPU checks, marker ``gpu``: ``pytest -m gpu`` on a machine with CUDA (skipped elsewhere).
 
 They run the ``paper`` recipe's own step (ViT-Tiny/16 at 224, RandAugment, Mixup/CutMix, bf16
-autocast, channels_last) for a few steps on in-memory OFDB data, which is the path a paper-scale
-run takes and the CPU tests cannot reach.
+autocast, channels_last) for a few steps on in-memory OFDB data with either pipeline (the loader, and
+the batched pipeline that ``auto`` picks on CUDA), compiled too, which is the path a paper-scale run
+takes and the CPU tests cannot reach; and they check the batched pipeline on the card against the
+same code on the CPU, and that it never makes the host wait for the card.
 """
 
 import json
@@ -17,7 +19,8 @@ pytestmark = [
 ]
 
 
-def test_paper_recipe_steps_on_cuda(tmp_path):
+@pytest.mark.parametrize("pipeline", ["loader", "batched"])
+def test_paper_recipe_steps_on_cuda(tmp_path, pipeline):
     from ofdb_study.config import phase_config
     from ofdb_study.train.engine import train
     from ofdb_study.train.runtime import resolve_device
@@ -34,15 +37,19 @@ def test_paper_recipe_steps_on_cuda(tmp_path):
         log_every=1,
         eval_every=0,
         num_workers=2,
+        augment="pattern",
+        pipeline=pipeline,
     )
     summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["device"].startswith("cuda") and summary["steps"] == 4
+    assert summary["pipeline"] == pipeline
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert len(rows) == 4 and all(math.isfinite(r["loss"]) for r in rows)
     assert summary["images_per_s"] > 0 and len(summary["weights_sha256"]) == 64
 
 
-def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
+@pytest.mark.parametrize("pipeline", ["loader", "auto"])
+def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch, pipeline):
     """Interrupted inside step 3 (after the step-2 checkpoint) and resumed, a CUDA run ends with
     the same weights as one run straight through (cuDNN restricted to deterministic kernels)."""
     from ofdb_study.config import phase_config
@@ -50,7 +57,7 @@ def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch.backends.cudnn, "deterministic", True)
     monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
-    cfg = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2)
+    cfg = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2, augment="both", pipeline=pipeline)
     whole = engine.train(cfg, tmp_path / "whole", progress=False)
 
     real = engine.build_optimization
@@ -77,3 +84,88 @@ def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch):
     resumed = engine.train(cfg, tmp_path / "run", resume=True, progress=False)
     assert resumed["device"].startswith("cuda") and resumed["steps"] == 4
     assert resumed["weights_sha256"] == whole["weights_sha256"]
+
+
+def test_compiled_paper_steps_with_the_batched_pipeline(tmp_path):
+    from ofdb_study.config import phase_config
+    from ofdb_study.train.engine import train
+
+    cfg = phase_config(
+        "paper",
+        "pretrain",
+        steps=3,
+        batch_size=64,
+        categories=8,
+        warmup_steps=1,
+        checkpoint_every=3,
+        log_every=1,
+        eval_every=0,
+        compile=True,
+        pipeline="batched",
+    )
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert summary["pipeline"] == "batched" and summary["steps"] == 3
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert all(math.isfinite(r["loss"]) for r in rows)
+
+
+def _paper_sources(option):
+    from ofdb_study.fractals.search import first_categories
+    from ofdb_study.train import device_sources, pretrain_data
+
+    src = pretrain_data.FractalSource(first_categories(4, None))  # the paper's 362 px, 200k points
+    if option == "fractaldb":
+        ds = pretrain_data.FractalDBDataset(src)
+    else:
+        ds = pretrain_data.OFDBDataset(src, option)
+    return [device_sources.FractalBatches(ds, torch.device(d)) for d in ("cpu", "cuda")]
+
+
+@pytest.mark.parametrize("option", ["pattern", "fluctuation", "fractaldb"])
+def test_batched_sources_on_cuda_give_the_cpu_bytes(option):
+    """The tables stamped on the card give the CPU's bytes (which the CPU tests check against the
+    loader's sources)."""
+    on_cpu, on_cuda = _paper_sources(option)
+    keys = [(k * 397 % len(on_cpu), k) for k in range(8)]
+    a, la = on_cpu.batch(keys, None)
+    b, lb = on_cuda.batch(keys, None)
+    assert torch.equal(a, b.cpu()) and torch.equal(la, lb.cpu())
+
+
+def test_batched_augmentation_on_cuda_follows_the_cpu():
+    """The same parameters give the same pixels on the card as on the CPU (crop, flips and the LUT
+    ops exactly; the float64 warps within a gray level), erasing off since its noise differs."""
+    from ofdb_study.config import phase_config
+    from ofdb_study.train import augment, gpu_augment
+
+    aug = gpu_augment.BatchAugment.from_timm(
+        augment.train_transform(phase_config("paper", "pretrain", re_prob=0.0))
+    )
+    on_cpu, on_cuda = _paper_sources("pattern")
+    keys = [(c % 4, c) for c in range(64)]
+    x = on_cpu.batch(keys, None)[0]
+    p = aug.params(torch.Generator().manual_seed(0), 64, 362, 362)
+    a = aug.apply(x, p, None)
+    b = aug.apply(x.cuda(), p, None).cpu()
+    diff = (a - b).abs()
+    assert diff.max() <= 1 / 127.5 + 1e-6 and (diff > 0).double().mean() < 1e-3
+
+
+def test_the_batched_pipeline_never_waits_for_the_card():
+    from ofdb_study.config import phase_config
+    from ofdb_study.train import augment, batched, gpu_augment
+
+    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(phase_config("paper", "pretrain")))
+    source = _paper_sources("both")[1]
+    batches = batched.DeviceBatches(
+        source, aug, seed=0, batch=64, start=0, stop=4, device=torch.device("cuda")
+    )
+    it = iter(batches)
+    next(it)  # first use: allocations, lazy initialisation
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        x = [xb for xb, _ in it][-1]
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    assert x.shape == (64, 3, 224, 224) and torch.isfinite(x).all()

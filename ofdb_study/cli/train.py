@@ -71,7 +71,7 @@ def _run(args, phase: str, keys: tuple[str, ...]) -> int:
 
 
 def cmd_pretrain(args) -> int:
-    return _run(args, "pretrain", ("data", "categories", "augment", "params"))
+    return _run(args, "pretrain", ("data", "categories", "augment", "params", "pipeline"))
 
 
 def cmd_finetune(args) -> int:
@@ -93,6 +93,10 @@ def register(subparsers) -> None:
         help="default | fluctuation | rotation | pattern | texture | both (multiview: default | pattern)",
     )
     p.add_argument("--params", help="folder of NNNNN.csv categories (default: the exact search, cached)")
+    p.add_argument(
+        "--pipeline",
+        help="loader | batched | auto (default auto: batches made on the GPU with CUDA, loader workers elsewhere)",
+    )
     _common(p)
     p.set_defaults(func=cmd_pretrain)
 

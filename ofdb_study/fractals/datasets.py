@@ -222,45 +222,57 @@ class FractalSource:
     def __len__(self) -> int:
         return len(self.categories)
 
-    def points(self, c: int) -> render.Points:
-        """OFDB's points of category ``c`` (cached)."""
-        if c not in self._points:
-            self._points[c] = render.points(
+    def points(self, c: int, cache: bool = True) -> render.Points:
+        """OFDB's points of category ``c``, kept for later calls unless ``cache`` is False."""
+        pts = self._points.get(c)
+        if pts is None:
+            pts = render.points(
                 self.categories[c],
                 size=self.size,
                 n_points=self.n_points,
                 pad=self.pad,
                 a_weight=self.a_weight,
             )
-        return self._points[c]
+            if cache:
+                self._points[c] = pts
+        return pts
 
-    def fixed_image(self, c: int) -> np.ndarray:
-        """OFDB's image of category ``c`` (``ofdb_image``), uint8 (S, S), read-only and cached."""
-        if c not in self._fixed:
-            img = ofdb_image(self.points(c), c, self.seed)
+    def fixed_image(self, c: int, cache: bool = True) -> np.ndarray:
+        """OFDB's image of category ``c`` (``ofdb_image``), uint8 (S, S), read-only; kept (with its
+        points) unless ``cache`` is False."""
+        img = self._fixed.get(c)
+        if img is None:
+            img = ofdb_image(self.points(c, cache), c, self.seed)
             img.flags.writeable = False
-            self._fixed[c] = img
-        return self._fixed[c]
+            if cache:
+                self._fixed[c] = img
+        return img
 
     def pattern_image(self, c: int, mask_seed: int) -> np.ndarray:
         """Category ``c``'s OFDB points with the masks of ``mask_seed``, uint8 (S, S)."""
         return render.draw(self.points(c), mode="patch", mask_seed=mask_seed)
 
-    def row_points(self, c: int, row: int) -> render.Points:
-        """FractalDB's points of category ``c``, weight row ``row`` (the last ``ROW_CACHE`` kept)."""
+    def row_points(self, c: int, row: int, cache: bool = True) -> render.Points:
+        """FractalDB's points of category ``c``, weight row ``row`` (the last ``ROW_CACHE`` kept;
+        with ``cache`` False nothing is kept or reordered, so threads may call it at once)."""
         key = (int(c), int(row))
-        if key in self._rows:
-            self._rows.move_to_end(key)
-            return self._rows[key]
+        pts = self._rows.get(key)
+        if pts is not None:
+            if cache:
+                self._rows.move_to_end(key)
+            return pts
         pts = fractaldb_points(self.categories[c], row, size=self.size, n_points=self.n_points, pad=self.pad)
-        self._rows[key] = pts
-        if len(self._rows) > self.ROW_CACHE:
-            self._rows.popitem(last=False)
+        if cache:
+            self._rows[key] = pts
+            if len(self._rows) > self.ROW_CACHE:
+                self._rows.popitem(last=False)
         return pts
 
-    def row_image(self, c: int, row: int) -> np.ndarray:
-        """Weight row ``row``'s points drawn with OFDB's masks of category ``c``, uint8 (S, S)."""
-        return render.draw(self.row_points(c, row), mode="patch", mask_seed=ofdb_mask_seed(self.seed, c))
+    def row_image(self, c: int, row: int, cache: bool = True) -> np.ndarray:
+        """Weight row ``row``'s points drawn with OFDB's masks of category ``c``, uint8 (S, S)
+        (the points kept unless ``cache`` is False)."""
+        pts = self.row_points(c, row, cache)
+        return render.draw(pts, mode="patch", mask_seed=ofdb_mask_seed(self.seed, c))
 
     def fractaldb_image(self, c: int, index: int) -> np.ndarray:
         """FractalDB's instance ``index`` (0..999) of category ``c``, uint8 (S, S)."""

@@ -114,20 +114,16 @@ def build_mixup(cfg, num_classes: int):
 
 
 # ---- instance-level options (Table 1) ---------------------------------------------------------
-def random_texture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Re-shade the lit pixels of a gray image with a fresh random field (see module docstring).
+#: Random texture: grid side g drawn from TEXTURE_GRID[0] .. TEXTURE_GRID[1] (inclusive), grid values
+#: uniform in TEXTURE_FIELD, per-pixel grain uniform in TEXTURE_GRAIN.
+TEXTURE_GRID = (2, 8)
+TEXTURE_FIELD = (0.2, 1.0)
+TEXTURE_GRAIN = (0.6, 1.0)
 
-    Args:
-        image: uint8 (H, W); 0 is background.
-        rng: the random source.
 
-    Returns:
-        uint8 (H, W), zero where ``image`` is zero.
-    """
-    h, w = image.shape
-    g = int(rng.integers(2, 9))
-    grid = rng.uniform(0.2, 1.0, size=(g, g))
-    # bilinear upsampling of the grid to (h, w), grid corners on the image corners
+def texture_field(grid: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A g x g grid bilinearly upsampled to (h, w), grid corners on the image corners; float64."""
+    g = grid.shape[0]
     ys = np.linspace(0, g - 1, h)
     xs = np.linspace(0, g - 1, w)
     y0 = np.minimum(ys.astype(int), g - 2)
@@ -136,8 +132,24 @@ def random_texture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     tx = (xs - x0)[None, :]
     top = grid[y0][:, x0] * (1 - tx) + grid[y0][:, x0 + 1] * tx
     bottom = grid[y0 + 1][:, x0] * (1 - tx) + grid[y0 + 1][:, x0 + 1] * tx
-    field = top * (1 - ty) + bottom * ty
-    grain = rng.uniform(0.6, 1.0, size=(h, w))
+    return top * (1 - ty) + bottom * ty
+
+
+def random_texture(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Re-shade the lit pixels of a gray image with a fresh random field (see module docstring).
+
+    Args:
+        image: uint8 (H, W); 0 is background.
+        rng: the random source: draws g, then the g x g grid, then the (H, W) grain.
+
+    Returns:
+        uint8 (H, W), zero where ``image`` is zero.
+    """
+    h, w = image.shape
+    g = int(rng.integers(TEXTURE_GRID[0], TEXTURE_GRID[1] + 1))
+    grid = rng.uniform(*TEXTURE_FIELD, size=(g, g))
+    field = texture_field(grid, h, w)
+    grain = rng.uniform(*TEXTURE_GRAIN, size=(h, w))
     shade = np.clip(255.0 * field * grain, 1, 255).astype(np.uint8)
     return np.where(image > 0, shade, 0).astype(np.uint8)
 

@@ -13,6 +13,14 @@ So a resumed run needs only the checkpointed step, model and optimizer to contin
 checkpoint still holds the scheduler and RNG states for inspection. On the CPU the final weights
 of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrupted run.
 
+Two pipelines make the pre-training batches (``cfg.pipeline``, ``batched.choose_pipeline``): ``loader``
+runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over ``StreamBatches``);
+``batched`` takes the same sample keys and makes whole batches on the model's device
+(``batched.DeviceBatches``: device-resident sources, ``gpu_augment``), seeded per (seed, step, rank).
+``auto`` is batched on CUDA and the loader elsewhere, and falls back to the loader when the data do
+not fit or the recipe has a part the batched pipeline lacks (one line on stderr). Fine-tuning always
+uses the loader. The pipeline a run used is in its manifest and summary; a resume must use the same.
+
 A non-finite loss stops the run with a ``TrainingError`` naming the first such step; no checkpoint
 or metrics record is written after it, and no summary.json. The run folder's files are written by
 ``runfolder.RunFolder``; device, processes, seeding and the sample stream are in ``runtime``.
@@ -28,11 +36,11 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..config import TrainConfig, resolve
+from ..config import PIPELINES, TrainConfig, resolve
 from ..errors import ParamError, TrainingError, check_positive_int
 from ..seeds import SALT_INIT, SALT_STEP
-from . import augment, downstream, models, pretrain_data
-from .runfolder import Progress, RunFolder, manifest, weights_sha256
+from . import augment, batched, downstream, models, pretrain_data
+from .runfolder import MANIFEST, Progress, RunFolder, manifest, weights_sha256
 from .runtime import (
     Dist,
     Keyed,
@@ -66,6 +74,8 @@ def check_config(cfg: TrainConfig) -> None:
         augment.check_augment(cfg.augment)
         if cfg.init not in (None, "", "scratch"):
             raise ParamError("init", "only fine-tuning starts from a checkpoint")
+    if cfg.pipeline not in PIPELINES:
+        raise ParamError("pipeline", f"must be one of {', '.join(PIPELINES)}, got {cfg.pipeline!r}")
     if augment.mixup_active(cfg) and cfg.batch_size % 2:
         raise ParamError("batch_size", f"must be even while Mixup/CutMix is on, got {cfg.batch_size}")
 
@@ -302,6 +312,25 @@ def _loader(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Di
     )
 
 
+def _batches(train_ds, cfg: TrainConfig, start: int, device: torch.device, dd: Dist, parts):
+    """The step batches of this rank: the DataLoader, or the batched pipeline when ``parts``."""
+    if parts is None:
+        return _loader(train_ds, cfg, start, device, dd)
+    source, aug = parts
+    return batched.DeviceBatches(
+        source,
+        aug,
+        seed=cfg.seed,
+        batch=cfg.batch_size,
+        start=start,
+        stop=cfg.steps,
+        device=device,
+        rank=dd.rank,
+        world=dd.world_size,
+        repeats=cfg.repeated_aug,
+    )
+
+
 def train(
     cfg: TrainConfig,
     out: str | os.PathLike,
@@ -339,8 +368,11 @@ def train(
         run.prepare(cfg, resume=True, force=False)
         return run.summary()
     train_ds, eval_ds, num_classes, data_hash, model = _build(cfg, dd)
+    pipeline, parts = batched.choose_pipeline(cfg, train_ds, device, dd)
     if dd.main:
         run.prepare(cfg, resume=resume, force=force)
+        if resume:
+            batched.check_resumed(run.file(MANIFEST), pipeline)
     _barrier(dd)
 
     model.to(device)
@@ -358,6 +390,7 @@ def train(
             data_hash=data_hash,
             num_classes=num_classes,
         )
+        provenance["pipeline"] = pipeline
         run.start(cfg, provenance, from_step=start)
 
     net = _wrap(model, cfg, device, dd)
@@ -368,7 +401,7 @@ def train(
         t0 = time.perf_counter()
         eval_ds = eval_tensors(eval_shard(eval_ds, dd), eval_cache_key(cfg, data_hash, dd))
         timing["prep"] = time.perf_counter() - t0
-    loader = _loader(train_ds, cfg, start, device, dd)
+    loader = _batches(train_ds, cfg, start, device, dd, parts)
 
     def note_top1(step: int) -> float:
         t0 = time.perf_counter()
@@ -462,6 +495,7 @@ def train(
         "weights_sha256": weights_sha256(model),
         "device": str(device),
         "world_size": dd.world_size,
+        "pipeline": pipeline,
         "finished": True,
     }
     if dd.main:

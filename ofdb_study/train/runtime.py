@@ -129,3 +129,11 @@ class Keyed(Dataset):
         i, s = key
         seed_all(s)
         return self.base[i]
+
+
+def upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A small CPU tensor on ``device`` without stalling the host: pinned and non-blocking on CUDA
+    (a plain ``.to`` waits for every queued kernel), as is elsewhere."""
+    if device.type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
