@@ -599,7 +599,7 @@ def test_recipes_the_batched_pipeline_lacks_are_named():
 
 
 def test_batched_resume_after_sigkill_is_bit_identical(tmp_path):
-    from test_train import KILL_SCRIPT
+    from kill_script import KILL_SCRIPT
 
     args = ["pretrain", "--profile", "smoke", "--steps", "4", "--checkpoint-every", "2", "--no-progress"]
     args += ["--pipeline", "batched", "--augment", "both", "--set", "mixup=0.8", "--set", "re_prob=0.5"]
