@@ -647,7 +647,12 @@ _MINI_PRETRAIN = _PAPER_PRETRAIN.derive(
     scale=((0.35, 1.0), ours("a milder crop range for 32 px")),
     batch_size=(64, ours("a CPU batch")),
     base_lr=(8e-3, ours("lr = 8e-3 x 64 / 512 = 1e-3 (2e-3 sat on the uniform plateau: pilot)")),
-    steps=(400, ours("400 steps: the default row past its 50 % bar at 8 categories (pilot: 54 % at 300, 61 % at 500)")),
+    steps=(
+        400,
+        ours(
+            "400 steps: the default row past its 50 % bar at 8 categories (pilot: 54 % at 300, 61 % at 500)"
+        ),
+    ),
     warmup_steps=(100, ours("a long warmup leaves the uniform plateau sooner (pilot)")),
     eval_every=(50, ours("own-task curve: held-out renders every 50 steps", NO_PUBLIC)),
     eval_per_category=(20, ours("160 held-out images at 8 categories", NO_PUBLIC)),

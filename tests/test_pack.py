@@ -9,10 +9,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import os
 import shutil
-import subprocess
-import sys
 import tarfile
 from pathlib import Path
 
@@ -214,85 +211,33 @@ def test_a_damaged_archive_is_refused_and_nothing_unpacked(archive, tmp_path, ca
     assert not out.exists() and not (tmp_path / "d").exists() and not (tmp_path / "evil").exists()
 
 
-@pytest.mark.slow
-def test_the_smoke_book_rebuilds_from_the_archive_alone(tmp_path, fashion):
-    """Pack a whole smoke study, unpack into a fresh folder, run the notebooks and build the book with
-    training switched off in the notebook kernels (a sitecustomize that replaces engine.train)."""
-    from ofdb_study.study.vendor import ensure_vendor
-
-    try:
-        ensure_vendor(REPO / "book")
-    except RuntimeError as exc:
-        pytest.skip(f"book assets unavailable: {exc}")
-    first = tmp_path / "first"
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    code = (
-        "import sys; from ofdb_study import study; "
-        "study.run_study('smoke', out=sys.argv[1], notebooks_dir=sys.argv[2], data_root=sys.argv[3], "
-        "run_root=sys.argv[4], log=lambda line: None)"
-    )
-
-    def run_study(base: Path, extra_env: dict) -> None:
-        book = base / "book"
-        shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
-        args = [str(book / "study"), str(REPO / "notebooks"), str(base / "data"), str(base / "runs")]
-        done = subprocess.run(
-            [sys.executable, "-c", code, *args], env={**env, **extra_env}, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr[-3000:]
-
-    run_study(first, {})
-    archive = tmp_path / "smoke.tar.gz"
-    assert (
-        main(
-            [
-                "results",
-                "pack",
-                "--root",
-                str(first / "runs"),
-                "--profile",
-                "smoke",
-                "--out",
-                str(archive),
-                "--data-root",
-                str(first / "data"),
-            ]
-        )
-        == 0
-    )
-    second = tmp_path / "second"
-    assert (
-        main(
-            [
-                "results",
-                "unpack",
-                str(archive),
-                "--root",
-                str(second / "runs"),
-                "--data-root",
-                str(second / "data"),
-            ]
-        )
-        == 0
-    )
-    guard = tmp_path / "guard"
-    guard.mkdir()
-    (guard / "sitecustomize.py").write_text(
-        "import ofdb_study.train.engine as _e\n"
-        "def _refuse(*a, **k):\n"
-        "    raise RuntimeError('training started while rebuilding from the archive')\n"
-        "_e.train = _refuse\n"
-    )
-    path = os.pathsep.join([str(guard), str(REPO), env.get("PYTHONPATH", "")])
-    run_study(second, {"PYTHONPATH": path})
+def test_the_smoke_book_rebuilds_from_the_archive_alone(study_book, tmp_path):
+    """Pack the session's smoke study, unpack it into a fresh folder, run the notebooks there with
+    training off (``run_study(train=False)``: the runner trains nothing and the notebooks only read)
+    and build the book: every number it glues is the first study's, and no weights exist there."""
     from ofdb_study import study
 
-    index = study.build_book(second / "book")
-    assert index.is_file()
+    archive = tmp_path / "smoke.tar.gz"
+    pack = ["results", "pack", "--root", str(study_book.run_root), "--profile", "smoke"]
+    assert main([*pack, "--out", str(archive), "--data-root", str(study_book.data_root)]) == 0
+    second = tmp_path / "second"
+    unpack = ["results", "unpack", str(archive), "--root", str(second / "runs")]
+    assert main([*unpack, "--data-root", str(second / "data")]) == 0
+    book = second / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+    study.run_study(
+        "smoke",
+        out=book / "study",
+        notebooks_dir=REPO / "notebooks",
+        data_root=str(second / "data"),
+        run_root=str(second / "runs"),
+        train=False,
+        log=lambda line: None,
+    )
+    assert study.build_book(book).is_file()
     assert not list((second / "runs").glob("*/*/checkpoint.pt"))  # nothing was trained
-    # every number the book glues from the runs is the first study's
     for name in ("02_instances_vs_augmentation", "03_category_scaling", "04_results"):
-        a, b = (_glued(base / "book" / "study" / f"{name}.ipynb") for base in (first, second))
+        a, b = (_glued(folder / f"{name}.ipynb") for folder in (study_book.study_dir, book / "study"))
         assert a and a == b, name
 
 
