@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..config import PROFILES
 from ..study.runner import DEFAULT_OUT
+from . import cluster
 
 
 def register(subparsers) -> None:
@@ -40,7 +41,7 @@ def register(subparsers) -> None:
     )
     p.add_argument("--notebooks", default="notebooks", help="folder of the source notebooks")
     p.add_argument("--data-root", default="data", help="data cache folder (default data)")
-    p.add_argument("--run-root", default="runs", help="training run cache folder (default runs)")
+    p.add_argument("--run-root", "--root", default="runs", help="training run cache folder (default runs)")
     p.add_argument(
         "--downstream-root",
         default=None,
@@ -61,7 +62,8 @@ def register(subparsers) -> None:
         action="store_true",
         help="then build the book (offline, warnings as errors) from the folder above --out",
     )
-    p.set_defaults(func=_run)
+    cluster.add_arguments(p)  # `study plan` / `study run`
+    p.set_defaults(func=_study)
 
     v = subparsers.add_parser(
         "vendor",
@@ -88,6 +90,11 @@ def _vendor(args: argparse.Namespace) -> int:
     print(f"vendor assets ready in {path}")
     print(f"explorer page files ready in {ensure_book_assets(args.book)}")
     return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    code = cluster.dispatch(args, _run)  # `study plan` / `study run`; None: the notebooks
+    return _run(args) if code is None else code
 
 
 def _run(args: argparse.Namespace) -> int:
