@@ -186,12 +186,14 @@ def by_key(key: str) -> Claim:
 def learning_bar(row: str, categories: int) -> float:
     """The own-task top-1 (percent, held-out renders) a pre-training row must reach to be read.
 
-    One-image rows (OFDB under every option but fluctuation, 3D, 1p-frac): ``OFDB_BAR``; rows whose
-    instances vary the system (``VARIED_ROWS``): three times chance.
+    One-image rows (OFDB under every option but fluctuation, 3D, 1p-frac): ``OFDB_BAR``, or, with
+    so few categories that 50 % is not above twice chance (2 or 3), halfway from chance to 100 %;
+    rows whose instances vary the system (``VARIED_ROWS``): three times chance.
     """
+    chance = 100.0 / categories
     if row in VARIED_ROWS:
-        return FRACTALDB_CHANCE_MULTIPLE * 100.0 / categories
-    return OFDB_BAR
+        return FRACTALDB_CHANCE_MULTIPLE * chance
+    return OFDB_BAR if 2 * chance <= OFDB_BAR else (100.0 + chance) / 2
 
 
 def _per_seed(runs: pd.DataFrame, row: str, value: str) -> pd.Series:

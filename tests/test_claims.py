@@ -146,3 +146,4 @@ def test_learning_bars():
     assert claims.learning_bar("ofdb+pattern", 16) == claims.OFDB_BAR
     assert claims.learning_bar("fractaldb", 16) == pytest.approx(3 * 100 / 16)
     assert claims.learning_bar("ofdb+fluctuation", 8) == pytest.approx(3 * 100 / 8)
+    assert claims.learning_bar("ofdb", 4) == 50.0 and claims.learning_bar("ofdb", 2) == 75.0  # above chance
