@@ -628,7 +628,7 @@ _MINI_MODEL = dict(
 # pilot (book/pilot/mini-paper-augment.json against mini.json): with RandAugment, RandomErasing 0.25
 # and Mixup/CutMix, OFDB-8 reached 17.5 % and OFDB-8 + pattern 12.5 % (chance) on their own tasks
 # after 400 steps; without them 54-61 % and 73-86 % at 300-500 steps.
-_PILOT_AUG = "pilot: with it OFDB-8 stayed at 12-18 % on its own task after 400 steps, 54-61 % without"
+_PILOT_AUG = "with it no OFDB row learned its own task in 400 steps (the pilot, in the book)"
 _MINI_NO_HEAVY_AUG = dict(
     auto_augment=(None, ours(f"no RandAugment; {_PILOT_AUG}")),
     color_jitter=(0.0, ours("no colour jitter (inactive while RandAugment is on in the paper)")),
@@ -640,18 +640,19 @@ _MINI_NO_HEAVY_AUG = dict(
 _MINI_PRETRAIN = _PAPER_PRETRAIN.derive(
     **_MINI_MODEL,
     **_MINI_NO_HEAVY_AUG,
-    categories=(8, ours("OFDB-8: every row learns its own task within the budget (pilot)")),
+    categories=(
+        8,
+        ours("OFDB-8: its one-image rows learn their own task within the budget (the pilot, in the book)"),
+    ),
     render_size=(96, ours("96 px renders, random-resized-cropped to 32: fresh masks average out (pilot)")),
-    render_points=(24_000, ours("points for a 96 px image (the public density, 200,000 at 362 px)")),
+    render_points=(24_000, ours("2.6 points per pixel at 96 px (the public 200,000 at 362 px are 1.5)")),
     render_pad=(3, ours("padding for a 96 px image")),
     scale=((0.35, 1.0), ours("a milder crop range for 32 px")),
     batch_size=(64, ours("a CPU batch")),
     base_lr=(8e-3, ours("lr = 8e-3 x 64 / 512 = 1e-3 (2e-3 sat on the uniform plateau: pilot)")),
     steps=(
         400,
-        ours(
-            "400 steps: the default row past its 50 % bar at 8 categories (pilot: 54 % at 300, 61 % at 500)"
-        ),
+        ours("400 steps: the default row past its 50 % bar at 8 categories (the pilot, in the book)"),
     ),
     warmup_steps=(100, ours("a long warmup leaves the uniform plateau sooner (pilot)")),
     eval_every=(50, ours("own-task curve: held-out renders every 50 steps", NO_PUBLIC)),
@@ -671,9 +672,17 @@ _MINI_FINETUNE = _PAPER_FINETUNE.derive(
     train_per_class=(50, ours("50 images per class: the few-label regime where pre-training shows")),
     test_per_class=(None, ours("the whole 10,000-image test set, evaluated once at the end")),
     scale=((0.6, 1.0), ours("a milder crop range for 28 px clothes")),
-    # the paper's optimizer at a 40x higher base lr for a 200-step schedule; with AdamW (lr 1e-3)
-    # scratch caught up with pre-trained
-    base_lr=(0.4, ours("lr = 0.4 x 64 / 512 = 0.05 for a 200-step schedule")),
+    # the paper's optimizer (SGD, Nesterov) at a 20x higher base lr for a 200-step schedule. A pilot
+    # of fine-tuning on the study's second pilot run: at lr 0.05 two of 42 fine-tunings fell far
+    # behind (37.7 and 42.6 % against 53-60 %); at 0.025 the same two reached 56.6 and 53.3 % and
+    # none fell behind scratch; with AdamW (lr 1e-3) scratch caught up with pre-trained (59.2 %
+    # against 58.0-59.7 %), as the paper's SGD does not
+    base_lr=(
+        0.2,
+        ours(
+            "lr = 0.2 x 64 / 512 = 0.025 for a 200-step schedule; 0.05 left 2 of 42 fine-tunings far behind (pilot)"
+        ),
+    ),
     batch_size=(64, ours("a CPU batch")),
     steps=(200, ours("200 steps")),
     warmup_steps=(15, ours("warmup for 200 steps")),
@@ -691,7 +700,9 @@ MINI = Profile(
     study=StudyPlan(
         categories=8,
         scaling_categories=(2, 4, 8),
-        seeds=(0, 1, 2, 3, 4, 5),
+        # seeds 0-5 served the design's pilots (the fine-tuning rate was chosen on them); the claims
+        # are decided on six fresh seeds
+        seeds=(6, 7, 8, 9, 10, 11),
         dataset="fashion-mnist",
         train_per_class=50,
         # the primary claims' rows; texture, both, rotation, 3D and 1p-frac are opt-in (--rows)

@@ -147,3 +147,22 @@ def test_learning_bars():
     assert claims.learning_bar("fractaldb", 16) == pytest.approx(3 * 100 / 16)
     assert claims.learning_bar("ofdb+fluctuation", 8) == pytest.approx(3 * 100 / 8)
     assert claims.learning_bar("ofdb", 4) == 50.0 and claims.learning_bar("ofdb", 2) == 75.0  # above chance
+
+
+def test_a_fractaldb_that_did_not_learn_restates_the_claim_instead_of_blocking_it():
+    runs = _runs({"ofdb+pattern": 5.0, "fractaldb": 1.0})
+    pretrain = pd.DataFrame(
+        [
+            {"row": "ofdb+pattern", "categories": 16, "seed": s, "own_top1": 80.0, "bar": 50.0}
+            for s in range(8)
+        ]
+        + [
+            {"row": "fractaldb", "categories": 16, "seed": s, "own_top1": 10.0, "bar": 18.75}
+            for s in range(8)
+        ]
+    )
+    row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["pattern_noninferior_to_fractaldb"]
+    assert row["verdict"] == "agrees" and "data efficiency at equal small compute" in row["why"]
+    pretrain.loc[pretrain["row"] == "ofdb+pattern", "own_top1"] = 20.0  # the OFDB side must learn
+    row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["pattern_noninferior_to_fractaldb"]
+    assert row["verdict"] == "not interpretable"
