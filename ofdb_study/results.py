@@ -431,7 +431,12 @@ def claims_table(evaluated: pd.DataFrame) -> pd.DataFrame:
 def time_split(
     pretrain: pd.DataFrame, downstream: pd.DataFrame, summaries: list[dict], timing: dict
 ) -> pd.DataFrame:
-    """Where the study's wall time went: training, evaluation, set-up, notebooks (and the runner).
+    """Where the study's wall time went: training (steps, evaluation, set-up), then each notebook.
+
+    The runs' own clocks (their summaries) say how a run's time divides; with several runs at once
+    their sum exceeds the wall time, so the three training parts are the training call's wall time
+    (``timing["training"]["seconds"]``) divided in the runs' proportions. Without that record (the
+    runs were trained earlier), the runs' summed times are shown as they are.
 
     Args:
         pretrain, downstream: the study's runs (``experiments.pretraining`` / ``downstream``).
@@ -446,10 +451,16 @@ def time_split(
     passes = sum(s.get("eval_seconds", 0.0) for s in summaries)
     prep = sum(s.get("eval_prep_seconds", 0.0) for s in summaries)
     parts = [
-        ("training steps (all runs, summed)", wall - passes),
+        ("training steps", wall - passes),
         ("evaluation (test-set transform and passes)", passes + prep),
         ("run set-up (data, search cache, model)", setup - prep),
     ]
+    elapsed = timing.get("training", {}).get("seconds")
+    if elapsed and timing["training"].get("trained") and wall + setup > 0:
+        scale = elapsed / (wall + setup)
+        parts = [(name + " (this build's wall time)", seconds * scale) for name, seconds in parts]
+    else:
+        parts = [(name + " (summed over the runs)", seconds) for name, seconds in parts]
     for name, seconds in timing.get("notebooks", {}).items():
         parts.append((f"notebook {name}", seconds))
     df = pd.DataFrame(parts, columns=["part", "seconds"])

@@ -130,6 +130,10 @@ def test_own_task_claims_table_and_time_split():
     split = results.time_split(pre, runs, summaries, {"notebooks": {"01_data": 30.0}}).set_index("part")
     assert split["minutes"].sum() == pytest.approx((95 + 7 + 8 + 30) / 60)
     assert math.isclose(split["share"].sum(), 100.0)
+    # runs two at a time: their 110 s of clocks took 55 s of wall time, divided in their proportions
+    timed = {"notebooks": {}, "training": {"trained": 2, "runs": 2, "seconds": 55.0}}
+    split = results.time_split(pre, runs, summaries, timed)
+    assert split["minutes"].sum() == pytest.approx(55 / 60) and "wall time" in split["part"].iloc[0]
 
 
 def test_timing_record_and_hidden_parameters(tmp_path):
