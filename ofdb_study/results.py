@@ -394,16 +394,18 @@ def own_task(pretrain: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def claims_table(evaluated: pd.DataFrame) -> pd.DataFrame:
+def claims_table(evaluated: pd.DataFrame, detail: bool = True) -> pd.DataFrame:
     """The claims as the book shows them: claim, paper's number, ours with its intervals, verdict.
 
     Args:
         evaluated: ``claims.evaluate`` output.
+        detail: also the test, the Welch interval, the p-value and the detectable effect.
 
     Returns:
         claim, test, paper, ours (mean difference with the paired 95 % interval; points, or points
         per doubling for a trend), welch (the Welch interval, arms as independent), p (one-sided,
-        Holm-adjusted for the primary claims), detectable (the effect 80 % power detects), verdict.
+        Holm-adjusted for the primary claims), detectable (the effect 80 % power detects), verdict;
+        without ``detail``: claim, paper, ours, verdict.
     """
     rows = []
     for r in evaluated.itertuples():
@@ -423,9 +425,10 @@ def claims_table(evaluated: pd.DataFrame) -> pd.DataFrame:
                 r.verdict + (f" ({r.why})" if r.why else ""),
             )
         )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         rows, columns=["claim", "test", "paper", "ours", "welch", "p", "detectable", "verdict"]
     )
+    return table if detail else table[["claim", "paper", "ours", "verdict"]]
 
 
 def time_split(

@@ -1,4 +1,5 @@
-"""The wall time of the build that made this book, as a page: ``{study-timing}``.
+"""The wall time of the build that made this book, as a page: ``{study-timing}``; and re-reading
+the pages that quote the executed notebooks.
 
 The study runner writes ``study/timing.json`` (the training call's wall time, each notebook's);
 this directive renders it as a table, with one row left for the book build itself. The build
@@ -98,8 +99,19 @@ def _finished(app: Sphinx, exception) -> None:
 
 
 def _always_reread(app: Sphinx, env, added, changed, removed) -> list[str]:
-    """The timing pages depend on study/timing.json, which Sphinx does not track: re-read them."""
-    return sorted(name for name in env.found_docs if name in PAGES or name == "timing")
+    """Pages that depend on what Sphinx does not track: the timing page (study/timing.json) and
+    every Markdown page that glues numbers from the executed notebooks (``{glue:...}`` with a
+    ``doc``), whose values change when the notebooks are re-executed while the page does not."""
+    stale = []
+    for name in env.found_docs:
+        path = Path(env.doc2path(name))
+        if name in PAGES or name == "timing":
+            stale.append(name)
+        elif path.suffix == ".md" and path.is_file():
+            text = path.read_text()
+            if ".ipynb::" in text or ":doc: study/" in text:
+                stale.append(name)
+    return sorted(stale)
 
 
 def setup(app: Sphinx) -> dict:
