@@ -1,5 +1,10 @@
 """The study wing: the papermill runner, the notebooks' helpers and the book's vendored scripts.
 
+Modules: ``runner`` (train the plan, execute the notebooks, build the book), ``helpers`` (the
+notebooks' helpers), ``vendor`` (the book's JavaScript from npm), ``pack`` (results archives),
+``units``, ``backends``, ``cluster`` and ``plan_report`` (the plan as SLURM or local jobs through
+submitit, and its report).
+
 ``from ofdb_study import study`` gives the notebooks their helpers (``study.data_plan``,
 ``study.glue_key``, ...) and the command line its runner (``run_study``, ``build_book``).
 """
