@@ -394,41 +394,45 @@ def own_task(pretrain: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def claims_table(evaluated: pd.DataFrame, detail: bool = True) -> pd.DataFrame:
-    """The claims as the book shows them: claim, paper's number, ours with its intervals, verdict.
+def claims_table(evaluated: pd.DataFrame, detail: bool = False) -> pd.DataFrame:
+    """The claims as the book shows them.
 
     Args:
         evaluated: ``claims.evaluate`` output.
-        detail: also the test, the Welch interval, the p-value and the detectable effect.
+        detail: the tests instead of the statements.
 
     Returns:
-        claim, test, paper, ours (mean difference with the paired 95 % interval; points, or points
-        per doubling for a trend), welch (the Welch interval, arms as independent), p (one-sided,
-        Holm-adjusted for the primary claims), detectable (the effect 80 % power detects), verdict;
-        without ``detail``: claim, paper, ours, verdict.
+        claim (written out), paper (the paper's evidence), ours (mean difference with the paired
+        95 % interval; points, or points per doubling for the trend), verdict (with the reason where
+        a row did not learn); with ``detail``: claim (its key), test, ours, welch (the Welch interval,
+        arms as independent), p (one-sided, Holm-adjusted for the primary claims), detectable (the
+        effect 80 % power detects at this spread and number of seeds), verdict.
     """
     rows = []
     for r in evaluated.itertuples():
         unit = " per doubling" if r.key == "more_categories_help" else ""
         ours = f"{r.ours:+.2f}{unit} [{r.paired_low:+.2f}, {r.paired_high:+.2f}]"
-        welch = "-" if math.isnan(r.welch_low) else f"[{r.welch_low:+.2f}, {r.welch_high:+.2f}]"
+        if not detail:
+            rows.append((r.claim, r.paper, ours, r.verdict + (f" ({r.why})" if r.why else "")))
+            continue
         p = r.p_holm if r.primary else r.p
         rows.append(
             (
-                r.claim,
+                r.key,
                 ("primary, " if r.primary else "secondary, ") + r.test,
-                r.paper,
                 ours,
-                welch,
+                "-" if math.isnan(r.welch_low) else f"[{r.welch_low:+.2f}, {r.welch_high:+.2f}]",
                 f"{p:.3g}" if not math.isnan(p) else "-",
                 f"{r.detectable:.2f}" if not math.isnan(r.detectable) else "-",
-                r.verdict + (f" ({r.why})" if r.why else ""),
+                r.verdict,
             )
         )
-    table = pd.DataFrame(
-        rows, columns=["claim", "test", "paper", "ours", "welch", "p", "detectable", "verdict"]
+    columns = (
+        ["claim", "test", "ours", "welch", "p", "detectable", "verdict"]
+        if detail
+        else ["claim", "paper", "ours", "verdict"]
     )
-    return table if detail else table[["claim", "paper", "ours", "verdict"]]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def time_split(

@@ -122,8 +122,13 @@ def test_own_task_claims_table_and_time_split():
             for s in range(3)
         ]
     )
-    table = results.claims_table(claims.evaluate(runs, pretrain=pre))
+    evaluated = claims.evaluate(runs, pretrain=pre)
+    table = results.claims_table(evaluated)
+    assert list(table.columns) == ["claim", "paper", "ours", "verdict"]
     assert table.loc[0, "verdict"] == "agrees" and "[" in table.loc[0, "ours"]
+    assert table.loc[0, "claim"] == claims.by_key("ofdb_beats_scratch").text  # written out in full
+    tests = results.claims_table(evaluated, detail=True)
+    assert tests.loc[0, "claim"] == "ofdb_beats_scratch" and float(tests.loc[0, "p"]) < 0.05
     summaries = [
         {"wall_seconds": 100.0, "setup_seconds": 10.0, "eval_seconds": 5.0, "eval_prep_seconds": 2.0}
     ]
