@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .config import LR_REFERENCE_BATCH, PHASES, PROFILES, TrainConfig, get_profile, resolve
 from .errors import check_positive_int
+from .files import atomic_write_text
 from .sources import MAIN_PY, NO_PUBLIC, REPOSITORIES, resolve_public
 
 COLUMNS = ("setting", "ours", "public", "source")
@@ -165,7 +166,4 @@ def write_page(path: str | os.PathLike) -> Path:
     """Write ``page_markdown()`` to ``path`` (atomically); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(page_markdown())
-    os.replace(tmp, path)
-    return path
+    return atomic_write_text(path, page_markdown())

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_bytes
 from ..fractals import render
 from ..fractals.build import FLIPS
 from ..fractals.ifs import COEFFICIENTS, FLUCTUATION_FACTORS, IFS, probabilities_from_determinants
@@ -122,9 +123,7 @@ def read_categories_document(doc: dict) -> tuple[list[IFS], list[int]]:
 def _write_if_changed(path: Path, data: bytes) -> None:
     if path.is_file() and path.read_bytes() == data:
         return
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data, durable=False)
 
 
 def ensure_book_assets(

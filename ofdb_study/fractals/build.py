@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
-from ..files import atomic_write_text, package_versions, prepare_output, resolve_workers
+from ..files import atomic_write_bytes, atomic_write_text, package_versions, prepare_output, resolve_workers
 from . import datasets, render
 from .defaults import (
     DATA_SEED,
@@ -169,9 +169,7 @@ def write_image_tree(
         target = out / name
         target.parent.mkdir(parents=True, exist_ok=True)
         data = text.encode()
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, target)
+        atomic_write_bytes(target, data)
         done[name] = hashlib.sha256(data).hexdigest()
     manifest = {
         "format_version": FORMAT_VERSION,

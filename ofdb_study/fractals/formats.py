@@ -32,8 +32,10 @@ import tarfile
 from collections.abc import Callable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ParamError, check_positive_int
+from ..files import atomic_write_bytes, atomic_write_text
 from .build import MANIFEST, load_manifest, sha256_file
 from .build import verify as verify_folder
 
@@ -98,8 +100,8 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _write_webdataset_shard(path: Path, tree: Path, recs: list[dict]) -> None:
-    with tarfile.open(path, "w", format=tarfile.PAX_FORMAT) as tar:
+def _write_webdataset_shard(fh: BinaryIO, tree: Path, recs: list[dict]) -> None:
+    with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for rec in recs:
             meta = {k: v for k, v in rec.items() if k not in ("key", "sha256")}
             _tar_member(tar, f"{rec['key']}.png", (tree / rec["path"]).read_bytes())
@@ -127,7 +129,7 @@ def parquet_schema():
     )
 
 
-def _write_parquet_shard(path: Path, tree: Path, recs: list[dict], meta: dict) -> None:
+def _write_parquet_shard(fh: BinaryIO, tree: Path, recs: list[dict], meta: dict) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -135,7 +137,7 @@ def _write_parquet_shard(path: Path, tree: Path, recs: list[dict], meta: dict) -
     cols = {name: [rec.get(name) for rec in recs] for name in schema.names if name != "image"}
     cols["image"] = [(tree / rec["path"]).read_bytes() for rec in recs]
     table = pa.table({name: cols[name] for name in schema.names}, schema=schema)
-    pq.write_table(table, path, row_group_size=1000)
+    pq.write_table(table, fh, row_group_size=1000)
 
 
 def convert_tree(
@@ -162,18 +164,14 @@ def convert_tree(
     index = count = 0
     while chunk := list(islice(recs, shard_size)):
         name = f"data-{index:06d}{SUFFIX[fmt]}"
-        tmp = out / (name + ".tmp")
         if fmt == "webdataset":
-            _write_webdataset_shard(tmp, tree, chunk)
+            atomic_write_bytes(out / name, lambda fh: _write_webdataset_shard(fh, tree, chunk))
         else:
-            _write_parquet_shard(tmp, tree, chunk, small)
-        os.replace(tmp, out / name)
+            atomic_write_bytes(out / name, lambda fh: _write_parquet_shard(fh, tree, chunk, small))
         shards[name] = {"sha256": sha256_file(out / name), "samples": len(chunk)}
         index, count = index + 1, count + len(chunk)
     doc = {**manifest, "format": fmt, "shard_size": shard_size, "samples": count, "shards": shards}
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, out / MANIFEST)
+    atomic_write_text(out / MANIFEST, json.dumps(doc, indent=1))
     return out
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
+from ..files import resolve_workers
 from . import render
 from .defaults import ONEPFRAC_DELTA, ONEPFRAC_PAD, ONEPFRAC_POINTS, ONEPFRAC_SIGMA, ONEPFRAC_SIZE
 from .ifs import IFS, category_name, format_rows, probabilities_from_determinants
@@ -254,10 +255,8 @@ class OnePFrac:
 def generate(settings: Settings | None = None, *, workers: int | None = None) -> OnePFrac:
     """Generate every class (threads share the work; the result does not depend on ``workers``)."""
     s = (settings or Settings()).validate()
-    if workers is not None:
-        check_positive_int("workers", workers)
+    n_workers = resolve_workers(workers)
     base = sample_base(s)
-    n_workers = workers or max(1, len(os.sched_getaffinity(0)))
     with ThreadPoolExecutor(n_workers) as pool:
         classes = tuple(pool.map(lambda k: draw_class(base.system, k, s), range(s.categories)))
     return OnePFrac(s, base, classes)

@@ -33,8 +33,10 @@ import tarfile
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ..errors import ParamError
+from ..files import atomic_write_bytes
 from ..runinfo import SMALL_FILES, profile_of, read_run
 
 FORMAT = "ofdb-study-results"
@@ -145,15 +147,17 @@ def pack_results(
         MANIFEST: json.dumps(manifest, indent=1, sort_keys=True).encode(),
         **dict(sorted(files.items())),
     }
-    tmp = out.with_name(out.name + ".tmp")
     out.parent.mkdir(parents=True, exist_ok=True)
-    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
-        with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
-            for name, data in members.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 0
-                tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, out)
+
+    def write(raw: BinaryIO) -> None:
+        with gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz:
+            with tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in members.items():
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = len(data), 0o644, 0
+                    tar.addfile(info, io.BytesIO(data))
+
+    atomic_write_bytes(out, write)
     return PackReport(out, manifest["runs"], len(files), unfinished)
 
 
@@ -228,9 +232,7 @@ def _target(name: str, root: Path, data_root: Path) -> Path:
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    atomic_write_bytes(path, data)
 
 
 def unpack_results(

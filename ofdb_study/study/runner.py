@@ -310,7 +310,7 @@ def run_study(
                 "python": platform.python_version(),
             }
         )
-        record_path.write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_text(record_path, json.dumps(record, indent=2) + "\n")
         timing["notebooks"][nb.stem] = round(seconds, 1)
         atomic_write_text(out / TIMING_FILE, json.dumps(timing, indent=2) + "\n")
         log(f"[study] {nb.stem}: done in {seconds:.1f} s -> {target}")

@@ -16,6 +16,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..files import atomic_write_text
+
 #: Exact versions; ``@jupyter-widgets/html-manager`` 1.0.x renders ipywidgets 8 state (controls 2.0).
 PINS = {
     "mathjax": "3.2.2",
@@ -59,7 +61,7 @@ def _stamp_ok(folder: Path) -> bool:
 
 
 def _write_stamp(folder: Path) -> None:
-    (folder / _STAMP).write_text(json.dumps(PINS, indent=2) + "\n")
+    atomic_write_text(folder / _STAMP, json.dumps(PINS, indent=2) + "\n")
 
 
 def npm_install(npm_dir: Path, npm: str = "npm") -> Path:
@@ -69,8 +71,9 @@ def npm_install(npm_dir: Path, npm: str = "npm") -> Path:
     if shutil.which(npm) is None:
         raise RuntimeError(f"{npm} not found: install Node.js (npm) to fetch the book's JavaScript")
     npm_dir.mkdir(parents=True, exist_ok=True)
-    (npm_dir / "package.json").write_text(
-        json.dumps({"name": "ofdb-study-vendor", "private": True, "dependencies": PINS}, indent=2) + "\n"
+    atomic_write_text(
+        npm_dir / "package.json",
+        json.dumps({"name": "ofdb-study-vendor", "private": True, "dependencies": PINS}, indent=2) + "\n",
     )
     # --ignore-scripts: nothing here needs a build step (font-awesome's postinstall only prints).
     cmd = [npm, "install", "--no-audit", "--no-fund", "--ignore-scripts", "--loglevel=error"]
@@ -85,7 +88,7 @@ def _write_amd_paths(vendor_dir: Path) -> None:
     path = vendor_dir / "html-manager" / "amd-paths.js"
     if not path.is_file() or path.read_text() != AMD_PATHS_SOURCE:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(AMD_PATHS_SOURCE)
+        atomic_write_text(path, AMD_PATHS_SOURCE)
 
 
 def _copy_file(src: Path, dst: Path) -> None:

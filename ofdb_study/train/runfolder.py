@@ -173,7 +173,7 @@ class RunFolder:
                 for ln in metrics.read_text().splitlines()
                 if ln.strip() and json.loads(ln)["step"] <= from_step
             ]
-        metrics.write_text("".join(ln + "\n" for ln in kept))
+        atomic_write_text(metrics, "".join(ln + "\n" for ln in kept))
 
     def log(self, record: dict) -> None:
         """Append one record (a JSON object with at least ``step``) to metrics.jsonl."""
