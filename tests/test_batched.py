@@ -599,26 +599,12 @@ def test_recipes_the_batched_pipeline_lacks_are_named():
 
 
 def test_batched_resume_after_sigkill_is_bit_identical(tmp_path):
-    from kill_script import KILL_SCRIPT
+    from kill_script import killed_then_resumed
 
     args = ["pretrain", "--profile", "smoke", "--steps", "4", "--checkpoint-every", "2", "--no-progress"]
     args += ["--pipeline", "batched", "--augment", "both", "--set", "mixup=0.8", "--set", "re_prob=0.5"]
     args += ["--set", "auto_augment=rand-m9-mstd0.5-inc1"]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, "3", *args, "--out", str(tmp_path / "killed")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 2
-    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
-    assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
-    a = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    b = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    a, b = killed_then_resumed(args, 3, tmp_path)
     assert a["weights_sha256"] == b["weights_sha256"] and a["pipeline"] == "batched"
 
 

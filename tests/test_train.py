@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 
-from kill_script import KILL_SCRIPT  # noqa: E402
+from kill_script import killed_then_resumed  # noqa: E402
 
 from ofdb_study import cli, experiments  # noqa: E402
 from ofdb_study.config import (  # noqa: E402
@@ -98,22 +98,7 @@ def test_resume_after_sigkill_is_bit_identical(tmp_path):
         "--set",
         "drop_path=0.1",
     ]
-    env = {**os.environ, "TQDM_DISABLE": "1"}
-    proc = subprocess.run(
-        [sys.executable, "-c", KILL_SCRIPT, "4", *args, "--out", str(tmp_path / "killed")],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == -9, proc.stderr[-2000:]
-    assert not (tmp_path / "killed" / "summary.json").exists()
-    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 2
-    assert cli.main([*args, "--out", str(tmp_path / "killed"), "--resume"]) == 0
-    assert cli.main([*args, "--out", str(tmp_path / "whole")]) == 0
-    a = json.loads((tmp_path / "killed" / "summary.json").read_text())
-    b = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    a, b = killed_then_resumed(args, 4, tmp_path)
     assert a["weights_sha256"] == b["weights_sha256"]
     steps = [json.loads(x)["step"] for x in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
     assert steps == [1, 2, 3, 4, 5]
