@@ -129,10 +129,6 @@ CLAIMS: tuple[Claim, ...] = (
         b="ofdb+fluctuation",
         paper="Table 1, 2D-OFDB column: default 84.0 against + IFS parameter fluctuation 81.6",
         paper_delta=2.4,
-        differs="At mini, OFDB + fluctuation pre-trains for four times OFDB's steps (1,600 against "
-        "400; the study plan's row_steps), the fewest with which it learned its own task in the "
-        "pilot. The extra steps can only help it, so a lower top-1 is conservative evidence for the "
-        "claim, while a higher one may be the steps' doing. The paper ran both rows for 240k steps.",
     ),
     Claim(
         key="more_categories_help",

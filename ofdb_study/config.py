@@ -389,9 +389,6 @@ class StudyPlan:
         paper_table: the published table the numbers go beside (``results.table2`` / ``table3``).
         paper_column: that table's column (``C100`` of Table 2; ``vit_b`` of Table 3).
         workers: runs the study trains at once on this machine (``experiments.run_plan``).
-        row_steps: ``(row, steps, why)`` for rows that pre-train longer than the profile's steps
-            because the pilot showed they need it to learn their own task; every other row runs
-            the profile's steps.
     """
 
     categories: int
@@ -404,11 +401,6 @@ class StudyPlan:
     paper_table: str = "table2"
     paper_column: str = "C100"
     workers: int = 1
-    row_steps: tuple[tuple[str, int, str], ...] = ()
-
-    def steps_of(self, row: str) -> int | None:
-        """The pre-training steps of ``row`` when the plan sets them, else None (the profile's)."""
-        return next((steps for r, steps, _ in self.row_steps if r == row), None)
 
 
 @dataclass(frozen=True)
@@ -718,16 +710,6 @@ MINI = Profile(
         # two runs at once: 1.4x the throughput of one on the 2-core machine (two vCPUs that behave
         # like SMT siblings), measured with nothing else running
         workers=2,
-        row_steps=(
-            (
-                "ofdb+fluctuation",
-                1600,
-                "pilot (seed 0, 8 categories): 14-20 % on its own task after 300-500 steps, below its "
-                "bar of 37.5 %; 55 % after 1,600. FractalDB (40 % after 1,600) stays at the "
-                "profile's 400 steps: 6 seeds x 1,200 more steps for both rows would take the study "
-                "past 45 minutes, and its claim is restated when it does not learn",
-            ),
-        ),
     ),
     # OFDB-1k in full, FractalDB on 10 categories
     data=DataPlan(search=1000, ofdb=1000, fractaldb=10),

@@ -216,16 +216,12 @@ def scaling_categories(profile: str, categories: list[int] | None = None) -> lis
 def augmentation_specs(
     profile: str, seeds: list[int], root="runs", rows: list[str] | None = None, **finetune_overrides
 ) -> list[RunSpec]:
-    """Pre-training and fine-tuning runs of the instances-vs-augmentation rows, seed by seed (a row in
-    the plan's ``row_steps`` pre-trains for its own number of steps)."""
-    out, plan_ = [], get_profile(profile).study
+    """Pre-training and fine-tuning runs of the instances-vs-augmentation rows, seed by seed."""
+    out = []
     for seed in seeds:
         for r in study_rows(profile, rows):
             data, augment = ROWS[r]
-            longer = {"steps": plan_.steps_of(r)} if plan_.steps_of(r) else {}
-            pre = (
-                pretrain_spec(profile, data, augment, seed=seed, root=root, row=r, **longer) if data else None
-            )
+            pre = pretrain_spec(profile, data, augment, seed=seed, root=root, row=r) if data else None
             if pre is not None:
                 out.append(pre)
             out.append(finetune_spec(profile, pre or "scratch", seed, root, row=r, **finetune_overrides))
@@ -394,7 +390,6 @@ PRETRAIN_COLUMNS = (
     "augment",
     "categories",
     "seed",
-    "steps",
     "own_top1",
     "bar",
     "learned",
@@ -431,7 +426,6 @@ def pretraining(specs: list[RunSpec], *, train: bool = False, progress: bool = T
                 s.cfg.augment,
                 s.categories,
                 s.seed,
-                s.cfg.steps,
                 own,
                 bar,
                 own is not None and own >= bar,

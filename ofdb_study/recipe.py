@@ -97,15 +97,6 @@ def kind_table(profile: str) -> list[tuple[str, str, str, str]]:
     return out
 
 
-def row_steps_table(profile: str) -> list[tuple[str, str, str, str]]:
-    """Study rows that pre-train for steps of their own at the profile (``StudyPlan.row_steps``)."""
-    prof = get_profile(profile)
-    return [
-        (f"{row}: steps", fmt(steps), "every row the same", f"ours: {why}")
-        for row, steps, why in prof.study.row_steps
-    ]
-
-
 def _text_table(rows: list[tuple[str, ...]], header: tuple[str, ...] = COLUMNS) -> list[str]:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lines = []
@@ -128,10 +119,6 @@ def show_text(profile: str, world_size: int = 1) -> str:
     if kinds:
         lines += ["", "== data kinds with settings of their own (pre-training)"]
         lines += _text_table(kinds)
-    longer = row_steps_table(profile)
-    if longer:
-        lines += ["", "== study rows with pre-training steps of their own"]
-        lines += _text_table(longer)
     return "\n".join(lines) + "\n"
 
 
@@ -172,10 +159,6 @@ def page_markdown(profiles=PAGE_ORDER) -> str:
         if kinds:
             lines += ["", f"### {prof.name}: data kinds with settings of their own", ""]
             lines += _md_table(kinds)
-        longer = row_steps_table(name)
-        if longer:
-            lines += ["", f"### {prof.name}: study rows with pre-training steps of their own", ""]
-            lines += _md_table(longer)
     return "\n".join(lines) + "\n"
 
 

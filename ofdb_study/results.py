@@ -378,8 +378,7 @@ def own_task(pretrain: pd.DataFrame) -> pd.DataFrame:
 
     Returns:
         row, categories, n, mean, low, high, half, bar, chance (percent), learned (the mean
-        reaches the bar), final_loss (mean), minutes (mean wall time per run), steps (pre-training
-        steps, where the table has them).
+        reaches the bar), final_loss (mean), minutes (mean wall time per run).
     """
     if not len(pretrain):
         return pd.DataFrame(
@@ -392,8 +391,6 @@ def own_task(pretrain: pd.DataFrame) -> pd.DataFrame:
     out["learned"] = out["mean"] >= out["bar"]
     out["final_loss"] = keyed["final_loss"].mean().to_numpy()
     out["minutes"] = keyed["wall_seconds"].mean().to_numpy() / 60.0
-    if "steps" in pretrain.columns:
-        out["steps"] = keyed["steps"].max().to_numpy()
     return out
 
 
