@@ -207,6 +207,10 @@ def augmentation_vs_table1(summary: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+#: Columns of the tables that set our rows beside a published column (Tables 2 and 3).
+PAPER_GAP_COLUMNS = ("row", "paper_row", "ours", "ours_mean", "ours_gap", "paper", "paper_gap")
+
+
 def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.DataFrame:
     """Our pre-training rows (scratch, FractalDB, OFDB, OFDB with augmentation) beside Table 2.
 
@@ -219,21 +223,30 @@ def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.Dat
     Returns:
         Columns row, paper_row, ours, ours_mean, ours_gap (vs scratch), paper, paper_gap.
     """
-    t2 = table2().set_index("pretrain")
-    rows = []
-    scratch = summary.loc[summary["pretrain"] == "scratch", "mean"]
-    ours_scratch = float(scratch.iloc[0]) if len(scratch) else math.nan
-    paper_scratch = float(t2.loc["scratch", metric])
-    for _, r in summary.iterrows():
+
+    def paper_row(r) -> str | None:
         key = r["pretrain"]
         if key in ("ofdb", "ofdb3d") and r["augment"] != "default":
             if r["augment"] != "pattern":
-                continue  # Table 2's "w/ Aug" is the random-pattern row
+                return None  # Table 2's "w/ Aug" is the random-pattern row
             key = f"{key}-aug"
-        if key not in STUDY_TO_TABLE2:
+        return STUDY_TO_TABLE2.get(key)
+
+    return _beside_paper(summary, table2().set_index("pretrain")[metric], paper_row)
+
+
+def _beside_paper(summary: pd.DataFrame, paper: pd.Series, paper_row) -> pd.DataFrame:
+    """Each row of ``summary`` that ``paper_row(r)`` maps to an entry of ``paper`` (a published
+    column indexed by its row names, ``scratch`` among them; None: no counterpart), with its gap and
+    the paper's gap against training from scratch. Columns ``PAPER_GAP_COLUMNS``."""
+    scratch = summary.loc[summary["pretrain"] == "scratch", "mean"]
+    ours_scratch = float(scratch.iloc[0]) if len(scratch) else math.nan
+    rows = []
+    for _, r in summary.iterrows():
+        name = paper_row(r)
+        if name is None:
             continue
-        name = STUDY_TO_TABLE2[key]
-        paper = float(t2.loc[name, metric])
+        value = float(paper[name])
         rows.append(
             (
                 r["row"],
@@ -241,13 +254,11 @@ def pretraining_vs_table2(summary: pd.DataFrame, metric: str = "C100") -> pd.Dat
                 format_ci(r["mean"], r["half"]),
                 r["mean"],
                 r["mean"] - ours_scratch,
-                paper,
-                paper - paper_scratch,
+                value,
+                value - float(paper["scratch"]),
             )
         )
-    return pd.DataFrame(
-        rows, columns=["row", "paper_row", "ours", "ours_mean", "ours_gap", "paper", "paper_gap"]
-    )
+    return pd.DataFrame(rows, columns=list(PAPER_GAP_COLUMNS))
 
 
 #: Which Table 3 row each of the study's rows stands for at ``paper-21k`` (21k categories).
@@ -267,29 +278,13 @@ def pretraining_vs_table3(summary: pd.DataFrame, column: str = "vit_b") -> pd.Da
     """
     if column not in ("vit_t", "vit_b"):
         raise ParamError("column", f"must be vit_t or vit_b, got {column!r}")
-    t3 = table3().set_index("pretrain")[column]
-    scratch = summary.loc[summary["pretrain"] == "scratch", "mean"]
-    ours_scratch = float(scratch.iloc[0]) if len(scratch) else math.nan
-    rows = []
-    for _, r in summary.iterrows():
-        name = STUDY_TO_TABLE3.get(r["pretrain"])
-        if name is None or (r["pretrain"] != "scratch" and r["augment"] != "default"):
-            continue
-        paper = float(t3[name])
-        rows.append(
-            (
-                r["row"],
-                name,
-                format_ci(r["mean"], r["half"]),
-                r["mean"],
-                r["mean"] - ours_scratch,
-                paper,
-                paper - float(t3["scratch"]),
-            )
-        )
-    return pd.DataFrame(
-        rows, columns=["row", "paper_row", "ours", "ours_mean", "ours_gap", "paper", "paper_gap"]
-    )
+
+    def paper_row(r) -> str | None:
+        if r["pretrain"] != "scratch" and r["augment"] != "default":
+            return None
+        return STUDY_TO_TABLE3.get(r["pretrain"])
+
+    return _beside_paper(summary, table3().set_index("pretrain")[column], paper_row)
 
 
 def construction_vs_paper(measured: pd.DataFrame) -> pd.DataFrame:
