@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +61,32 @@ class StudyBook:
     html: Path
     data_root: Path
     run_root: Path
-    seconds: float
+
+
+def _smoke_book(root: Path, *, train: bool = True) -> Path:
+    """Copy the book to ``root/book``, run every study notebook at ``smoke`` into it (data and runs
+    under ``root``; ``train=False`` only reads finished runs) and build it; returns the book folder."""
+    from ofdb_study import study
+
+    book = root / "book"
+    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+    study.run_study(
+        "smoke",
+        out=book / "study",
+        notebooks_dir=REPO / "notebooks",
+        data_root=str(root / "data"),
+        run_root=str(root / "runs"),
+        train=train,
+        log=lambda line: None,
+    )
+    study.build_book(book)
+    return book
+
+
+@pytest.fixture(scope="session")
+def smoke_book_in():
+    """``_smoke_book``: the smoke study's book built under a folder of the test's choosing."""
+    return _smoke_book
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +96,6 @@ def study_book(tmp_path_factory) -> StudyBook:
     Everything it writes lives under a temporary folder, so the repo's ``runs/``, ``data/`` and
     ``book/study/`` are never touched.
     """
-    from ofdb_study import study
     from ofdb_study.explorer.web import ensure_book_assets
     from ofdb_study.study.vendor import ensure_vendor
 
@@ -82,23 +105,5 @@ def study_book(tmp_path_factory) -> StudyBook:
     except RuntimeError as exc:  # first use needs the npm registry
         pytest.skip(f"book assets unavailable: {exc}")
     root = tmp_path_factory.mktemp("study")
-    book = root / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
-    start = time.perf_counter()
-    study.run_study(
-        "smoke",
-        out=book / "study",
-        notebooks_dir=REPO / "notebooks",
-        data_root=str(root / "data"),
-        run_root=str(root / "runs"),
-        log=lambda line: None,
-    )
-    study.build_book(book)
-    return StudyBook(
-        root,
-        book / "study",
-        book / "_build" / "html",
-        root / "data",
-        root / "runs",
-        time.perf_counter() - start,
-    )
+    book = _smoke_book(root)
+    return StudyBook(root, book / "study", book / "_build" / "html", root / "data", root / "runs")

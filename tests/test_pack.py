@@ -22,7 +22,6 @@ from ofdb_study import experiments  # noqa: E402
 from ofdb_study.cli import main  # noqa: E402
 from ofdb_study.study import pack  # noqa: E402
 
-REPO = Path(__file__).resolve().parent.parent
 ROWS = ["ofdb3d", "scratch"]
 SCALING = [2]
 
@@ -211,30 +210,18 @@ def test_a_damaged_archive_is_refused_and_nothing_unpacked(archive, tmp_path, ca
     assert not out.exists() and not (tmp_path / "d").exists() and not (tmp_path / "evil").exists()
 
 
-def test_the_smoke_book_rebuilds_from_the_archive_alone(study_book, tmp_path):
+def test_the_smoke_book_rebuilds_from_the_archive_alone(study_book, smoke_book_in, tmp_path):
     """Pack the session's smoke study, unpack it into a fresh folder, run the notebooks there with
     training off (``run_study(train=False)``: the runner trains nothing and the notebooks only read)
     and build the book: every number it glues is the first study's, and no weights exist there."""
-    from ofdb_study import study
-
     archive = tmp_path / "smoke.tar.gz"
     pack = ["results", "pack", "--root", str(study_book.run_root), "--profile", "smoke"]
     assert main([*pack, "--out", str(archive), "--data-root", str(study_book.data_root)]) == 0
     second = tmp_path / "second"
     unpack = ["results", "unpack", str(archive), "--root", str(second / "runs")]
     assert main([*unpack, "--data-root", str(second / "data")]) == 0
-    book = second / "book"
-    shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
-    study.run_study(
-        "smoke",
-        out=book / "study",
-        notebooks_dir=REPO / "notebooks",
-        data_root=str(second / "data"),
-        run_root=str(second / "runs"),
-        train=False,
-        log=lambda line: None,
-    )
-    assert study.build_book(book).is_file()
+    book = smoke_book_in(second, train=False)
+    assert (book / "_build" / "html" / "index.html").is_file()
     assert not list((second / "runs").glob("*/*/checkpoint.pt"))  # nothing was trained
     for name in ("02_instances_vs_augmentation", "03_category_scaling", "04_results"):
         a, b = (_glued(folder / f"{name}.ipynb") for folder in (study_book.study_dir, book / "study"))
