@@ -32,8 +32,7 @@ from pathlib import Path
 
 from .config import ROWS, TrainConfig, get_profile, phase_config
 from .errors import ParamError
-
-SUMMARY = "summary.json"
+from .runinfo import CHECKPOINT, METRICS, SUMMARY
 
 
 @dataclass(frozen=True)
@@ -175,7 +174,7 @@ def finetune_spec(
         needs, row = None, row or "scratch"
     else:  # a run folder, its checkpoint.pt, or an export folder (``export``)
         path = Path(init)
-        needs = path.parent if path.name == "checkpoint.pt" else path
+        needs = path.parent if path.name == CHECKPOINT else path
         row = row or needs.name
     init_s = "scratch" if needs is None else str(_weights_of(needs))
     overrides.setdefault("train_per_class", prof.finetune.train_per_class)
@@ -191,9 +190,7 @@ def _weights_of(folder: Path) -> Path:
     """The weights a fine-tuning reads from ``folder``: a run's checkpoint.pt, else the folder
     itself (an export folder, read by ``models.read_state_dict``)."""
     export = folder / "model.safetensors"
-    return (
-        folder if export.is_file() and not (folder / "checkpoint.pt").is_file() else folder / "checkpoint.pt"
-    )
+    return folder if export.is_file() and not (folder / CHECKPOINT).is_file() else folder / CHECKPOINT
 
 
 def study_rows(profile: str, rows: list[str] | None = None) -> list[str]:
@@ -612,7 +609,7 @@ def learning_curves(run_dirs):
         run_dirs = [run_dirs]
     frames = []
     for run in run_dirs:
-        path = Path(run) / "metrics.jsonl"
+        path = Path(run) / METRICS
         if not path.is_file():
             raise ParamError("run", f"no metrics.jsonl in {run}")
         recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]

@@ -22,8 +22,17 @@ import yaml
 from .config import OPERATIONAL, PROFILES, TrainConfig
 from .errors import ParamError
 
+#: The files of a run folder (``train.runfolder`` writes them): settings, provenance, the metrics
+#: log, the weights and optimizer state, and the summary, whose presence marks a finished run.
+CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY = (
+    "config.yaml",
+    "manifest.json",
+    "metrics.jsonl",
+    "checkpoint.pt",
+    "summary.json",
+)
 #: The files of a run folder that describe it (everything but the weights).
-SMALL_FILES = ("config.yaml", "manifest.json", "metrics.jsonl", "summary.json")
+SMALL_FILES = (CONFIG, MANIFEST, METRICS, SUMMARY)
 #: Settings the study and the command line choose per run, on top of a profile.
 PER_RUN = frozenset({"data", "categories", "augment", "params", "dataset", "init", "seed", "train_per_class"})
 
@@ -56,12 +65,12 @@ class RunInfo:
 def read_run(run: str | Path) -> RunInfo:
     """Parse a run folder; ParamError if it has no config.yaml."""
     run = Path(run)
-    cfg_path = run / "config.yaml"
+    cfg_path = run / CONFIG
     if not cfg_path.is_file():
         raise ParamError("run", f"{run} is not a run folder (no config.yaml)")
     config = TrainConfig.from_dict(yaml.safe_load(cfg_path.read_text()))
-    manifest = json.loads((run / "manifest.json").read_text()) if (run / "manifest.json").is_file() else {}
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else None
+    manifest = json.loads((run / MANIFEST).read_text()) if (run / MANIFEST).is_file() else {}
+    summary = json.loads((run / SUMMARY).read_text()) if (run / SUMMARY).is_file() else None
     return RunInfo(run, config, manifest, summary)
 
 
@@ -127,7 +136,7 @@ def init_run(info: RunInfo) -> RunInfo | None:
     folder = path if path.is_dir() else path.parent
     candidates = [folder, info.path.parent.parent / "pretrain" / folder.name]
     for cand in candidates:
-        if (cand / "config.yaml").is_file():
+        if (cand / CONFIG).is_file():
             return read_run(cand)
     return None
 
@@ -164,7 +173,7 @@ def downstream_runs(info: RunInfo) -> list[RunInfo]:
     if info.config.phase != "pretrain" or not folder.is_dir():
         return []
     out = []
-    for run in sorted(p for p in folder.iterdir() if (p / "summary.json").is_file()):
+    for run in sorted(p for p in folder.iterdir() if (p / SUMMARY).is_file()):
         try:
             other = read_run(run)
         except (ParamError, ValueError, yaml.YAMLError):

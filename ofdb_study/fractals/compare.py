@@ -83,10 +83,10 @@ def reference_params(reference: str | os.PathLike | None, count: int, workers: i
         return f"the exact search, categories 00000-{category_name(count - 1)}", {
             category_name(i): s.to_rows() for i, s in enumerate(systems)
         }
-    ref = Path(reference)
-    if (ref / "manifest.json").is_file():
-        from .build import load_manifest
+    from .build import MANIFEST, load_manifest
 
+    ref = Path(reference)
+    if (ref / MANIFEST).is_file():
         params = load_manifest(ref).get("params")
         if not params:
             raise ParamError("dir", f"{ref}/manifest.json lists no category parameters")

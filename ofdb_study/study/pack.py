@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 from ..errors import ParamError
 from ..files import atomic_write_bytes
-from ..runinfo import SMALL_FILES, profile_of, read_run
+from ..runinfo import CONFIG, SMALL_FILES, profile_of, read_run
 
 FORMAT = "ofdb-study-results"
 FORMAT_VERSION = 1
@@ -86,7 +86,7 @@ def _finished_runs(root: Path, profile: str) -> tuple[list[Path], list[str]]:
         folder = root / phase
         if not folder.is_dir():
             continue
-        for run in sorted(p for p in folder.iterdir() if (p / "config.yaml").is_file()):
+        for run in sorted(p for p in folder.iterdir() if (p / CONFIG).is_file()):
             if profile_of(read_run(run).config)[0] != profile:
                 continue
             if all((run / f).is_file() for f in SMALL_FILES):

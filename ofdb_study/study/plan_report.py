@@ -27,6 +27,7 @@ from pathlib import Path
 import yaml
 
 from .. import experiments
+from ..runinfo import CONFIG, METRICS
 from .units import Unit, live_slurm_jobs, units_of
 
 
@@ -83,7 +84,7 @@ def measured_in(root) -> dict[tuple, list[tuple[str, float, str]]]:
     """Finished runs under ``root`` by model shape: ``[(phase, images/s per process, device), ...]``."""
     out: dict[tuple, list] = {}
     for summary in sorted(Path(root).glob("*/*/summary.json")):
-        config = summary.with_name("config.yaml")
+        config = summary.with_name(CONFIG)
         if not config.is_file():
             continue
         s = json.loads(summary.read_text())
@@ -128,7 +129,7 @@ def _state(unit: Unit, live: dict) -> str:
     if unit.key in live:
         job, state = live[unit.key]
         return f"{'running' if state == 'RUNNING' else 'queued'} (job {job})"
-    metrics = unit.key / "metrics.jsonl"
+    metrics = unit.key / METRICS
     if unit.is_run and metrics.is_file():
         steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines() if ln.strip()]
         if steps:

@@ -34,6 +34,7 @@ from ..files import atomic_write_text
 from ..fractals.build import MANIFEST
 from ..fractals.defaults import SEARCH_SEED
 from ..fractals.search import STATE_FILE, cache_root
+from ..runinfo import CHECKPOINT, SUMMARY
 
 #: The record of the job holding a unit, in the unit's job folder.
 JOB_RECORD = "job.json"
@@ -86,7 +87,7 @@ class Unit:
     @property
     def finished(self) -> bool:
         if self.is_run:
-            return (self.key / experiments.SUMMARY).is_file()
+            return (self.key / SUMMARY).is_file()
         if self.kind == "ofdb3d":
             return (self.key / MANIFEST).is_file()
         state = self.key / STATE_FILE
@@ -149,7 +150,7 @@ def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
             data.setdefault(tree, Unit("ofdb3d", tree, label, spec=s, jobs_root=root / "jobs"))
             needs.append(tree)
         if s.needs is not None:
-            if s.needs not in planned and not (s.needs / experiments.SUMMARY).is_file():
+            if s.needs not in planned and not (s.needs / SUMMARY).is_file():
                 raise ParamError(
                     "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
                 )
@@ -196,7 +197,7 @@ def run_unit(unit: Unit, processes: int = 1) -> dict:
         experiments._prepare_data(unit.spec)
         return {"made": str(unit.key)}
     print(f"[job] {unit.label} -> {unit.key} ({processes} process(es))", flush=True)
-    checkpoint = unit.key / "checkpoint.pt"
+    checkpoint = unit.key / CHECKPOINT
     if checkpoint.is_file() and not unit.finished:
         import torch
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from ..citation import BIBTEX, PACKAGE_LICENSE, paper_line
-from ..runinfo import RunInfo, changes_from_profile, count_tag, data_kind, downstream_runs, init_run
+from ..runinfo import METRICS, RunInfo, changes_from_profile, count_tag, data_kind, downstream_runs, init_run
 
 DATA_NAMES = {
     "ofdb2d": "2D-OFDB (one fractal image per category, rendered in memory)",
@@ -35,7 +35,7 @@ def _table(rows: list[tuple]) -> list[str]:
 
 
 def _last_loss(info: RunInfo) -> float | None:
-    path = info.path / "metrics.jsonl"
+    path = info.path / METRICS
     if not path.is_file():
         return None
     lines = [ln for ln in path.read_text().splitlines() if ln.strip()]

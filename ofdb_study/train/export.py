@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ..citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
-from ..runinfo import RunInfo, export_tag, read_run
+from ..runinfo import CHECKPOINT, RunInfo, export_tag, read_run
 from . import models
 from .card import model_card
 
@@ -74,11 +74,11 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
     info = read_run(run)
     if not info.finished:
         raise ParamError("run", f"{run} is not finished (no summary.json); export a finished run")
-    if not (run / "checkpoint.pt").is_file():
+    if not (run / CHECKPOINT).is_file():
         raise ParamError("run", f"{run} has no checkpoint.pt (unpacked results carry no weights)")
     _check_out(out, run, force)
     model = models.create_model(info.config, int(info.summary["num_classes"]))
-    model.load_state_dict(models.read_state_dict(run / "checkpoint.pt"))
+    model.load_state_dict(models.read_state_dict(run / CHECKPOINT))
     if weights_sha256(model) != info.summary["weights_sha256"]:
         raise ParamError("run", f"{run}/checkpoint.pt does not hold the final weights of summary.json")
     model.eval()

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParamError, check_positive_int
+from ..runinfo import CHECKPOINT
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
 
@@ -68,7 +69,7 @@ def read_state_dict(path: str | os.PathLike) -> dict:
 
     path = Path(path)
     if path.is_dir():
-        ckpt, export = path / "checkpoint.pt", path / EXPORT_WEIGHTS
+        ckpt, export = path / CHECKPOINT, path / EXPORT_WEIGHTS
         if not ckpt.is_file() and export.is_file():
             path = export
         else:

@@ -37,6 +37,7 @@ from PIL import Image
 
 from ..errors import ParamError, check_positive_int
 from ..fractals import render
+from ..fractals.build import MANIFEST
 from ..fractals.datasets import FractalSource
 from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS
 from ..fractals.search import first_categories
@@ -241,7 +242,7 @@ def folder_digest(root: str | os.PathLike) -> str:
     """The tree's ``dataset_sha256`` when its manifest has one (the same hash as the in-memory
     source of those images), else sha256 of ``root/manifest.json``, else of the sorted file list."""
     root = Path(root)
-    manifest = root / "manifest.json"
+    manifest = root / MANIFEST
     if manifest.is_file():
         data = manifest.read_bytes()
         digest = json.loads(data).get("dataset_sha256")
