@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from .errors import ParamError
-from .stats import detectable_effect, holm, one_sided_p, paired_t, slopes, t_quantile, welch_interval
+from .stats import detectable_effect, holm, mean_ci, one_sided_p, paired_t, slopes, welch_interval
 
 #: Family-wise level of the primary claims (one-sided tests, Holm).
 ALPHA = 0.05
@@ -258,11 +258,7 @@ def _row(claim: Claim, diffs: pd.Series, welch: tuple[float, float, float], shif
     df = max(n - 1, 1)
     p_fwd = one_sided_p(t_fwd, df) if not math.isnan(t_fwd) else math.nan
     p_back = one_sided_p(t_back, df) if not math.isnan(t_back) else math.nan
-    if n >= 2 and not math.isnan(sd):
-        half = t_quantile(0.975, n - 1) * sd / math.sqrt(n)
-        low, high = mean - half, mean + half
-    else:
-        low = high = math.nan
+    _, low, high = mean_ci(diffs.tolist())
     return {
         "claim": claim.text,
         "key": claim.key,

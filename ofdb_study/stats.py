@@ -83,6 +83,12 @@ def t_quantile(q: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def _clean(values: Sequence[float]) -> np.ndarray:
+    """The values as floats, None and NaN left out."""
+    x = np.asarray([v for v in values if v is not None], dtype=float)
+    return x[~np.isnan(x)]
+
+
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
     """Mean and two-sided t-interval of independent runs (seeds).
 
@@ -93,8 +99,7 @@ def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float,
     Returns:
         ``(mean, low, high)``; with one value the interval is undefined and both ends are NaN.
     """
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    x = x[~np.isnan(x)]
+    x = _clean(values)
     if x.size == 0:
         return math.nan, math.nan, math.nan
     mean = float(x.mean())
@@ -162,11 +167,6 @@ def difference_ci(
 
 # ----------------------------------------------------------------------------------------------
 # Tests of the pre-registered claims: paired one-sided t-tests, Welch intervals, Holm, power.
-
-
-def _clean(values: Sequence[float]) -> np.ndarray:
-    x = np.asarray([v for v in values if v is not None], dtype=float)
-    return x[~np.isnan(x)]
 
 
 def one_sided_p(t: float, df: float) -> float:
