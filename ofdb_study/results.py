@@ -16,14 +16,7 @@ import math
 import pandas as pd
 
 from .errors import ParamError
-from .stats import (  # noqa: F401  (the notebooks use them as results.*)
-    difference_ci,
-    format_ci,
-    mean_ci,
-    summarize,
-    t_cdf,
-    t_quantile,
-)
+from .stats import format_ci, summarize  # summarize: the notebooks call it as results.summarize
 
 # ----------------------------------------------------------------------------------------------
 # The paper's tables (ICCV 2023, arXiv 2307.14710). Top-1 in percent, times in hours.

@@ -1,7 +1,8 @@
 """Statistics over seeds: Student's t distribution, mean and t-interval, paired differences.
 
 Written without SciPy (the regularised incomplete beta function by its continued fraction), so the
-results notebook and the book stay light. ``ofdb_study.results`` re-exports these names.
+results notebook and the book stay light. ``ofdb_study.results`` re-exports ``summarize`` for the
+notebooks.
 """
 
 from __future__ import annotations
@@ -142,27 +143,6 @@ def format_ci(mean: float, half: float, digits: int = 1) -> str:
     if half is None or math.isnan(half):
         return f"{mean:.{digits}f}"
     return f"{mean:.{digits}f} ± {half:.{digits}f}"
-
-
-def difference_ci(
-    df: pd.DataFrame, a: dict, b: dict, value: str = "top1_best", level: float = 0.95
-) -> tuple[float, float, float]:
-    """Mean and t-interval of ``a - b`` over the seeds both rows share (paired by seed).
-
-    Args:
-        df: one row per run with a ``seed`` column.
-        a, b: column -> value filters selecting the two rows (e.g. ``{"pretrain": "ofdb"}``).
-    """
-
-    def pick(sel: dict) -> pd.Series:
-        mask = np.ones(len(df), dtype=bool)
-        for col, val in sel.items():
-            mask &= (df[col] == val).to_numpy()
-        return df[mask].groupby("seed")[value].mean()
-
-    sa, sb = pick(a), pick(b)
-    common = sa.index.intersection(sb.index)
-    return mean_ci((sa[common] - sb[common]).tolist(), level)
 
 
 # ----------------------------------------------------------------------------------------------
