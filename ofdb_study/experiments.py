@@ -312,6 +312,16 @@ def _train_quietly(spec: RunSpec) -> dict:  # a worker process's job: no progres
     return train_spec(spec, progress=False)
 
 
+def check_starts(specs: list[RunSpec], planned: set[Path]) -> None:
+    """Raise ParamError for the first of ``specs`` that starts from a pre-training which is neither
+    finished nor among the ``planned`` run folders."""
+    for s in specs:
+        if s.needs is not None and s.needs not in planned and not (s.needs / SUMMARY).is_file():
+            raise ParamError(
+                "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
+            )
+
+
 def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False, workers: int = 1) -> list[RunSpec]:
     """Train every run of ``specs`` that is not finished; returns the runs trained.
 
@@ -329,12 +339,7 @@ def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False, workers
 
     workers = check_positive_int("workers", workers)
     todo = [s for s in specs if not s.finished]
-    planned = {s.path for s in specs}
-    for s in todo:
-        if s.needs is not None and s.needs not in planned and not (s.needs / SUMMARY).is_file():
-            raise ParamError(
-                "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
-            )
+    check_starts(todo, {s.path for s in specs})
     total, n = sum(s.images for s in todo), len(todo)
     state = {"images": 0, "started": time.perf_counter(), "k": 0}
 

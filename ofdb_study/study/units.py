@@ -34,7 +34,7 @@ from ..files import atomic_write_text
 from ..fractals.build import MANIFEST
 from ..fractals.defaults import SEARCH_SEED
 from ..fractals.search import STATE_FILE, cache_root
-from ..runinfo import CHECKPOINT, SUMMARY
+from ..runinfo import CHECKPOINT
 
 #: The record of the job holding a unit, in the unit's job folder.
 JOB_RECORD = "job.json"
@@ -87,7 +87,7 @@ class Unit:
     @property
     def finished(self) -> bool:
         if self.is_run:
-            return (self.key / SUMMARY).is_file()
+            return self.spec.finished
         if self.kind == "ofdb3d":
             return (self.key / MANIFEST).is_file()
         state = self.key / STATE_FILE
@@ -129,6 +129,7 @@ def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
     """
     root = Path(root)
     planned = {s.path for s in specs}
+    experiments.check_starts(specs, planned)
     data: dict[Path, Unit] = {}
     reads_search = [
         s for s in specs if s.phase == "pretrain" and s.cfg.data in SEARCHED_DATA and not s.cfg.params
@@ -149,13 +150,8 @@ def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
             label = f"build 3D-OFDB-{s.data3d[0]} ({dict(s.data3d[1])['size']} px)"
             data.setdefault(tree, Unit("ofdb3d", tree, label, spec=s, jobs_root=root / "jobs"))
             needs.append(tree)
-        if s.needs is not None:
-            if s.needs not in planned and not (s.needs / SUMMARY).is_file():
-                raise ParamError(
-                    "init", f"{s.label} starts from {s.needs}, which is neither finished nor planned"
-                )
-            if s.needs in planned:
-                needs.append(s.needs)
+        if s.needs in planned:
+            needs.append(s.needs)
         runs.append(Unit(s.phase, s.path, s.label, tuple(needs), s))
     first = [search] if search is not None else []
     return first + list(data.values()) + sorted(runs, key=lambda u: u.kind != "pretrain")
