@@ -24,10 +24,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from .. import experiments
-from ..runinfo import CONFIG, METRICS
+from ..runinfo import CONFIG, METRICS, SUMMARY, read_run
 from .units import Unit, live_slurm_jobs, units_of
 
 
@@ -83,15 +81,14 @@ def model_shape(cfg) -> tuple:
 def measured_in(root) -> dict[tuple, list[tuple[str, float, str]]]:
     """Finished runs under ``root`` by model shape: ``[(phase, images/s per process, device), ...]``."""
     out: dict[tuple, list] = {}
-    for summary in sorted(Path(root).glob("*/*/summary.json")):
-        config = summary.with_name(CONFIG)
-        if not config.is_file():
+    for summary in sorted(Path(root).glob(f"*/*/{SUMMARY}")):
+        if not summary.with_name(CONFIG).is_file():
             continue
-        s = json.loads(summary.read_text())
+        info = read_run(summary.parent)
+        s, cfg = info.summary, info.config
         rate = s.get("images_per_s") or 0.0
         if rate <= 0:
             continue
-        cfg = experiments.TrainConfig.from_dict(yaml.safe_load(config.read_text()))
         device = str(s.get("device", "cpu")).split(":")[0]
         out.setdefault(model_shape(cfg), []).append(
             (cfg.phase, rate / max(s.get("world_size", 1), 1), device)
