@@ -30,12 +30,12 @@ from ofdb_study import experiments  # noqa: E402
 from ofdb_study.claims import learning_bar  # noqa: E402
 from ofdb_study.config import ROWS, get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
+from ofdb_study.runinfo import read_metrics  # noqa: E402
 from ofdb_study.study.runner import machine  # noqa: E402
 
 
 def _curve(run: Path) -> list[tuple[int, float, float | None]]:
-    recs = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
-    return [(r["step"], round(r["loss"], 4), r.get("top1")) for r in recs if "top1" in r]
+    return [(r["step"], round(r["loss"], 4), r.get("top1")) for r in read_metrics(run) if "top1" in r]
 
 
 def pilot_row(

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .config import ROWS, TrainConfig, get_profile, phase_config
 from .errors import ParamError
-from .runinfo import CHECKPOINT, METRICS, SUMMARY
+from .runinfo import CHECKPOINT, METRICS, SUMMARY, read_metrics
 
 
 @dataclass(frozen=True)
@@ -614,10 +614,9 @@ def learning_curves(run_dirs):
         run_dirs = [run_dirs]
     frames = []
     for run in run_dirs:
-        path = Path(run) / METRICS
-        if not path.is_file():
+        if not (Path(run) / METRICS).is_file():
             raise ParamError("run", f"no metrics.jsonl in {run}")
-        recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+        recs = read_metrics(run)
         df = pd.DataFrame(recs, columns=["step", "loss", "lr", "top1"])
         df.insert(0, "run", Path(run).name)
         frames.append(df)

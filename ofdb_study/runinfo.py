@@ -74,6 +74,14 @@ def read_run(run: str | Path) -> RunInfo:
     return RunInfo(run, config, manifest, summary)
 
 
+def read_metrics(run: str | Path) -> list[dict]:
+    """The records of a run's metrics.jsonl (one per logged step, in order); [] if it has none."""
+    path = Path(run) / METRICS
+    if not path.is_file():
+        return []
+    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+
+
 def _differences(cfg: TrainConfig, base: TrainConfig, ignore: frozenset) -> dict[str, tuple]:
     ours, theirs = cfg.to_dict(), base.to_dict()
     return {k: (theirs[k], v) for k, v in ours.items() if k not in ignore and theirs.get(k) != v}

@@ -19,13 +19,12 @@ figure was measured too, the report gives that bound beside it.
 
 from __future__ import annotations
 
-import json
 import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import experiments
-from ..runinfo import CONFIG, METRICS, SUMMARY, read_run
+from ..runinfo import CONFIG, SUMMARY, read_metrics, read_run
 from .units import Unit, live_slurm_jobs, units_of
 
 
@@ -126,11 +125,9 @@ def _state(unit: Unit, live: dict) -> str:
     if unit.key in live:
         job, state = live[unit.key]
         return f"{'running' if state == 'RUNNING' else 'queued'} (job {job})"
-    metrics = unit.key / METRICS
-    if unit.is_run and metrics.is_file():
-        steps = [json.loads(ln)["step"] for ln in metrics.read_text().splitlines() if ln.strip()]
-        if steps:
-            return f"started (step {steps[-1]} of {unit.spec.cfg.steps})"
+    records = read_metrics(unit.key) if unit.is_run else []
+    if records:
+        return f"started (step {records[-1]['step']} of {unit.spec.cfg.steps})"
     return "missing"
 
 

@@ -7,10 +7,16 @@ every value changed from it), training (steps, images seen, hardware, wall time,
 
 from __future__ import annotations
 
-import json
-
 from ..citation import BIBTEX, PACKAGE_LICENSE, paper_line
-from ..runinfo import METRICS, RunInfo, changes_from_profile, count_tag, data_kind, downstream_runs, init_run
+from ..runinfo import (
+    RunInfo,
+    changes_from_profile,
+    count_tag,
+    data_kind,
+    downstream_runs,
+    init_run,
+    read_metrics,
+)
 
 DATA_NAMES = {
     "ofdb2d": "2D-OFDB (one fractal image per category, rendered in memory)",
@@ -35,11 +41,8 @@ def _table(rows: list[tuple]) -> list[str]:
 
 
 def _last_loss(info: RunInfo) -> float | None:
-    path = info.path / METRICS
-    if not path.is_file():
-        return None
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip()]
-    return json.loads(lines[-1]).get("loss") if lines else None
+    records = read_metrics(info.path)
+    return records[-1].get("loss") if records else None
 
 
 def _data_section(info: RunInfo) -> list[str]:
