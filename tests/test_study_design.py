@@ -56,6 +56,33 @@ def test_each_row_is_evaluated_on_its_own_task(searched):
     assert held.task == "fractaldb"
 
 
+def test_a_process_evaluates_each_row_on_its_own_held_out_set(searched, monkeypatch):
+    """The default and fluctuation rows share a source and its data hash: the evaluation cache of a
+    process that ran one must not hand its held-out set to the other (it once did: the study's
+    worker processes read OFDB + fluctuation's own task on the default row's renders)."""
+    import torch
+
+    from ofdb_study.train import engine
+    from ofdb_study.train.runtime import Dist
+
+    monkeypatch.setattr(engine, "_EVAL_CACHE", {})
+    one = Dist()
+    cfg = phase_config("smoke", "pretrain", categories=3, eval_per_category=2)
+    seen = {}
+    for augment in ("default", "fluctuation", "pattern"):
+        c = cfg.replace(augment=augment)
+        _, held, _, data_hash = engine.build_data(c)
+        key = engine.eval_cache_key(c, engine.eval_set_name(held, data_hash), one)
+        seen[augment] = engine.eval_tensors(held, key).tensors[0]
+        # what the set transforms to, outside any cache
+        assert torch.equal(seen[augment], torch.stack([held[i][0] for i in range(len(held))]))
+    assert not torch.equal(seen["default"], seen["fluctuation"])
+    assert torch.equal(seen["default"], seen["pattern"])  # one own task: fresh masks of one system
+    _, small, _, h = engine.build_data(cfg)
+    _, large, _, _ = engine.build_data(cfg.replace(eval_per_category=3))
+    assert engine.eval_set_name(small, h) != engine.eval_set_name(large, h)
+
+
 def test_run_plan_with_two_workers_gives_the_weights_of_one(tmp_path, fashion):
     specs = experiments.plan(
         "smoke", [0], tmp_path / "one", rows=["ofdb", "scratch"], categories=[2], data_root=fashion

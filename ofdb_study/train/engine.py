@@ -105,8 +105,8 @@ def eval_tensors(dataset, key) -> torch.utils.data.TensorDataset:
 
     The eval transform is deterministic, so a study that evaluates the same test set many times
     (every fine-tuning run, every eval step) transforms it once. ``key`` must determine the items:
-    ``train`` uses the data hash, ``augment.eval_settings`` (what the transform is built from) and
-    the shard.
+    ``train`` uses ``eval_set_name``, ``augment.eval_settings`` (what the transform is built from)
+    and the shard.
     """
     if key not in _EVAL_CACHE:
         xs, ys = zip(*(dataset[i] for i in range(len(dataset))))
@@ -116,10 +116,18 @@ def eval_tensors(dataset, key) -> torch.utils.data.TensorDataset:
     return _EVAL_CACHE[key]
 
 
-def eval_cache_key(cfg: TrainConfig, data_hash: str, dd: Dist) -> tuple:
-    """The ``eval_tensors`` key of a run: data, eval transform settings, this rank's shard."""
+def eval_cache_key(cfg: TrainConfig, eval_name: str, dd: Dist) -> tuple:
+    """The ``eval_tensors`` key of a run: the evaluation set's name (``eval_set_name``), the eval
+    transform settings and this rank's shard."""
     settings = augment.eval_settings(cfg)
-    return (data_hash, tuple(sorted(settings.items())), dd.rank, dd.world_size)
+    return (eval_name, tuple(sorted(settings.items())), dd.rank, dd.world_size)
+
+
+def eval_set_name(eval_ds, data_hash: str) -> str:
+    """What names a run's evaluation set: pre-training's held-out renders carry their own digest
+    (data, task and size: the default and fluctuation tasks share a source); the downstream data
+    hash covers the test set and its draw."""
+    return eval_ds.digest if isinstance(eval_ds, pretrain_data.HeldOutRenders) else data_hash
 
 
 @torch.no_grad()
@@ -399,7 +407,8 @@ def train(
     timing = {"eval": 0.0, "prep": 0.0, "loss": None}
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
         t0 = time.perf_counter()
-        eval_ds = eval_tensors(eval_shard(eval_ds, dd), eval_cache_key(cfg, data_hash, dd))
+        key = eval_cache_key(cfg, eval_set_name(eval_ds, data_hash), dd)
+        eval_ds = eval_tensors(eval_shard(eval_ds, dd), key)
         timing["prep"] = time.perf_counter() - t0
     loader = _batches(train_ds, cfg, start, device, dd, parts)
 

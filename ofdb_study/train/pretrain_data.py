@@ -155,12 +155,19 @@ class HeldOutRenders(Dataset):
       held-out seed space (never one of the 10 training renders).
 
     Item ``i`` is category ``i // per_category``; every item is a function of (category, k) only.
+    ``digest`` names the set: the source's data hash (``data_hash``, the training data's), the task
+    and ``per_category``; the evaluation cache keys on it, since the default and fluctuation tasks
+    draw from the same source.
     """
 
-    def __init__(self, source: FractalSource, task: str, per_category: int, transform=None):
+    def __init__(
+        self, source: FractalSource, task: str, per_category: int, transform=None, *, data_hash: str = ""
+    ):
         if task not in HELD_OUT_TASKS:
             raise ParamError("data", f"held-out renders exist for {', '.join(HELD_OUT_TASKS)}, not {task!r}")
         self.source, self.task, self.per_category, self.transform = source, task, per_category, transform
+        name = f"{data_hash}:held-out:{task}:{per_category}:{HELD_OUT_SALT}"
+        self.digest = hashlib.sha256(name.encode()).hexdigest()
 
     def __len__(self) -> int:
         return len(self.source) * self.per_category
@@ -268,8 +275,9 @@ def pretrain_datasets(cfg, transform, eval_transform):
         source = OnePFracSource(result)
         train = OFDBDataset(source, cfg.augment, transform)
         check_positive_int("eval_per_category", cfg.eval_per_category)
-        held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform)
-        return train, held_out, len(source), source.digest()
+        digest = source.digest()
+        held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform, data_hash=digest)
+        return train, held_out, len(source), digest
     if data in ("ofdb", "fractaldb"):
         source = FractalSource(
             first_categories(cfg.categories, cfg.params),
@@ -286,8 +294,9 @@ def pretrain_datasets(cfg, transform, eval_transform):
             train = FractalDBDataset(source, transform)
         check_positive_int("eval_per_category", cfg.eval_per_category)
         task = "fluctuation" if data == "ofdb" and cfg.augment == "fluctuation" else data
-        held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform)
-        return train, held_out, len(source), source.digest(data)
+        digest = source.digest(data)
+        held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform, data_hash=digest)
+        return train, held_out, len(source), digest
     if data.startswith(MULTIVIEW_PREFIX):
         path = data[len(MULTIVIEW_PREFIX) :]
         train = MultiViewDataset(path, transform, limit=cfg.categories, augment=cfg.augment)
