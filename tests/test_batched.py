@@ -372,14 +372,24 @@ def test_level_rules_are_timms(monkeypatch, inc):
 
 
 def test_with_the_loaders_draws_the_batch_is_the_loaders(monkeypatch):
-    """timm's crop boxes and flips recorded while the loader makes a batch (mini recipe), then given
-    to the batched pipeline with the batched source's images: the same float tensors, bit for bit."""
+    """timm's crop boxes and flips recorded while the loader makes a batch (mini recipe with the
+    paper's flips), then given to the batched pipeline with the batched source's images: the same
+    float tensors, bit for bit."""
     from timm.data import transforms as tt
     from torchvision import transforms as T
 
     from ofdb_study.train.runtime import Keyed
 
-    cfg = phase_config("mini", "pretrain", categories=4, render_size=40, render_points=3000, render_pad=0)
+    cfg = phase_config(
+        "mini",
+        "pretrain",
+        categories=4,
+        render_size=40,
+        render_points=3000,
+        render_pad=0,
+        hflip=0.5,
+        vflip=0.5,
+    )
     ds = engine.build_data(cfg)[0]
     boxes, flips = [], {"h": [], "v": []}
     get = tt.RandomResizedCropAndInterpolation.get_params

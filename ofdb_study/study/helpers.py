@@ -229,7 +229,11 @@ def scale_gap(profile: str) -> pd.DataFrame:
             "train_per_class",
             "batch_size",
             "steps",
+            "scale",
+            "hflip",
+            "vflip",
             "auto_augment",
+            "re_prob",
             "mixup",
             "cutmix",
         ):
