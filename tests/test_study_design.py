@@ -30,8 +30,8 @@ def source(searched):
 
 @pytest.mark.parametrize("task", ["ofdb", "fluctuation", "fractaldb"])
 def test_held_out_renders_are_fixed_labelled_and_never_a_training_image(source, task):
-    held = pretrain_data.HeldOutRenders(source, task, 4, transform=None)
-    again = pretrain_data.HeldOutRenders(source, task, 4, transform=None)
+    held = pretrain_data.HeldOutRenders(source, task, 4, transform=None, data_hash="test")
+    again = pretrain_data.HeldOutRenders(source, task, 4, transform=None, data_hash="test")
     assert len(held) == 12 and [held[i][1] for i in range(12)] == [i // 4 for i in range(12)]
     for i in range(12):
         img = held.image(i)
@@ -44,7 +44,7 @@ def test_held_out_renders_are_fixed_labelled_and_never_a_training_image(source, 
         train = {source.fractaldb_image(0, j).tobytes() for j in range(1000)}
         assert not any(held.image(i).tobytes() in train for i in range(4))
     with pytest.raises(ParamError, match="held-out"):
-        pretrain_data.HeldOutRenders(source, "folder", 4)
+        pretrain_data.HeldOutRenders(source, "folder", 4, data_hash="test")
 
 
 def test_each_row_is_evaluated_on_its_own_task(searched):

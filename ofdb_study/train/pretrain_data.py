@@ -161,10 +161,11 @@ class HeldOutRenders(Dataset):
     """
 
     def __init__(
-        self, source: FractalSource, task: str, per_category: int, transform=None, *, data_hash: str = ""
+        self, source: FractalSource, task: str, per_category: int, transform=None, *, data_hash: str
     ):
         if task not in HELD_OUT_TASKS:
             raise ParamError("data", f"held-out renders exist for {', '.join(HELD_OUT_TASKS)}, not {task!r}")
+        check_positive_int("eval_per_category", per_category)
         self.source, self.task, self.per_category, self.transform = source, task, per_category, transform
         name = f"{data_hash}:held-out:{task}:{per_category}:{HELD_OUT_SALT}"
         self.digest = hashlib.sha256(name.encode()).hexdigest()
@@ -274,7 +275,6 @@ def pretrain_datasets(cfg, transform, eval_transform):
         )
         source = OnePFracSource(result)
         train = OFDBDataset(source, cfg.augment, transform)
-        check_positive_int("eval_per_category", cfg.eval_per_category)
         digest = source.digest()
         held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform, data_hash=digest)
         return train, held_out, len(source), digest
@@ -292,7 +292,6 @@ def pretrain_datasets(cfg, transform, eval_transform):
             if cfg.augment != "default":
                 raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
             train = FractalDBDataset(source, transform)
-        check_positive_int("eval_per_category", cfg.eval_per_category)
         task = "fluctuation" if data == "ofdb" and cfg.augment == "fluctuation" else data
         digest = source.digest(data)
         held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform, data_hash=digest)
