@@ -26,12 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ofdb_study import experiments  # noqa: E402
-from ofdb_study.claims import learning_bar  # noqa: E402
+from ofdb_study.analysis.claims import learning_bar  # noqa: E402
 from ofdb_study.config import ROWS, get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
-from ofdb_study.runinfo import read_metrics  # noqa: E402
+from ofdb_study.study import plan as experiments  # noqa: E402
 from ofdb_study.study.runner import machine  # noqa: E402
+from ofdb_study.train.runinfo import read_metrics  # noqa: E402
 
 
 def _curve(run: Path) -> list[tuple[int, float, float | None]]:

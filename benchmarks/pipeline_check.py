@@ -21,9 +21,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from ofdb_study import experiments  # noqa: E402
+from ofdb_study.analysis.stats import mean_ci  # noqa: E402
 from ofdb_study.config import ROWS  # noqa: E402
-from ofdb_study.stats import mean_ci  # noqa: E402
+from ofdb_study.study import plan as experiments  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

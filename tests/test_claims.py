@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ofdb_study import claims, stats
+from ofdb_study.analysis import claims, stats
 
 
 def test_one_sided_p_matches_known_t_quantiles():

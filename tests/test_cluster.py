@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from slurm_cluster import slurm_cluster_fixture  # noqa: F401  (the session fixture `slurm_cluster`)
 
-from ofdb_study import experiments
 from ofdb_study.cli import build_parser, main
 from ofdb_study.cli import cluster as cluster_cli
 from ofdb_study.study import cluster, plan_report, units
+from ofdb_study.study import plan as experiments
 
 REPO = Path(__file__).resolve().parent.parent
 #: One CPU and one process per job, short polls: the test cluster has this machine's 2 cores.

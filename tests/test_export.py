@@ -12,11 +12,11 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
 
-from ofdb_study import experiments  # noqa: E402
 from ofdb_study.cli import main  # noqa: E402
 from ofdb_study.config import phase_config  # noqa: E402
-from ofdb_study.runinfo import RunInfo, changes_from_profile, export_tag, profile_of, read_run  # noqa: E402
+from ofdb_study.study import plan as experiments  # noqa: E402
 from ofdb_study.train import models  # noqa: E402
+from ofdb_study.train.runinfo import RunInfo, changes_from_profile, export_tag, profile_of, read_run  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,7 @@ def test_in_memory_source_is_the_built_tree(tmp_path):
 
 def test_published_numbers_beside_ours():
     pd = pytest.importorskip("pandas")
-    from ofdb_study import results
+    from ofdb_study.analysis import paper as results
 
     table = results.onepfrac_table()
     assert table["delta"].tolist() == [0.01, 0.05, 0.1, 0.2]

@@ -18,7 +18,8 @@ import pytest
 pytest.importorskip("torch")
 
 
-from ofdb_study import experiments  # noqa: E402
+import study_runs  # noqa: E402
+
 from ofdb_study.cli import main  # noqa: E402
 from ofdb_study.study import pack  # noqa: E402
 
@@ -28,8 +29,8 @@ SCALING = [2]
 
 def _study(root: Path, fashion: str):
     """The experiments of the smoke notebooks (a subset of rows, to stay fast)."""
-    aug = experiments.instances_vs_augmentation("smoke", [0], root=root, rows=ROWS, data_root=fashion)
-    scaling = experiments.category_scaling("smoke", SCALING, [0], root=root, data_root=fashion)
+    aug = study_runs.augmentation("smoke", [0], root=root, rows=ROWS, data_root=fashion)
+    scaling = study_runs.scaling("smoke", SCALING, [0], root=root, data_root=fashion)
     return aug, scaling
 
 

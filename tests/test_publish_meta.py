@@ -14,7 +14,7 @@ import nbformat
 import pytest
 import yaml
 
-from ofdb_study import citation
+from ofdb_study.config import citation
 
 REPO = Path(__file__).resolve().parent.parent
 CFF_REQUIRED = ("cff-version", "message", "title", "authors")

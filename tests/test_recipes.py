@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 
-from ofdb_study import recipe
 from ofdb_study.cli import build_parser, main
 from ofdb_study.config import (
     IMAGENET_TRAIN_IMAGES,
@@ -17,11 +16,12 @@ from ofdb_study.config import (
     PROFILES,
     TrainConfig,
     phase_config,
+    recipe,
     resolve,
     steps_for,
 )
+from ofdb_study.config.sources import INHERIT, NO_PUBLIC, SAME, Cite
 from ofdb_study.errors import ParamError
-from ofdb_study.sources import INHERIT, NO_PUBLIC, SAME, Cite
 
 FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
 
@@ -224,8 +224,8 @@ def test_study_accepts_paper_21k():
     assert (plan.paper_table, plan.paper_column) == ("table3", "vit_b")
     assert PROFILES["paper"].study.onepfrac_deltas == (0.01, 0.05, 0.1, 0.2)
     assert "1p-frac" not in PROFILES["mini"].study.rows and "1p-frac" in PROFILES["smoke"].study.rows
-    from ofdb_study import experiments
     from ofdb_study.config import ALL_ROWS
+    from ofdb_study.study import plan as experiments
 
     assert tuple(experiments.ROWS) == ALL_ROWS
     for prof in PROFILES.values():

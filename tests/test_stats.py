@@ -8,7 +8,8 @@ import math
 import pandas as pd
 import pytest
 
-from ofdb_study import results, stats
+from ofdb_study.analysis import paper as results
+from ofdb_study.analysis import stats
 
 
 def test_paper_tables_hold_the_published_values():
@@ -47,7 +48,7 @@ def test_summaries_and_claims():
     t2 = results.pretraining_vs_table2(summary).set_index("paper_row")
     assert t2.loc["FractalDB-1k", "ours_gap"] == 14 and "2D-OFDB-1k w/ Aug" in t2.index
     # the claims' tests live in test_claims.py; their table shows every claim that ran
-    from ofdb_study import claims
+    from ofdb_study.analysis import claims
 
     runs["top1_last"] = runs["top1_best"]
     table = results.claims_table(claims.evaluate(runs))

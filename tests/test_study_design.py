@@ -11,10 +11,11 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ofdb_study import experiments, results  # noqa: E402
+from ofdb_study.analysis import paper as results  # noqa: E402
 from ofdb_study.config import PROFILES, ROWS, get_profile, phase_config  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
 from ofdb_study.fractals.datasets import FractalSource  # noqa: E402
+from ofdb_study.study import plan as experiments
 from ofdb_study.train import pretrain_data  # noqa: E402
 
 
@@ -140,7 +141,7 @@ def test_own_task_claims_table_and_time_split():
     own = results.own_task(pre).set_index("row")
     assert own.loc["ofdb", "learned"] and not own.loc["fractaldb", "learned"]
     assert own.loc["ofdb", "mean"] == pytest.approx(61.0) and own.loc["fractaldb", "chance"] == 12.5
-    from ofdb_study import claims
+    from ofdb_study.analysis import claims
 
     runs = pd.DataFrame(
         [

@@ -13,9 +13,11 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 
 
+import study_runs  # noqa: E402
 from kill_script import killed_then_resumed  # noqa: E402
 
-from ofdb_study import cli, experiments  # noqa: E402
+from ofdb_study import cli  # noqa: E402
+from ofdb_study.analysis import runs  # noqa: E402
 from ofdb_study.config import (  # noqa: E402
     FINETUNE_ONLY,
     OPERATIONAL,
@@ -26,6 +28,7 @@ from ofdb_study.config import (  # noqa: E402
     resolve,
 )
 from ofdb_study.errors import ParamError, TrainingError  # noqa: E402
+from ofdb_study.study import plan as experiments  # noqa: E402
 from ofdb_study.train import augment, engine  # noqa: E402
 from ofdb_study.train.engine import train  # noqa: E402
 from ofdb_study.train.runtime import Dist  # noqa: E402
@@ -140,27 +143,25 @@ def test_lr_scaling_is_explicit():
 
 def test_experiments_cache_and_tables(tmp_path, fashion):
     root = tmp_path / "runs"
-    df = experiments.instances_vs_augmentation(
-        "smoke", [0], root=root, rows=["ofdb+pattern", "scratch"], data_root=fashion
-    )
-    assert tuple(df.columns) == experiments.DOWNSTREAM_COLUMNS
+    df = study_runs.augmentation("smoke", [0], root=root, rows=["ofdb+pattern", "scratch"], data_root=fashion)
+    assert tuple(df.columns) == runs.DOWNSTREAM_COLUMNS
     assert len(df) == 2 and set(df["pretrain"]) == {"ofdb", "scratch"} and df.attrs["missing"] == []
     pre = Path(df["pretrain_run"][0])
     mtime = (pre / "summary.json").stat().st_mtime
     assert experiments.pretrain_run("smoke", augment="pattern", root=root) == pre  # reused, not retrained
     assert (pre / "summary.json").stat().st_mtime == mtime
-    curves = experiments.learning_curves(df["finetune_run"])
+    curves = runs.learning_curves(df["finetune_run"])
     assert list(curves.columns) == ["run", "step", "loss", "lr", "top1"] and len(curves) == 4
-    scaling = experiments.category_scaling("smoke", [2], [0], root=root, data_root=fashion)
+    scaling = study_runs.scaling("smoke", [2], [0], root=root, data_root=fashion)
     assert scaling["categories"].tolist() == [2] and scaling["top1_last"].notna().all()
     # reading without training: a sweep point not run is named, not trained
-    read = experiments.category_scaling("smoke", [2, 3], [0], root=root, data_root=fashion, train=False)
+    read = runs.category_scaling("smoke", [2, 3], [0], root=root, data_root=fashion)
     assert read["categories"].tolist() == [2]
     assert read.attrs["missing"] == ["pretrain ofdb C3 s0", "finetune ofdb C3 s0"]
     assert not list((root / "pretrain").glob("ofdb-3-*"))
-    own = experiments.pretraining(experiments.plan("smoke", [0], root, rows=["ofdb+pattern"], categories=[2]))
+    own = runs.pretraining(experiments.plan("smoke", [0], root, rows=["ofdb+pattern"], categories=[2]))
     assert set(own["row"]) == {"ofdb+pattern", "ofdb"} and own["own_top1"].notna().all()
-    from ofdb_study.claims import learning_bar
+    from ofdb_study.analysis.claims import learning_bar
 
     assert own["bar"].tolist() == [learning_bar(r, c) for r, c in zip(own["row"], own["categories"])]
 
@@ -240,9 +241,7 @@ def test_ddp_two_cpu_processes(tmp_path):
 
 
 def test_ofdb3d_row_pretrains_on_random_views(tmp_path, fashion):
-    df = experiments.instances_vs_augmentation(
-        "smoke", [0], root=tmp_path / "runs", rows=["ofdb3d"], data_root=fashion
-    )
+    df = study_runs.augmentation("smoke", [0], root=tmp_path / "runs", rows=["ofdb3d"], data_root=fashion)
     assert df["pretrain"].tolist() == ["ofdb3d"] and df["top1_best"].notna().all()
     text = (Path(df["pretrain_run"][0]) / "config.yaml").read_text()
     data = next(line.split(":", 1)[1].strip() for line in text.splitlines() if line.startswith("data:"))
@@ -412,7 +411,7 @@ def test_cadence_is_decided_once_per_step():
 
 
 def test_ofdb3d_pattern_and_1pfrac_rows_run_at_smoke(tmp_path, fashion):
-    df = experiments.instances_vs_augmentation(
+    df = study_runs.augmentation(
         "smoke", [0], root=tmp_path / "runs", rows=["ofdb3d+pattern", "1p-frac"], data_root=fashion
     )
     assert df["row"].tolist() == ["ofdb3d+pattern", "1p-frac"] and df["top1_best"].notna().all()
@@ -422,5 +421,5 @@ def test_ofdb3d_pattern_and_1pfrac_rows_run_at_smoke(tmp_path, fashion):
         summary = json.loads((Path(run) / "summary.json").read_text())
         config = (Path(run) / "config.yaml").read_text()
         assert summary["steps"] == 2 and f"data: {data}" in config
-    sweep = experiments.onepfrac_sweep("smoke", [0.05], [0], root=tmp_path / "runs", data_root=fashion)
+    sweep = study_runs.onepfrac("smoke", [0.05], [0], root=tmp_path / "runs", data_root=fashion)
     assert sweep["delta"].tolist() == [0.05] and sweep["top1_best"].notna().all()

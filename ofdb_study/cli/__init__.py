@@ -1,4 +1,4 @@
-"""``python -m ofdb_study <command>``: one parser, subcommands registered by four modules.
+"""``python -m ofdb_study <command>``: one parser, subcommands registered by its modules.
 
 ``data`` (search, search3d, render, build, verify), ``train`` (pretrain, finetune), ``profile``
 (show), ``study`` (study, vendor) and ``publish`` (export, results) each define

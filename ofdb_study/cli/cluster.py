@@ -72,11 +72,11 @@ def dispatch(args: argparse.Namespace, notebooks) -> int | None:
 
 
 def _specs(args: argparse.Namespace, root):
-    from .. import experiments
+    from ..study import plan
     from ..study.runner import resolve_parameters
 
     params = resolve_parameters(args.profile, args.seeds, args.data_root, str(root))
-    return experiments.plan(args.profile, params["seeds"], root), params["seeds"]
+    return plan.plan(args.profile, params["seeds"], root), params["seeds"]
 
 
 def _plan(args: argparse.Namespace) -> int:

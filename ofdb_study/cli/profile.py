@@ -14,7 +14,7 @@ from ..config import PROFILES
 
 
 def _show(args: argparse.Namespace) -> int:
-    from .. import recipe
+    from ..config import recipe
 
     if args.markdown:
         print(recipe.page_markdown(), end="")

@@ -18,7 +18,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     from ..train.export import export_name, export_run
 
     out = export_run(args.run, args.out, force=args.force)
-    from ..runinfo import read_run
+    from ..train.runinfo import read_run
 
     print(f"{export_name(read_run(args.run))} -> {out} (model.safetensors, config.json, README.md)")
     return 0

@@ -17,11 +17,10 @@ from .helpers import (
     glue_key,
     load_search,
     measure_construction,
-    run_labels,
     sample_images,
     scale_gap,
-    scaling_categories,
 )
+from .plan import scaling_categories
 from .runner import (
     DEFAULT_OUT,
     NOTEBOOKS,
@@ -48,7 +47,6 @@ __all__ = [
     "glue_key",
     "load_search",
     "measure_construction",
-    "run_labels",
     "run_study",
     "sample_images",
     "scale_gap",

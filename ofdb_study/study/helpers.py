@@ -197,13 +197,6 @@ def sample_images(n_show: int, fractaldb_category: int = 0, size: int = OFDB_SIZ
 # Helpers of the experiment notebooks.
 
 
-def scaling_categories(profile: str, categories: list[int] | None = None) -> list[int]:
-    """The category-scaling sweep: ``categories`` if given, else the profile's plan."""
-    if categories:
-        return [int(c) for c in categories]
-    return [int(c) for c in get_profile(check_profile(profile)).study.scaling_categories]
-
-
 def _show(key: str, value) -> str:
     if value is not None:
         return str(value)
@@ -243,11 +236,6 @@ def scale_gap(profile: str) -> pd.DataFrame:
                 continue
             rows.append((phase, key, _show(key, getattr(a, key)), _show(key, getattr(b, key))))
     return pd.DataFrame(rows, columns=["phase", "setting", profile, "paper"])
-
-
-def run_labels(runs: pd.DataFrame, column: str, label: str = "row") -> dict[str, str]:
-    """Run folder name -> label, for ``plots.learning_curves`` (its ``run`` column is the folder name)."""
-    return {Path(p).name: str(r) for p, r in zip(runs[column], runs[label]) if p is not None and p == p}
 
 
 def glue_key(text: str) -> str:

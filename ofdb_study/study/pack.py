@@ -37,7 +37,7 @@ from typing import BinaryIO
 
 from ..errors import ParamError
 from ..files import atomic_write_bytes
-from ..runinfo import CONFIG, SMALL_FILES, profile_of, read_run
+from ..train.runinfo import CONFIG, SMALL_FILES, profile_of, read_run
 
 FORMAT = "ofdb-study-results"
 FORMAT_VERSION = 1

@@ -23,8 +23,8 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
-from .. import experiments
-from ..runinfo import CONFIG, SUMMARY, read_metrics, read_run
+from ..train.runinfo import CONFIG, SUMMARY, read_metrics, read_run
+from . import plan
 from .units import Unit, live_slurm_jobs, units_of
 
 
@@ -95,7 +95,7 @@ def measured_in(root) -> dict[tuple, list[tuple[str, float, str]]]:
     return out
 
 
-def throughput(spec: experiments.RunSpec, measured: dict, root) -> Throughput | None:
+def throughput(spec: plan.RunSpec, measured: dict, root) -> Throughput | None:
     """The images/s figure for a run (see the module docstring), or None where nothing was measured."""
     runs = measured.get(model_shape(spec.cfg), [])
     same = [r for r in runs if r[0] == spec.phase] or runs

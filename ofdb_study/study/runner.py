@@ -1,11 +1,11 @@
 """The study runner: train the plan, execute the notebooks with papermill into the book, build the book.
 
 ``run_study("mini")`` first trains every run of the profile's plan that is not finished
-(``experiments.plan`` and ``run_plan``: one line of progress per run, in the terminal), then
+(``plan.plan`` and ``run_plan``: one line of progress per run, in the terminal), then
 executes ``notebooks/NN_*.ipynb`` in order into ``book/study/`` with the resolved parameters
 (profile, seeds, data, run and downstream roots), and writes them to ``book/study/parameters.json``,
 the wall-time record to ``book/study/timing.json`` and the recipe page ``book/study/recipe.md``
-(``ofdb_study.recipe``, generated from ``config``). Training runs are cached by their resolved
+(``config.recipe``, generated from ``config``). Training runs are cached by their resolved
 config, and the data notebook caches its construction timings, so a second call only re-plots. A
 failing cell raises ``NotebookFailed`` naming the notebook and the cell; papermill has already
 written the partial notebook, which is kept for reading.
@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import get_profile
+from ..config.recipe import write_page
 from ..errors import ParamError
 from ..files import atomic_write_text
-from ..recipe import write_page
 from .helpers import check_profile
 
 #: Notebooks of the study, in the order they run; ``00_explorer`` belongs to the explorer.
@@ -96,7 +96,6 @@ def resolve_parameters(
         "data_root": str(data_root),
         "run_root": str(run_root),
         "downstream_root": None if downstream_root is None else str(downstream_root),
-        "train_missing": True,
     }
 
 
@@ -106,17 +105,17 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     Returns:
         ``{"runs": n, "trained": k, "seconds": wall}`` for this call.
     """
-    from .. import experiments
+    from . import plan
 
     overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
-    specs = experiments.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+    specs = plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
     todo = [s for s in specs if not s.finished]
     log(
         f"[study] training: {len(todo)} of {len(specs)} runs to train"
         + (f", {workers} at a time" if workers > 1 and todo else "")
     )
     t0 = time.perf_counter()
-    experiments.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
+    plan.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
     return {"runs": len(specs), "trained": len(todo), "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -274,7 +273,6 @@ def run_study(
         NotebookFailed: the first failing notebook; later notebooks do not run.
     """
     params = resolve_parameters(profile, seeds, data_root, run_root, downstream_root)
-    params["train_missing"] = bool(train)
     params["study_dir"] = str(Path(out))
     books = find_notebooks(notebooks_dir, only)
     out = Path(out)

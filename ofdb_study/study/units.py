@@ -1,15 +1,15 @@
 """The study's plan as units of work for executors: what each job does and what it waits for.
 
-``units_of(specs, root)`` turns a plan (``experiments.plan``) into ``Unit``s, in an order where every
+``units_of(specs, root)`` turns a plan (``plan.plan``) into ``Unit``s, in an order where every
 unit comes after the units it needs:
 
 * ``search``: the exact category search that the ``ofdb`` and ``fractaldb`` pre-trainings read
   (``fractals.search.searched``, cached once per machine under ``cache_root()``). Searched once,
   before them, for the largest category count any unfinished one needs, so parallel jobs never
   write the cache at the same time.
-* ``ofdb3d``: a 3D-OFDB tree (``experiments.ofdb3d_settings``), built once before the unfinished
+* ``ofdb3d``: a 3D-OFDB tree (``plan.ofdb3d_settings``), built once before the unfinished
   pre-trainings that read it.
-* ``pretrain`` and ``finetune``: one training run each (``experiments.train_spec``); a fine-tuning
+* ``pretrain`` and ``finetune``: one training run each (``plan.train_spec``); a fine-tuning
   needs its pre-training.
 
 A unit is finished when its last file is there: the run's ``summary.json``, the tree's
@@ -28,13 +28,13 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .. import experiments
 from ..errors import ParamError
 from ..files import atomic_write_text
 from ..fractals.build import MANIFEST
 from ..fractals.defaults import SEARCH_SEED
 from ..fractals.search import STATE_FILE, cache_root
-from ..runinfo import CHECKPOINT
+from ..train.runinfo import CHECKPOINT
+from . import plan
 
 #: The record of the job holding a unit, in the unit's job folder.
 JOB_RECORD = "job.json"
@@ -76,7 +76,7 @@ class Unit:
     key: Path
     label: str
     needs: tuple[Path, ...] = ()
-    spec: experiments.RunSpec | None = None
+    spec: plan.RunSpec | None = None
     categories: int = 0
     jobs_root: Path | None = None
 
@@ -121,7 +121,7 @@ def search_folder() -> Path:
     return cache_root() / f"search-seed{SEARCH_SEED}"
 
 
-def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
+def units_of(specs: list[plan.RunSpec], root) -> list[Unit]:
     """The units of a plan, each after what it needs (see the module docstring).
 
     Raises:
@@ -129,7 +129,7 @@ def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
     """
     root = Path(root)
     planned = {s.path for s in specs}
-    experiments.check_starts(specs, planned)
+    plan.check_starts(specs, planned)
     data: dict[Path, Unit] = {}
     reads_search = [
         s for s in specs if s.phase == "pretrain" and s.cfg.data in SEARCHED_DATA and not s.cfg.params
@@ -157,7 +157,7 @@ def units_of(specs: list[experiments.RunSpec], root) -> list[Unit]:
     return first + list(data.values()) + sorted(runs, key=lambda u: u.kind != "pretrain")
 
 
-def split_batch(spec: experiments.RunSpec, processes: int) -> experiments.RunSpec:
+def split_batch(spec: plan.RunSpec, processes: int) -> plan.RunSpec:
     """The run as ``processes`` DDP processes that keep its planned global batch (batch / processes each).
 
     Raises:
@@ -190,7 +190,7 @@ def run_unit(unit: Unit, processes: int = 1) -> dict:
             searched(unit.categories)
         return {"made": str(unit.key)}
     if unit.kind == "ofdb3d":
-        experiments._prepare_data(unit.spec)
+        plan._prepare_data(unit.spec)
         return {"made": str(unit.key)}
     print(f"[job] {unit.label} -> {unit.key} ({processes} process(es))", flush=True)
     checkpoint = unit.key / CHECKPOINT
@@ -199,7 +199,7 @@ def run_unit(unit: Unit, processes: int = 1) -> dict:
 
         step = torch.load(checkpoint, map_location="cpu", weights_only=True)["step"]
         print(f"[job] resuming from the checkpoint at step {step} of {unit.spec.cfg.steps}", flush=True)
-    summary = experiments.train_spec(split_batch(unit.spec, processes))
+    summary = plan.train_spec(split_batch(unit.spec, processes))
     print(f"[job] {unit.label}: finished, top-1 {summary.get('top1_last')}", flush=True)
     return {"weights_sha256": summary["weights_sha256"], "top1_last": summary.get("top1_last")}
 

@@ -30,7 +30,6 @@ MATHJAX_STATIC = "vendor/mathjax/tex-mml-chtml.js"
 REQUIRE_STATIC = "vendor/requirejs/require.js"
 HTML_MANAGER_STATIC = "vendor/html-manager/embed-amd.js"
 #: Our RequireJS configuration, loaded between RequireJS and the manager (see ``AMD_PATHS_SOURCE``).
-AMD_PATHS_STATIC = "vendor/html-manager/amd-paths.js"
 
 #: Each module of the AMD html-manager bundle sets its webpack public path to the folder of its own
 #: RequireJS URL, which by default is ``<page folder>/@jupyter-widgets/...``: the icon fonts of the

@@ -7,8 +7,8 @@ every value changed from it), training (steps, images seen, hardware, wall time,
 
 from __future__ import annotations
 
-from ..citation import BIBTEX, PACKAGE_LICENSE, paper_line
-from ..runinfo import (
+from ..config.citation import BIBTEX, PACKAGE_LICENSE, paper_line
+from .runinfo import (
     RunInfo,
     changes_from_profile,
     count_tag,

@@ -350,7 +350,7 @@ def train(
     """Run one phase to ``cfg.steps`` optimizer steps and write the run folder.
 
     Args:
-        cfg: the profile's config with overrides (see config.py); fine-tuning starts from
+        cfg: the profile's config with overrides (``config.phase_config``); fine-tuning starts from
             ``cfg.init``: a pre-training run folder, its checkpoint.pt, or "scratch".
         out: run folder.
         resume: continue from ``out/checkpoint.pt`` (the config must be the same).

@@ -30,14 +30,13 @@ import os
 import shutil
 from pathlib import Path
 
-from ..citation import PAPER_ARXIV, PAPER_TITLE
+from ..config.citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
-from ..runinfo import CHECKPOINT, RunInfo, export_tag, read_run
 from . import models
 from .card import model_card
+from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
 
 WEIGHTS = models.EXPORT_WEIGHTS
-FILES = (WEIGHTS, "config.json", "README.md")
 
 
 def export_name(info: RunInfo) -> str:

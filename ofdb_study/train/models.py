@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParamError, check_positive_int
-from ..runinfo import CHECKPOINT
+from .runinfo import CHECKPOINT
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
 

@@ -32,7 +32,7 @@ import yaml
 from ..config import Resolved, TrainConfig
 from ..errors import ParamError
 from ..files import atomic_write_bytes, atomic_write_text, package_versions, prepare_output
-from ..runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY
+from .runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY
 
 RUN_FILES = (CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY)
 #: What a run owns in its folder (``files.prepare_output``): its files and their temporaries.

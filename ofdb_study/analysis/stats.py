@@ -1,8 +1,7 @@
 """Statistics over seeds: Student's t distribution, mean and t-interval, paired differences.
 
 Written without SciPy (the regularised incomplete beta function by its continued fraction), so the
-results notebook and the book stay light. ``ofdb_study.results`` re-exports ``summarize`` for the
-notebooks.
+results notebook and the book stay light.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ParamError
+from ..errors import ParamError
 
 
 def _betacf(a: float, b: float, x: float) -> float:
@@ -116,7 +115,7 @@ def summarize(
     """Mean and t-interval of ``value`` over the seeds of each group.
 
     Args:
-        df: one row per run, e.g. from ``experiments.instances_vs_augmentation``.
+        df: one row per run, e.g. from ``runs.instances_vs_augmentation``.
         by: the grouping column(s); the groups keep their first-appearance order.
         value: the column to summarise.
         level: confidence level.

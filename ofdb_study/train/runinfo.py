@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from .config import OPERATIONAL, PROFILES, TrainConfig
-from .errors import ParamError
+from ..config import OPERATIONAL, PROFILES, TrainConfig
+from ..errors import ParamError
 
 #: The files of a run folder (``train.runfolder`` writes them): settings, provenance, the metrics
 #: log, the weights and optimizer state, and the summary, whose presence marks a finished run.

@@ -13,9 +13,10 @@ import dataclasses
 import os
 from pathlib import Path
 
-from .config import LR_REFERENCE_BATCH, PHASES, PROFILES, TrainConfig, get_profile, resolve
-from .errors import check_positive_int
-from .files import atomic_write_text
+from ..errors import check_positive_int
+from ..files import atomic_write_text
+from .profiles import PROFILES, get_profile
+from .schema import LR_REFERENCE_BATCH, PHASES, TrainConfig, resolve
 from .sources import MAIN_PY, NO_PUBLIC, REPOSITORIES, resolve_public
 
 COLUMNS = ("setting", "ours", "public", "source")
@@ -139,7 +140,7 @@ def page_markdown(profiles=PAGE_ORDER) -> str:
     lines = [
         "# The recipe, value by value",
         "",
-        "Every setting of every profile (`ofdb_study/config.py`), with our value, the public recipe's "
+        "Every setting of every profile (`ofdb_study/config/profiles.py`), with our value, the public recipe's "
         "value for the same setting (`-` where the public code has none) and where it comes from. "
         "This page is generated from the code by the study runner; "
         "`python -m ofdb_study profile show NAME [--world-size W]` prints the same on the command line. "

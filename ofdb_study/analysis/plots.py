@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .errors import ParamError
-from .fractals.defaults import SEARCH_RATE, SEARCH_SIZE
+from ..errors import ParamError
+from ..fractals.defaults import SEARCH_RATE, SEARCH_SIZE
 
 #: Colours: ours in blue, the paper in grey, later work in orange (colour-blind safe pairs).
 OURS = "#1f77b4"
@@ -126,7 +126,7 @@ def learning_curves(curves: pd.DataFrame, labels: dict | None = None, title: str
     """Loss (and top-1 where logged) against optimizer step, one line per run.
 
     Args:
-        curves: ``experiments.learning_curves`` output: columns run, step, loss, lr, top1.
+        curves: ``runs.learning_curves`` output: columns run, step, loss, lr, top1.
         labels: run -> legend label (default: the run folder's name).
         title: figure title.
     """

@@ -1,6 +1,4 @@
-"""The paper's experiments as a plan of training runs, the runs themselves, and their results.
-
-Plan, run, read:
+"""The paper's experiments as a plan of training runs, and the one local scheduler that trains it.
 
 * ``plan(profile, seeds)`` lists every run the study's notebooks need (``RunSpec``): the
   instances-versus-augmentation rows (``config.ROWS``) at the plan's category count and the
@@ -10,10 +8,8 @@ Plan, run, read:
   at the plan's own category count) is listed once; fine-tunings come after the pre-trainings.
 * ``run_plan(specs)`` trains the runs that are not finished (resuming interrupted ones), one line of
   progress per run: which run, k of n, images/s and the time left.
-* ``pretraining``, ``downstream``, ``instances_vs_augmentation``, ``category_scaling`` and
-  ``onepfrac_sweep`` read finished runs into tables. With ``train=True`` they first run what is
-  missing (for interactive use, with a progress bar); with ``train=False`` a missing run is left
-  out and named in ``df.attrs["missing"]``.
+* ``pretrain_run`` and ``finetune_run`` train (or reuse) one run; ``analysis.runs`` reads
+  finished runs into tables.
 
 Run folders are named by their settings and a hash of their resolved configuration
 (``root/pretrain/<data>-<N>-<augment>-s<seed>-<hash>``,
@@ -30,9 +26,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import ROWS, TrainConfig, get_profile, phase_config
-from .errors import ParamError
-from .runinfo import CHECKPOINT, METRICS, SUMMARY, read_metrics
+from ..config import ROWS, TrainConfig, get_profile, phase_config
+from ..errors import ParamError
+from ..train.runinfo import CHECKPOINT, SUMMARY
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def ofdb3d_settings(profile: str, categories: int, root="runs") -> tuple[Path, d
     ``smoke`` and ``mini``), 12 per category with the public camera, into
     ``root/data/ofdb3d-<N>-<size>px-<key>`` (``key`` hashes every render setting).
     """
-    from .fractals import ofdb3d
+    from ..fractals import ofdb3d
 
     kind = get_profile(profile).kind_settings("ofdb3d")
     render = dict(
@@ -112,7 +108,7 @@ def ofdb3d_settings(profile: str, categories: int, root="runs") -> tuple[Path, d
 
 def ofdb3d_data(profile: str, categories: int, root="runs") -> str:
     """Build (or reuse) the 3D-OFDB tree a profile pre-trains on; returns ``multiview:PATH``."""
-    from .fractals import ofdb3d
+    from ..fractals import ofdb3d
 
     path, render = ofdb3d_settings(profile, categories, root)
     ofdb3d.build_ofdb3d(path, categories, **render, resume=True, progress=False)
@@ -281,7 +277,7 @@ def plan(
 def _prepare_data(spec: RunSpec) -> None:
     if spec.data3d is None:
         return
-    from .fractals.ofdb3d import build_ofdb3d
+    from ..fractals.ofdb3d import build_ofdb3d
 
     categories, render = spec.data3d
     path = spec.cfg.data.split(":", 1)[1]
@@ -294,7 +290,7 @@ def _duration(seconds: float) -> str:
 
 def train_spec(spec: RunSpec, *, progress: bool = False) -> dict:
     """Train (or resume) one run; returns its summary. A finished run is only read."""
-    from .train.engine import train
+    from ..train.engine import train
 
     if spec.finished:
         return spec.summary()
@@ -335,7 +331,7 @@ def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False, workers
         ParamError: a fine-tuning starts from a pre-training that is neither finished nor planned,
             or ``workers`` is below 1.
     """
-    from .errors import check_positive_int
+    from ..errors import check_positive_int
 
     workers = check_positive_int("workers", workers)
     todo = [s for s in specs if not s.finished]
@@ -380,196 +376,6 @@ def run_plan(specs: list[RunSpec], *, log=print, progress: bool = False, workers
     return todo
 
 
-def _read(specs: list[RunSpec], train: bool, progress: bool) -> tuple[list[RunSpec], list[str]]:
-    if train:
-        run_plan(specs, log=lambda line: None, progress=progress)
-    return [s for s in specs if s.finished], [s.label for s in specs if not s.finished]
-
-
-PRETRAIN_COLUMNS = (
-    "row",
-    "pretrain",
-    "augment",
-    "categories",
-    "seed",
-    "own_top1",
-    "bar",
-    "learned",
-    "final_loss",
-    "wall_seconds",
-    "eval_seconds",
-    "images_per_s",
-    "run",
-)
-
-
-def pretraining(specs: list[RunSpec], *, train: bool = False, progress: bool = True):
-    """Own-task results of the pre-training runs among ``specs``.
-
-    Returns:
-        DataFrame with ``PRETRAIN_COLUMNS``: own_top1 is the top-1 in percent on the run's held-out
-        renders (``pretrain_data.HeldOutRenders``), bar the row's learning bar
-        (``claims.learning_bar``). ``df.attrs["missing"]`` names the runs that are not finished.
-    """
-    import pandas as pd
-
-    from .claims import learning_bar
-
-    done, missing = _read([s for s in specs if s.phase == "pretrain"], train, progress)
-    out = []
-    for s in done:
-        sm = s.summary()
-        bar = learning_bar(s.row, s.categories)
-        own = sm.get("top1_last")
-        out.append(
-            (
-                s.row,
-                _tag(s.cfg.data) if not s.cfg.data.startswith("multiview:") else "ofdb3d",
-                s.cfg.augment,
-                s.categories,
-                s.seed,
-                own,
-                bar,
-                own is not None and own >= bar,
-                sm.get("final_loss"),
-                sm["wall_seconds"],
-                sm.get("eval_seconds", 0.0),
-                sm.get("images_per_s"),
-                str(s.path),
-            )
-        )
-    df = pd.DataFrame(out, columns=list(PRETRAIN_COLUMNS))
-    df.attrs["missing"] = missing
-    return df
-
-
-DOWNSTREAM_COLUMNS = (
-    "row",
-    "pretrain",
-    "augment",
-    "categories",
-    "delta",
-    "seed",
-    "top1_last",
-    "top1_best",
-    "pretrain_run",
-    "finetune_run",
-    "pretrain_seconds",
-    "finetune_seconds",
-    "eval_seconds",
-)
-
-
-def downstream(specs: list[RunSpec], *, train: bool = False, progress: bool = True):
-    """Fine-tuning results among ``specs`` (and the pre-trainings they start from): one row per run.
-
-    Returns:
-        DataFrame with ``DOWNSTREAM_COLUMNS``; top1_last is the endpoint (the last step, on the
-        whole test set), top1_best the best of the evaluations (optimistic; shown, not tested).
-        ``df.attrs["missing"]`` names the runs that are not finished.
-    """
-    import pandas as pd
-
-    runs = [s for s in specs if s.phase == "finetune"]
-    needed = {s.needs for s in runs if s.needs is not None}
-    pre = {s.path: s for s in specs if s.phase == "pretrain" and s.path in needed}
-    done, missing = _read(list(pre.values()) + runs, train, progress)
-    finished = {s.path for s in done}
-    out = []
-    for s in runs:
-        if s.path not in finished:
-            continue
-        fs = s.summary()
-        p = pre.get(s.needs)
-        pre_summary = s.needs / SUMMARY if s.needs else None
-        pre_seconds = (
-            json.loads(pre_summary.read_text())["wall_seconds"]
-            if pre_summary and pre_summary.is_file()
-            else 0.0
-        )
-        data = "scratch" if p is None and s.needs is None else (p.cfg.data if p else "?")
-        out.append(
-            (
-                s.row,
-                "ofdb3d" if str(data).startswith("multiview:") else data,
-                p.cfg.augment if p else None,
-                s.categories,
-                p.cfg.delta if p is not None and p.cfg.data == "1pfrac" else None,
-                s.seed,
-                fs["top1_last"],
-                fs["top1_best"],
-                str(s.needs) if s.needs else None,
-                str(s.path),
-                pre_seconds,
-                fs["wall_seconds"],
-                fs.get("eval_seconds", 0.0),
-            )
-        )
-    df = pd.DataFrame(out, columns=list(DOWNSTREAM_COLUMNS))
-    df.attrs["missing"] = missing
-    return df
-
-
-def instances_vs_augmentation(
-    profile: str,
-    seeds: list[int],
-    root="runs",
-    rows: list[str] | None = None,
-    *,
-    train: bool = True,
-    progress: bool = True,
-    **finetune_overrides,
-):
-    """FractalDB against OFDB under each Table-1 augmentation against scratch, fine-tuned downstream.
-
-    Returns:
-        ``downstream`` of the rows' runs (one row per (row, seed)).
-    """
-    specs = augmentation_specs(profile, seeds, root, rows, **finetune_overrides)
-    return downstream(specs, train=train, progress=progress)
-
-
-def category_scaling(
-    profile: str,
-    categories: list[int] | None,
-    seeds: list[int],
-    root="runs",
-    *,
-    train: bool = True,
-    progress: bool = True,
-    **finetune_overrides,
-):
-    """OFDB-N (default augmentation) for each N of the sweep, fine-tuned downstream.
-
-    Returns:
-        ``downstream`` of the sweep's runs (the ``categories`` column holds N).
-    """
-    specs = scaling_specs(profile, seeds, root, categories, **finetune_overrides)
-    return downstream(specs, train=train, progress=progress)
-
-
-def onepfrac_sweep(
-    profile: str,
-    deltas: list[float],
-    seeds: list[int],
-    root="runs",
-    *,
-    train: bool = True,
-    progress: bool = True,
-    **finetune_overrides,
-):
-    """1p-frac at each perturbation strength delta, fine-tuned downstream.
-
-    The published sweep (``results.onepfrac_table``) is CIFAR-100 after ViT-Tiny pre-training at
-    ``paper``; ``StudyPlan.onepfrac_deltas`` holds each profile's deltas.
-
-    Returns:
-        ``downstream`` of the sweep's runs (the ``delta`` column holds delta).
-    """
-    specs = onepfrac_specs(profile, deltas, seeds, root, **finetune_overrides)
-    return downstream(specs, train=train, progress=progress)
-
-
 def pretrain_run(
     profile: str,
     data: str = "ofdb",
@@ -604,22 +410,3 @@ def finetune_run(
         raise ParamError("init", f"no checkpoint at {spec.cfg.init}")
     train_spec(spec, progress=progress)
     return spec.path
-
-
-def learning_curves(run_dirs):
-    """metrics.jsonl of runs as one table: columns run, step, loss, lr, top1 (NaN between evals)."""
-    import pandas as pd
-
-    if isinstance(run_dirs, (str, Path)):
-        run_dirs = [run_dirs]
-    frames = []
-    for run in run_dirs:
-        if not (Path(run) / METRICS).is_file():
-            raise ParamError("run", f"no metrics.jsonl in {run}")
-        recs = read_metrics(run)
-        df = pd.DataFrame(recs, columns=["step", "loss", "lr", "top1"])
-        df.insert(0, "run", Path(run).name)
-        frames.append(df)
-    if not frames:
-        return pd.DataFrame(columns=["run", "step", "loss", "lr", "top1"])
-    return pd.concat(frames, ignore_index=True)

@@ -1,10 +1,9 @@
 """The paper's published numbers as data, and our numbers put beside them.
 
 Every table of the paper that the study compares against (Tables 1-3 of the ICCV 2023 paper and
-its construction-time comparison) is built here
-from literal rows, so the book never types a published number by hand. The helpers put a summary
-of runs (mean and 95 % t-interval over seeds, from ``ofdb_study.stats``, re-exported here) beside
-the paper's numbers and state which of its claims the runs agree with.
+its construction-time comparison) is built here from literal rows, so the book never types a published number by hand. The helpers put a summary
+of runs (mean and 95 % t-interval over seeds, ``stats.summarize``) beside the paper's numbers;
+the claims themselves are decided in ``claims``.
 
 Nothing here imports torch: the results notebook and the book stay light.
 """
@@ -15,8 +14,8 @@ import math
 
 import pandas as pd
 
-from .errors import ParamError
-from .stats import format_ci, summarize  # summarize: the notebooks call it as results.summarize
+from ..errors import ParamError
+from .stats import format_ci, summarize
 
 # ----------------------------------------------------------------------------------------------
 # The paper's tables (ICCV 2023, arXiv 2307.14710). Top-1 in percent, times in hours.
@@ -124,7 +123,7 @@ def onepfrac_table() -> pd.DataFrame:
 
 
 def onepfrac_vs_paper(sweep: pd.DataFrame, value: str = "top1_best") -> pd.DataFrame:
-    """Our 1p-frac sweep (``experiments.onepfrac_sweep``) beside the published numbers.
+    """Our 1p-frac sweep (``runs.onepfrac_sweep``) beside the published numbers.
 
     Returns:
         Columns delta, n, ours (mean ± half), ours_mean, paper (NaN for a delta the paper lacks).
@@ -362,7 +361,7 @@ def own_task(pretrain: pd.DataFrame) -> pd.DataFrame:
     """Pre-training's own-task top-1 per (row, categories): mean and 95 % interval over seeds.
 
     Args:
-        pretrain: ``experiments.pretraining`` output (row, categories, seed, own_top1, bar, ...).
+        pretrain: ``runs.pretraining`` output (row, categories, seed, own_top1, bar, ...).
 
     Returns:
         row, categories, n, mean, low, high, half, bar, chance (percent), learned (the mean
@@ -434,7 +433,7 @@ def time_split(
     runs were trained earlier), the runs' summed times are shown as they are.
 
     Args:
-        pretrain, downstream: the study's runs (``experiments.pretraining`` / ``downstream``).
+        pretrain, downstream: the study's runs (``runs.pretraining`` / ``downstream``).
         summaries: every finished run's summary.json (wall, set-up and evaluation seconds).
         timing: the runner's ``timing.json`` (notebook seconds, the training call's wall time).
 

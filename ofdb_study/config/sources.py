@@ -42,7 +42,6 @@ IN1K_FINETUNE_PY = "CVPR2022-ViT finetune.py (defaults)"
 IN1K_LOADER = "CVPR2022-ViT data/loader.py"
 ONEPFRAC_GEN = "1p-frac render_from_oneparam_mp.py"
 ONEPFRAC_SH = "1p-frac generate.sh"
-TIMM_VIT = "timm vit_tiny_patch16_224"
 TIMM_DEIT_B = "timm deit_base_patch16_224 (pretrained_cfg)"
 TIMM_EVAL = "timm create_transform(is_training=False)"
 

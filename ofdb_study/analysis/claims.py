@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from .errors import ParamError
+from ..errors import ParamError
 from .stats import detectable_effect, holm, mean_ci, one_sided_p, paired_t, slopes, welch_interval
 
 #: Family-wise level of the primary claims (one-sided tests, Holm).

@@ -1,0 +1,6 @@
+"""The analysis wing: what the notebooks read; it never trains.
+
+Modules: ``runs`` (read-only readers of finished runs), ``stats`` (intervals, tests, Holm),
+``claims`` (the pre-registered claims and their verdicts), ``paper`` (the published tables as data
+and our numbers beside them), ``plots`` (the book's figures).
+"""

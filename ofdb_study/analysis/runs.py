@@ -1,0 +1,214 @@
+"""Read-only readers of finished runs: own-task and downstream tables, learning curves.
+
+``pretraining``, ``downstream``, ``instances_vs_augmentation``, ``category_scaling`` and
+``onepfrac_sweep`` read the finished runs of a plan (``study.plan``) into tables; a run that is not
+finished is left out and named in ``df.attrs["missing"]``. Nothing here trains: the study's runner
+(``study.runner.train_plan``, or ``study.plan.run_plan``) trains first.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import ParamError
+from ..study.plan import RunSpec, _tag, augmentation_specs, onepfrac_specs, scaling_specs
+from ..train.runinfo import METRICS, SUMMARY, read_metrics
+
+
+def _read(specs: list[RunSpec]) -> tuple[list[RunSpec], list[str]]:
+    return [s for s in specs if s.finished], [s.label for s in specs if not s.finished]
+
+
+PRETRAIN_COLUMNS = (
+    "row",
+    "pretrain",
+    "augment",
+    "categories",
+    "seed",
+    "own_top1",
+    "bar",
+    "learned",
+    "final_loss",
+    "wall_seconds",
+    "eval_seconds",
+    "images_per_s",
+    "run",
+)
+
+
+def pretraining(specs: list[RunSpec]):
+    """Own-task results of the pre-training runs among ``specs``.
+
+    Returns:
+        DataFrame with ``PRETRAIN_COLUMNS``: own_top1 is the top-1 in percent on the run's held-out
+        renders (``pretrain_data.HeldOutRenders``), bar the row's learning bar
+        (``claims.learning_bar``). ``df.attrs["missing"]`` names the runs that are not finished.
+    """
+    import pandas as pd
+
+    from .claims import learning_bar
+
+    done, missing = _read([s for s in specs if s.phase == "pretrain"])
+    out = []
+    for s in done:
+        sm = s.summary()
+        bar = learning_bar(s.row, s.categories)
+        own = sm.get("top1_last")
+        out.append(
+            (
+                s.row,
+                _tag(s.cfg.data) if not s.cfg.data.startswith("multiview:") else "ofdb3d",
+                s.cfg.augment,
+                s.categories,
+                s.seed,
+                own,
+                bar,
+                own is not None and own >= bar,
+                sm.get("final_loss"),
+                sm["wall_seconds"],
+                sm.get("eval_seconds", 0.0),
+                sm.get("images_per_s"),
+                str(s.path),
+            )
+        )
+    df = pd.DataFrame(out, columns=list(PRETRAIN_COLUMNS))
+    df.attrs["missing"] = missing
+    return df
+
+
+DOWNSTREAM_COLUMNS = (
+    "row",
+    "pretrain",
+    "augment",
+    "categories",
+    "delta",
+    "seed",
+    "top1_last",
+    "top1_best",
+    "pretrain_run",
+    "finetune_run",
+    "pretrain_seconds",
+    "finetune_seconds",
+    "eval_seconds",
+)
+
+
+def downstream(specs: list[RunSpec]):
+    """Fine-tuning results among ``specs`` (and the pre-trainings they start from): one row per run.
+
+    Returns:
+        DataFrame with ``DOWNSTREAM_COLUMNS``; top1_last is the endpoint (the last step, on the
+        whole test set), top1_best the best of the evaluations (optimistic; shown, not tested).
+        ``df.attrs["missing"]`` names the runs that are not finished.
+    """
+    import pandas as pd
+
+    runs = [s for s in specs if s.phase == "finetune"]
+    needed = {s.needs for s in runs if s.needs is not None}
+    pre = {s.path: s for s in specs if s.phase == "pretrain" and s.path in needed}
+    done, missing = _read(list(pre.values()) + runs)
+    finished = {s.path for s in done}
+    out = []
+    for s in runs:
+        if s.path not in finished:
+            continue
+        fs = s.summary()
+        p = pre.get(s.needs)
+        pre_summary = s.needs / SUMMARY if s.needs else None
+        pre_seconds = (
+            json.loads(pre_summary.read_text())["wall_seconds"]
+            if pre_summary and pre_summary.is_file()
+            else 0.0
+        )
+        data = "scratch" if p is None and s.needs is None else (p.cfg.data if p else "?")
+        out.append(
+            (
+                s.row,
+                "ofdb3d" if str(data).startswith("multiview:") else data,
+                p.cfg.augment if p else None,
+                s.categories,
+                p.cfg.delta if p is not None and p.cfg.data == "1pfrac" else None,
+                s.seed,
+                fs["top1_last"],
+                fs["top1_best"],
+                str(s.needs) if s.needs else None,
+                str(s.path),
+                pre_seconds,
+                fs["wall_seconds"],
+                fs.get("eval_seconds", 0.0),
+            )
+        )
+    df = pd.DataFrame(out, columns=list(DOWNSTREAM_COLUMNS))
+    df.attrs["missing"] = missing
+    return df
+
+
+def instances_vs_augmentation(
+    profile: str,
+    seeds: list[int],
+    root="runs",
+    rows: list[str] | None = None,
+    **finetune_overrides,
+):
+    """FractalDB against OFDB under each Table-1 augmentation against scratch, fine-tuned downstream.
+
+    Returns:
+        ``downstream`` of the rows' runs (one row per (row, seed)).
+    """
+    specs = augmentation_specs(profile, seeds, root, rows, **finetune_overrides)
+    return downstream(specs)
+
+
+def category_scaling(
+    profile: str,
+    categories: list[int] | None,
+    seeds: list[int],
+    root="runs",
+    **finetune_overrides,
+):
+    """OFDB-N (default augmentation) for each N of the sweep, fine-tuned downstream.
+
+    Returns:
+        ``downstream`` of the sweep's runs (the ``categories`` column holds N).
+    """
+    specs = scaling_specs(profile, seeds, root, categories, **finetune_overrides)
+    return downstream(specs)
+
+
+def onepfrac_sweep(
+    profile: str,
+    deltas: list[float],
+    seeds: list[int],
+    root="runs",
+    **finetune_overrides,
+):
+    """1p-frac at each perturbation strength delta, fine-tuned downstream.
+
+    The published sweep (``results.onepfrac_table``) is CIFAR-100 after ViT-Tiny pre-training at
+    ``paper``; ``StudyPlan.onepfrac_deltas`` holds each profile's deltas.
+
+    Returns:
+        ``downstream`` of the sweep's runs (the ``delta`` column holds delta).
+    """
+    specs = onepfrac_specs(profile, deltas, seeds, root, **finetune_overrides)
+    return downstream(specs)
+
+
+def learning_curves(run_dirs):
+    """metrics.jsonl of runs as one table: columns run, step, loss, lr, top1 (NaN between evals)."""
+    import pandas as pd
+
+    if isinstance(run_dirs, (str, Path)):
+        run_dirs = [run_dirs]
+    frames = []
+    for run in run_dirs:
+        if not (Path(run) / METRICS).is_file():
+            raise ParamError("run", f"no metrics.jsonl in {run}")
+        recs = read_metrics(run)
+        df = pd.DataFrame(recs, columns=["step", "loss", "lr", "top1"])
+        df.insert(0, "run", Path(run).name)
+        frames.append(df)
+    if not frames:
+        return pd.DataFrame(columns=["run", "step", "loss", "lr", "top1"])
+    return pd.concat(frames, ignore_index=True)

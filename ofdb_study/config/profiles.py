@@ -1,0 +1,386 @@
+"""The four profiles as data: ``paper``, ``paper-21k``, ``mini``, ``smoke``; every value with its source."""
+
+from __future__ import annotations
+
+from ..errors import ParamError
+from ..fractals.defaults import OFDB3D_POINTS, OFDB3D_SIZE, ONEPFRAC_PAD, ONEPFRAC_POINTS, ONEPFRAC_SIZE
+from .schema import (
+    ALL_ROWS,
+    IMAGENET_TRAIN_IMAGES,
+    DataPlan,
+    Profile,
+    Recipe,
+    StudyPlan,
+    TrainConfig,
+    _steps_text,
+    steps_for,
+)
+from .sources import (
+    COLOR_YAML,
+    FINETUNE_SH,
+    GEN_3D,
+    IN1K_FINETUNE_PY,
+    IN1K_FINETUNE_SH,
+    IN1K_LOADER,
+    MAIN_PY,
+    NO_PUBLIC,
+    OFDB_PAPER,
+    ONEPFRAC_GEN,
+    PRETRAIN_SH,
+    README_21K,
+    TIMM_DEIT_B,
+    differs,
+    ours,
+    pub,
+)
+
+# ---- paper: the public recipe -------------------------------------------------------------------
+_BOOKKEEPING = dict(
+    eval_every=(10_000, ours("evaluate every 10,000 steps; not in the recipe", NO_PUBLIC)),
+    log_every=(100, ours("log cadence", NO_PUBLIC)),
+    checkpoint_every=(2_000, ours("checkpoint cadence", NO_PUBLIC)),
+)
+_PAPER_PRETRAIN = Recipe.defaults().derive(**_BOOKKEEPING)
+
+_CIFAR_STEPS = steps_for(1000, 50_000, 768)
+_PAPER_FINETUNE = _PAPER_PRETRAIN.derive(
+    phase=("finetune", pub(f"{FINETUNE_SH}: mode=finetune")),
+    img_size=(224, pub(f"{COLOR_YAML}: transform.input_size 224 (32 px CIFAR images resized)")),
+    dataset=("cifar100", pub(f"{OFDB_PAPER}, Tables 1-2: CIFAR-100")),
+    vflip=(0.0, pub(f"{COLOR_YAML}: transform.vflip 0.0")),
+    mean=((0.485, 0.456, 0.406), pub(f"{COLOR_YAML}: transform.mean (ImageNet)")),
+    std=((0.229, 0.224, 0.225), pub(f"{COLOR_YAML}: transform.std (ImageNet)")),
+    re_prob=(0.25, pub(f"{COLOR_YAML}: transform.re_prob 0.25")),
+    re_mode=("pixel", pub(f"{COLOR_YAML}: transform.re_mode pixel")),
+    opt=("sgd", pub(f"{FINETUNE_SH}: model.optim.optimizer_name=sgd (timm's sgd: Nesterov)")),
+    momentum=(0.9, pub("timm create_optimizer_v2 default momentum 0.9")),
+    weight_decay=(1e-4, pub(f"{FINETUNE_SH}: model.optim.weight_decay=1.0e-4")),
+    base_lr=(0.01, pub(f"{FINETUNE_SH}: model.optim.learning_rate=0.01, x global batch / 512 in {MAIN_PY}")),
+    batch_size=(768, pub(f"{FINETUNE_SH}: data.loader.batch_size=96 on 8 GPUs = 768; here per process")),
+    steps=(_CIFAR_STEPS, pub(_steps_text(1000, 50_000, 768, f"{FINETUNE_SH} epochs=1000"))),
+    warmup_steps=(
+        steps_for(10, 50_000, 768),
+        pub(_steps_text(10, 50_000, 768, f"{FINETUNE_SH} warmup_epochs=10")),
+    ),
+    eval_every=(
+        steps_for(10, 50_000, 768),
+        ours("every 10 epochs; the public script evaluates every epoch", NO_PUBLIC),
+    ),
+)
+PAPER = Profile(
+    name="paper",
+    pretrain_recipe=_PAPER_PRETRAIN,
+    finetune_recipe=_PAPER_FINETUNE,
+    study=StudyPlan(
+        categories=1000,
+        scaling_categories=(10, 100, 1000),
+        seeds=(0,),
+        dataset="cifar100",
+        train_per_class=None,
+        rows=ALL_ROWS,
+        onepfrac_deltas=(0.01, 0.05, 0.1, 0.2),
+    ),
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
+    data_kinds={
+        "1pfrac": {
+            "render_size": (ONEPFRAC_SIZE, pub(f"{ONEPFRAC_GEN}: --image_size_x/y 512")),
+            "render_points": (ONEPFRAC_POINTS, pub(f"{ONEPFRAC_GEN}: --iteration 100000")),
+            "render_pad": (ONEPFRAC_PAD, pub(f"{ONEPFRAC_GEN}: --pad_size_x/y 6")),
+        },
+        "ofdb3d": {
+            "render_size": (OFDB3D_SIZE, pub(f"{GEN_3D} image_render/render1view.py: --img_size 224")),
+            "render_points": (
+                OFDB3D_POINTS,
+                pub(f"{GEN_3D} 3dfractal_render/instance.py: --point_num 10000"),
+            ),
+        },
+    },
+)
+
+# ---- paper-21k: OFDB-21k pre-training and ImageNet-1k fine-tuning (Table 3) ----------------------
+_21K_STEPS = steps_for(15_238, 21_000, 1024)
+_PAPER_21K_PRETRAIN = _PAPER_PRETRAIN.derive(
+    model=("vit_base_patch16_224", pub(f"{OFDB_PAPER}, Table 3: ViT-B column")),
+    categories=(21_000, pub(f"{OFDB_PAPER}, Table 3: 2D-OFDB-21k (the exact search continued to 21,000)")),
+    base_lr=(5e-4, pub(f"{README_21K}: lr 5.0e-4, x 1,024 / 512 in {MAIN_PY} = 1e-3 at 1,024")),
+    batch_size=(1024, pub(f"{README_21K}: bs1024; {PAPER}, Table 3: batch 1,024; here per process")),
+    steps=(_21K_STEPS, pub(_steps_text(15_238, 21_000, 1024, f"{README_21K} epochs15238"))),
+    warmup_steps=(
+        steps_for(5, 21_000, 1024),
+        pub(_steps_text(5, 21_000, 1024, f"{PRETRAIN_SH} warmup_epochs=5")),
+    ),
+)
+_IN1K_STEPS = steps_for(300, IMAGENET_TRAIN_IMAGES, 1024)
+_IN1K_EPOCH = steps_for(1, IMAGENET_TRAIN_IMAGES, 1024)
+_PAPER_21K_FINETUNE = _PAPER_FINETUNE.derive(
+    model=(
+        "vit_base_patch16_224",
+        pub(f"{IN1K_FINETUNE_SH}: MODEL=base (deit_base_patch16_224, the same ViT-B/16)"),
+    ),
+    dataset=(
+        "imagefolder:imagenet-1k",
+        pub(f"{IN1K_FINETUNE_SH}: ImageNet-1k; ours: imagenet-1k/train and val under --data-root"),
+    ),
+    interpolation=(
+        "bicubic",
+        differs(
+            f"{TIMM_DEIT_B}: bicubic (evaluation); ours for training too", "random (train), bicubic (eval)"
+        ),
+    ),
+    vflip=(0.0, pub(f"{IN1K_FINETUNE_PY}: --vflip 0")),
+    mean=((0.485, 0.456, 0.406), pub(f"{TIMM_DEIT_B}: ImageNet mean")),
+    std=((0.229, 0.224, 0.225), pub(f"{TIMM_DEIT_B}: ImageNet std")),
+    re_prob=(0.25, pub(f"{IN1K_FINETUNE_SH}: --reprob 0.25")),
+    re_mode=("const", pub(f"{IN1K_FINETUNE_PY}: --remode const")),
+    crop_pct=(0.875, pub(f"{TIMM_DEIT_B}: crop_pct 0.875 (resize 256, centre crop 224)")),
+    drop_path=(0.1, pub(f"{IN1K_FINETUNE_SH}: --drop-path 0.1")),
+    smoothing=(0.1, pub(f"{IN1K_FINETUNE_SH}: --smoothing 0.1")),
+    auto_augment=("rand-m9-mstd0.5-inc1", pub(f"{IN1K_FINETUNE_SH}: --aa rand-m9-mstd0.5-inc1")),
+    mixup=(0.8, pub(f"{IN1K_FINETUNE_SH}: --mixup 0.8")),
+    cutmix=(1.0, pub(f"{IN1K_FINETUNE_SH}: --cutmix 1.0")),
+    repeated_aug=(3, pub(f"{IN1K_FINETUNE_SH}: --repeated-aug; {IN1K_LOADER}: RASampler, 3 repeats")),
+    opt=("adamw", pub(f"{IN1K_FINETUNE_SH}: --opt adamw")),
+    weight_decay=(0.05, pub(f"{IN1K_FINETUNE_SH}: --weight-decay 0.05")),
+    base_lr=(5e-4, pub(f"{IN1K_FINETUNE_SH}: --lr 1.0e-3 at 1,024, used unscaled = 5e-4 per 512")),
+    base_warmup_lr=(5e-5, pub(f"{IN1K_FINETUNE_PY}: --warmup-lr 1e-4 at 1,024, unscaled = 5e-5 per 512")),
+    base_min_lr=(5e-6, pub(f"{IN1K_FINETUNE_PY}: --min-lr 1e-5 at 1,024, unscaled = 5e-6 per 512")),
+    batch_size=(1024, pub(f"{IN1K_FINETUNE_SH}: LOCAL_BS=64 on NGPUS=16 = 1,024; here per process")),
+    steps=(_IN1K_STEPS, pub(_steps_text(300, IMAGENET_TRAIN_IMAGES, 1024, f"{IN1K_FINETUNE_SH} EPOCHS=300"))),
+    warmup_steps=(
+        steps_for(5, IMAGENET_TRAIN_IMAGES, 1024),
+        pub(_steps_text(5, IMAGENET_TRAIN_IMAGES, 1024, f"{IN1K_FINETUNE_SH} --warmup-epochs 5")),
+    ),
+    eval_every=(
+        10 * _IN1K_EPOCH,
+        ours("every 10 epochs; the public script evaluates every epoch", NO_PUBLIC),
+    ),
+)
+PAPER_21K = Profile(
+    name="paper-21k",
+    pretrain_recipe=_PAPER_21K_PRETRAIN,
+    finetune_recipe=_PAPER_21K_FINETUNE,
+    study=StudyPlan(
+        categories=21_000,
+        scaling_categories=(1000, 21_000),
+        seeds=(0,),
+        dataset="imagefolder:imagenet-1k",
+        train_per_class=None,
+        rows=("ofdb", "ofdb3d", "scratch"),
+        paper_table="table3",
+        paper_column="vit_b",
+    ),
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=1000),
+    data_kinds=PAPER.data_kinds,
+)
+
+# ---- mini: the whole study on 2 CPU cores -------------------------------------------------------
+# The paper's recipe shrunk to 32 px: a 4-layer, 96-wide ViT with patch 8, fractals rendered at
+# 96 px and random-resized-cropped to 32, fine-tuned on Fashion-MNIST with 50 images per class.
+# Deviations from the paper, each measured by the pilot to learn something in minutes: no
+# RandAugment / RandomErasing / Mixup / CutMix, no random flips and milder crops in pre-training,
+# average pooling, higher learning rates, 400 pre-training and 200 fine-tuning steps.
+# The model shape is written once and shared by both phases.
+_MINI_MODEL = dict(
+    img_size=(32, ours("32 px, the downstream images' size")),
+    patch_size=(8, ours("16 tokens; patch 4 was 3.6x slower per image for the same budget")),
+    depth=(4, ours("a 4-layer ViT that learns in minutes on a CPU")),
+    embed_dim=(96, ours("96 wide")),
+    num_heads=(3, ours("3 heads of 32")),
+    drop_path=(0.0, ours("no drop-path for a 4-layer model")),
+    # with the class token one seed of two sat on the uniform-prediction plateau for 200+ of 600
+    # steps; pooled, both seeds learn at once
+    global_pool=("avg", ours("average-pooled patches: the class token stalled one seed of two")),
+)
+# The paper's batch augmentations stop parts of the study from learning in the budget; measured on
+# pilot seeds 0 and 1, 400 pre-training and 200 fine-tuning steps:
+# - pre-training (book/pilot/mini-paper-augment.json against mini.json): with RandAugment,
+#   RandomErasing 0.25 and Mixup 0.8 / CutMix 1.0, OFDB-8 + fluctuation reached 17.5 and 25 % on its
+#   own task (bar 37.5 %) and FractalDB-8 12-16 %, though OFDB-8 with and without random pattern
+#   reached 100 %; without them OFDB + fluctuation reached 78-89 % on four seeds.
+# - fine-tuning: with them Fashion-MNIST top-1 was 32-33 % from scratch and 43-48 % from OFDB-8,
+#   against 47-48 % and 61-64 % without.
+_PILOT_AUG = "with it OFDB + fluctuation stayed below its bar in 400 steps (the pilot, in the book)"
+_FT_PILOT_AUG = "with it 200 steps reached 32-33 % from scratch against 47-48 % without (pilot seeds 0, 1)"
+
+
+def _no_heavy_aug(reason: str) -> dict:
+    """The paper's batch augmentations off, each value with ``reason``."""
+    return dict(
+        auto_augment=(None, ours(f"no RandAugment; {reason}")),
+        color_jitter=(0.0, ours("no colour jitter (inactive while RandAugment is on in the paper)")),
+        re_prob=(0.0, ours(f"no RandomErasing; {reason}")),
+        mixup=(0.0, ours(f"no Mixup; {reason}")),
+        cutmix=(0.0, ours(f"no CutMix; {reason}")),
+        crop_pct=(1.0, ours("32 px images are resized whole, not centre-cropped")),
+    )
+
+
+# The paper's random flips and wide crops stop the varied rows from learning in the budget.
+# Measured by the pilot (book/pilot/mini-flips.json against mini.json; and on pilot seeds 0-3):
+# with flips (0.5 each) and crops of 35-100 %, OFDB-8 + fluctuation reached 29 and 33 % on its own
+# task after 400 steps (bar 37.5 %); with crops of 80-100 % and flips, 36 and 44 %; with neither
+# flips nor wide crops, 78-89 % on four seeds, and OFDB-8 98-99 %.
+_PILOT_FLIPS = "with flips and 35-100 % crops OFDB + fluctuation stayed below its bar in 400 steps (the pilot, in the book)"
+_MINI_PRETRAIN = _PAPER_PRETRAIN.derive(
+    **_MINI_MODEL,
+    **_no_heavy_aug(_PILOT_AUG),
+    categories=(
+        8,
+        ours("OFDB-8: its one-image rows learn their own task within the budget (the pilot, in the book)"),
+    ),
+    render_size=(96, ours("96 px renders, random-resized-cropped to 32: fresh masks average out (pilot)")),
+    render_points=(24_000, ours("2.6 points per pixel at 96 px (the public 200,000 at 362 px are 1.5)")),
+    render_pad=(3, ours("padding for a 96 px image")),
+    hflip=(0.0, ours(f"no random flips; {_PILOT_FLIPS}")),
+    vflip=(0.0, ours(f"no random flips; {_PILOT_FLIPS}")),
+    scale=((0.8, 1.0), ours(f"crops of 80-100 % of the image; {_PILOT_FLIPS}")),
+    batch_size=(64, ours("a CPU batch")),
+    base_lr=(8e-3, ours("lr = 8e-3 x 64 / 512 = 1e-3 (2e-3 sat on the uniform plateau: pilot)")),
+    steps=(
+        400,
+        ours("400 steps: the default row past its 50 % bar at 8 categories (the pilot, in the book)"),
+    ),
+    warmup_steps=(100, ours("a long warmup leaves the uniform plateau sooner (pilot)")),
+    eval_every=(50, ours("own-task curve: held-out renders every 50 steps", NO_PUBLIC)),
+    eval_per_category=(20, ours("160 held-out images at 8 categories", NO_PUBLIC)),
+    log_every=(25, ours("log cadence", NO_PUBLIC)),
+    checkpoint_every=(100, ours("checkpoint cadence", NO_PUBLIC)),
+    threads=(1, ours("one torch thread: the study's runs use one core each", NO_PUBLIC)),
+    num_workers=(
+        0,
+        ours("samples drawn in the training process: a loader process cost more than it saved", NO_PUBLIC),
+    ),
+)
+_MINI_FINETUNE = _PAPER_FINETUNE.derive(
+    **_MINI_MODEL,
+    **_no_heavy_aug(_FT_PILOT_AUG),
+    dataset=("fashion-mnist", ours("Fashion-MNIST: offline from Debian, 28 px")),
+    train_per_class=(50, ours("50 images per class: the few-label regime where pre-training shows")),
+    test_per_class=(None, ours("the whole 10,000-image test set, evaluated once at the end")),
+    scale=((0.6, 1.0), ours("a milder crop range for 28 px clothes")),
+    # the paper's optimizer (SGD, Nesterov) at a 20x higher base lr for a 200-step schedule. A pilot
+    # of fine-tuning on the study's second pilot run: at lr 0.05 two of 42 fine-tunings fell far
+    # behind (37.7 and 42.6 % against 53-60 %); at 0.025 the same two reached 56.6 and 53.3 % and
+    # none fell behind scratch; with AdamW (lr 1e-3) scratch caught up with pre-trained (59.2 %
+    # against 58.0-59.7 %), as the paper's SGD does not
+    base_lr=(
+        0.2,
+        ours(
+            "lr = 0.2 x 64 / 512 = 0.025 for a 200-step schedule; 0.05 left 2 of 42 fine-tunings far behind (pilot)"
+        ),
+    ),
+    batch_size=(64, ours("a CPU batch")),
+    steps=(200, ours("200 steps")),
+    warmup_steps=(15, ours("warmup for 200 steps")),
+    eval_every=(0, ours("the endpoint: evaluated once, after the last step", NO_PUBLIC)),
+    log_every=(25, ours("log cadence", NO_PUBLIC)),
+    checkpoint_every=(100, ours("checkpoint cadence", NO_PUBLIC)),
+    eval_batch_size=(500, ours("evaluation batch", NO_PUBLIC)),
+    num_workers=(0, ours("samples drawn in the training process", NO_PUBLIC)),
+    threads=(1, ours("one torch thread", NO_PUBLIC)),
+)
+MINI = Profile(
+    name="mini",
+    pretrain_recipe=_MINI_PRETRAIN,
+    finetune_recipe=_MINI_FINETUNE,
+    study=StudyPlan(
+        categories=8,
+        scaling_categories=(2, 4, 8),
+        # seeds 0-5 served the design's pilots (the fine-tuning rate and the pre-training flips and
+        # crops were chosen on them); seeds 6-11 decided the claims of the previous design (random
+        # flips, 35-100 % crops), in which OFDB + fluctuation did not learn its own task (and was
+        # read, in worker processes that had run the default row, on the default row's renders: an
+        # evaluation-cache fault fixed with this design); this design's claims are decided on six
+        # fresh seeds
+        seeds=(12, 13, 14, 15, 16, 17),
+        dataset="fashion-mnist",
+        train_per_class=50,
+        # the primary claims' rows; texture, both, rotation, 3D and 1p-frac are opt-in (--rows).
+        # FractalDB does not learn its own task in this budget (19 % on pilot seeds 0 and 1 against
+        # a bar of 37.5 %; with the previous design's flips, 40 % after 1,600 steps on seed 0): its
+        # claim is restated as data efficiency at equal small compute
+        rows=("scratch", "ofdb", "ofdb+pattern", "fractaldb", "ofdb+fluctuation"),
+        # two runs at once: 1.4x the throughput of one on the 2-core machine (two vCPUs that behave
+        # like SMT siblings), measured with nothing else running
+        workers=2,
+    ),
+    # OFDB-1k in full, FractalDB on 10 categories
+    data=DataPlan(search=1000, ofdb=1000, fractaldb=10),
+)
+
+# ---- smoke: seconds, for tests ------------------------------------------------------------------
+_SMOKE_MODEL = dict(
+    depth=(1, ours("seconds: one block")),
+    embed_dim=(32, ours("seconds: 32 wide")),
+    num_heads=(2, ours("seconds: 2 heads")),
+)
+_SMOKE_RUN = dict(
+    batch_size=(8, ours("seconds")),
+    steps=(2, ours("two steps")),
+    warmup_steps=(1, ours("one warmup step")),
+    log_every=(1, ours("every step", NO_PUBLIC)),
+    checkpoint_every=(1, ours("every step", NO_PUBLIC)),
+    num_workers=(0, ours("in-process loading", NO_PUBLIC)),
+)
+_SMOKE_PRETRAIN = _MINI_PRETRAIN.derive(
+    **_SMOKE_MODEL,
+    **_SMOKE_RUN,
+    categories=(4, ours("four categories")),
+    render_size=(32, ours("32 px renders")),
+    render_points=(1_500, ours("points for a 32 px image")),
+    eval_batch_size=(16, ours("evaluation batch", NO_PUBLIC)),
+)
+_SMOKE_FINETUNE = _MINI_FINETUNE.derive(
+    **_SMOKE_MODEL,
+    **_SMOKE_RUN,
+    train_per_class=(2, ours("two images per class")),
+    test_per_class=(None, ours("the whole (test-sized) set")),
+    eval_every=(0, ours("at the end", NO_PUBLIC)),
+    eval_batch_size=(64, ours("evaluation batch", NO_PUBLIC)),
+)
+SMOKE = Profile(
+    name="smoke",
+    pretrain_recipe=_SMOKE_PRETRAIN,
+    finetune_recipe=_SMOKE_FINETUNE,
+    study=StudyPlan(
+        categories=4,
+        scaling_categories=(2, 4),
+        seeds=(0,),
+        dataset="fashion-mnist",
+        train_per_class=2,
+        rows=ALL_ROWS,
+    ),
+    data=DataPlan(search=10, ofdb=10, fractaldb=1, fractaldb_renders=2),
+)
+
+PROFILES = {p.name: p for p in (SMOKE, MINI, PAPER, PAPER_21K)}
+
+
+def get_profile(name: str) -> Profile:
+    if name not in PROFILES:
+        raise ParamError("profile", f"unknown profile {name!r}; choose from {', '.join(PROFILES)}")
+    return PROFILES[name]
+
+
+def data_kind(data: str) -> str:
+    """The kind of a ``data`` setting: ``ofdb``, ``fractaldb``, ``1pfrac``, ``multiview`` or ``folder``."""
+    if data in ("ofdb", "fractaldb", "1pfrac"):
+        return data
+    return "multiview" if str(data).startswith("multiview:") else "folder"
+
+
+def phase_config(profile: str, phase: str, **overrides) -> TrainConfig:
+    """The profile's config for ``phase`` with ``overrides`` (None values are ignored).
+
+    Pre-training on a data kind with settings of its own at this profile (``Profile.data_kinds``:
+    1p-frac renders at 512 px with 100,000 points at ``paper``) takes them unless ``overrides``
+    sets them.
+    """
+    prof = get_profile(profile)
+    base = prof.recipe(phase).cfg
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    if phase == "pretrain":
+        kind = data_kind(clean.get("data", base.data))
+        if kind in prof.data_kinds:
+            clean = {**prof.kind_settings(kind), **clean}
+    return base.replace(**clean)
