@@ -83,11 +83,11 @@ def _verdicts(df: pd.DataFrame) -> dict[str, str]:
 
 def test_verdicts_agree_disagree_and_stay_inconclusive():
     runs = _runs(
-        {"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 4.0, "fractaldb": 4.5, "ofdb+fluctuation": 5.0}
+        {"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 4.5, "fractaldb": 4.5, "ofdb+fluctuation": 5.0}
     )
     v = _verdicts(claims.evaluate(runs))
     assert v["ofdb_beats_scratch"] == "agrees"
-    assert v["pattern_noninferior_to_fractaldb"] == "agrees"  # -0.5 against a 2-point margin
+    assert v["pattern_noninferior_to_fractaldb"] == "agrees"  # no difference, a 1-point margin
     assert v["fluctuation_hurts"] == "inconclusive"  # no effect: not counted as agreement
     worse = _runs(
         {"scratch": 3.0, "ofdb": 0.0, "ofdb+pattern": 0.0, "fractaldb": 6.0, "ofdb+fluctuation": 0.0}
@@ -100,17 +100,67 @@ def test_verdicts_agree_disagree_and_stay_inconclusive():
 def test_pairing_decides_what_the_seed_spread_would_hide():
     runs = _runs({"scratch": 0.0, "ofdb": 1.0}, seeds=6, noise=0.3)
     row = claims.evaluate(runs).set_index("key").loc["ofdb_beats_scratch"]
-    assert row["verdict"] == "agrees" and row["welch_low"] < 0 < row["paired_low"]
+    assert row["verdict"] == "agrees" and row["welch_low"] < 0 < row["low"]
 
 
-def test_holm_corrects_over_the_primary_claims_only():
+def test_one_holm_family_over_both_directions_of_the_primary_claims():
     runs = _runs(
         {"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 5.0, "fractaldb": 5.0, "ofdb+fluctuation": 5.0}
     )
     df = claims.evaluate(runs).set_index("key")
     prim = df[df["primary"]]
-    assert (prim["p_holm"] >= prim["p"]).all()
+    assert df.attrs["family"] == 2 * len(prim) == 6  # three comparisons ran (no sweep), each both ways
+    family = prim["p"].tolist() + prim["p_opposite"].tolist()
+    assert prim["p_holm"].tolist() + prim["p_holm_opposite"].tolist() == pytest.approx(stats.holm(family))
     assert df.loc["pattern_helps", "p_holm"] != df.loc["pattern_helps", "p_holm"]  # NaN: secondary
+
+
+def test_holm_levels_give_bounds_that_match_the_decisions():
+    levels = stats.holm_levels([0.001, 0.04, 0.012, math.nan], 0.05)
+    # sorted 0.001 (< .05/3), 0.012 (< .05/2), 0.04 (< .05/1): all rejected at their own steps
+    assert levels[:3] == pytest.approx([0.05 / 3, 0.05, 0.025]) and math.isnan(levels[3])
+    # 0.03 fails its step (.05/2): it and every later one get that step's level
+    assert stats.holm_levels([0.001, 0.03, 0.04], 0.05) == pytest.approx([0.05 / 3, 0.025, 0.025])
+    rng = np.random.default_rng(3)
+    for trial in range(200):
+        effects = {
+            "scratch": 0.0,
+            **{
+                r: float(rng.normal(0, 1.0))
+                for r in ("ofdb", "ofdb+pattern", "fractaldb", "ofdb+fluctuation")
+            },
+        }
+        df = claims.evaluate(_runs(effects, seeds=6, noise=1.0, rng_seed=trial))
+        claims.check_consistent(df)  # raises if a verdict and its bound disagree
+        for r in df[df["primary"]].itertuples():
+            assert (r.p_holm < claims.ALPHA) == (r.low > -r.shift)
+            assert (r.p_holm_opposite < claims.ALPHA) == (r.high < -r.shift)
+
+
+def test_the_gate_is_per_seed_and_a_claim_needs_two_thirds_of_its_pairs():
+    runs = _runs({"scratch": 0.0, "ofdb": 5.0}, seeds=12)
+    own = [80.0] * 9 + [20.0] * 3  # three seeds below the bar: their pairs drop
+    pretrain = pd.DataFrame(
+        [{"row": "ofdb", "categories": 16, "seed": s, "own_top1": own[s], "bar": 50.0} for s in range(12)]
+    )
+    row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["ofdb_beats_scratch"]
+    assert row["verdict"] == "agrees" and (row["n"], row["seeds"]) == (9, 12)
+    assert "passed its own-task bar in 9 of 12 seeds" in row["why"]
+    pretrain["own_top1"] = [80.0] * 7 + [20.0] * 5  # 7 of 12 < two thirds
+    row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["ofdb_beats_scratch"]
+    assert row["verdict"] == "not interpretable" and row["why"].startswith("7 of 12 pairs usable")
+
+
+def test_a_failed_finetuning_drops_its_pair():
+    runs = _runs({"scratch": 0.0, "ofdb": 2.0, "ofdb+fluctuation": 2.0}, seeds=12, noise=0.5)
+    runs["final_loss"] = 0.6 + np.random.default_rng(5).normal(0, 0.02, len(runs))
+    bad = runs.index[(runs["row"] == "ofdb+fluctuation") & (runs["seed"] == 4)]
+    runs.loc[bad, ["final_loss", "top1_last"]] = [1.8, 30.0]  # stopped far short of its siblings
+    failed = claims.failed_finetunes(runs)
+    assert list(runs.index[failed]) == list(bad)
+    row = claims.evaluate(runs).set_index("key").loc["fluctuation_hurts"]
+    assert row["n"] == 11 and "1 failed fine-tuning(s) dropped" in row["why"]
+    assert row["verdict"] == "inconclusive"  # without the failure there is no effect to find
 
 
 def test_a_row_below_its_learning_bar_is_not_interpreted():
@@ -119,7 +169,8 @@ def test_a_row_below_its_learning_bar_is_not_interpreted():
         [{"row": "ofdb", "categories": 16, "seed": s, "own_top1": 20.0, "bar": 50.0} for s in range(8)]
     )
     row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["ofdb_beats_scratch"]
-    assert row["verdict"] == "not interpretable" and "ofdb (16 categories) reached 20.0 %" in row["why"]
+    assert row["verdict"] == "not interpretable"
+    assert "ofdb (16 categories) passed its own-task bar in 0 of 8 seeds (mean 20.0 %)" in row["why"]
 
 
 def test_trend_claim_over_the_scaling_sweep():
@@ -149,7 +200,7 @@ def test_learning_bars():
     assert claims.learning_bar("ofdb", 4) == 50.0 and claims.learning_bar("ofdb", 2) == 75.0  # above chance
 
 
-def test_a_fractaldb_that_did_not_learn_restates_the_claim_instead_of_blocking_it():
+def test_a_fractaldb_that_did_not_learn_makes_its_claim_not_interpretable():
     runs = _runs({"ofdb+pattern": 5.0, "fractaldb": 1.0})
     pretrain = pd.DataFrame(
         [
@@ -162,7 +213,15 @@ def test_a_fractaldb_that_did_not_learn_restates_the_claim_instead_of_blocking_i
         ]
     )
     row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["pattern_noninferior_to_fractaldb"]
-    assert row["verdict"] == "agrees" and "data efficiency at equal small compute" in row["why"]
-    pretrain.loc[pretrain["row"] == "ofdb+pattern", "own_top1"] = 20.0  # the OFDB side must learn
+    assert row["verdict"] == "not interpretable" and "fractaldb (16 categories) passed" in row["why"]
+    pretrain.loc[pretrain["row"] == "fractaldb", "own_top1"] = 30.0  # FractalDB learned: the claim is read
     row = claims.evaluate(runs, pretrain=pretrain).set_index("key").loc["pattern_noninferior_to_fractaldb"]
-    assert row["verdict"] == "not interpretable"
+    assert row["verdict"] == "agrees"
+
+
+def test_probe_claims_read_the_probe_column():
+    runs = _runs({"scratch": 0.0, "ofdb": 4.0, "ofdb+fluctuation": 4.0})
+    runs["probe_top1"] = runs["top1_last"]
+    df = claims.evaluate(runs, value="probe_top1", claims=claims.PROBE_CLAIMS).set_index("key")
+    assert df.loc["probe_ofdb_beats_random", "verdict"] == "agrees" and not df["primary"].any()
+    assert df.loc["probe_fluctuation_hurts", "verdict"] == "inconclusive"

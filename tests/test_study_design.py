@@ -105,9 +105,10 @@ def test_run_plan_with_two_workers_gives_the_weights_of_one(tmp_path, fashion):
 def test_mini_is_a_design_that_can_decide():
     mini = get_profile("mini")
     plan, pre, ft = mini.study, mini.pretrain, mini.finetune
-    assert len(plan.seeds) >= 6 and len(set(plan.seeds)) == len(plan.seeds)
+    assert len(plan.seeds) >= 12 and len(set(plan.seeds)) == len(plan.seeds)  # about 1 paired sd at Holm
     assert {"scratch", "ofdb", "ofdb+pattern", "fractaldb", "ofdb+fluctuation"} <= set(plan.rows)
-    assert plan.categories in plan.scaling_categories and len(plan.scaling_categories) >= 3
+    assert plan.categories in plan.scaling_categories and len(plan.scaling_categories) >= 2
+    assert ft.subset_seed is None  # each seed draws its training subset, shared by its arms
     assert ft.test_per_class is None and ft.eval_every == 0  # the whole test set, once, at the end
     assert pre.eval_per_category * plan.categories >= 100  # one image is under one point
     for key in ("img_size", "patch_size", "depth", "embed_dim", "num_heads", "global_pool"):

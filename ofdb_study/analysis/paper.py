@@ -385,20 +385,25 @@ def claims_table(evaluated: pd.DataFrame, detail: bool = False) -> pd.DataFrame:
     """The claims as the book shows them.
 
     Args:
-        evaluated: ``claims.evaluate`` output.
+        evaluated: ``claims.evaluate`` output (checked with ``claims.check_consistent`` first).
         detail: the tests instead of the statements.
 
     Returns:
-        claim (written out), paper (the paper's evidence), ours (mean difference with the paired
-        95 % interval; points, or points per doubling for the trend), verdict (with the reason where
-        a row did not learn); with ``detail``: claim (its key), test, ours, welch (the Welch interval,
-        arms as independent), p (one-sided, Holm-adjusted for the primary claims), detectable (the
-        effect 80 % power detects at this spread and number of seeds), verdict.
+        claim (written out), paper (the paper's evidence), ours (mean difference and its two
+        one-sided bounds at the levels Holm used, ``[low, high]``; points, or points per doubling
+        for the trend), verdict (with the reason where pairs were dropped); with ``detail``: claim
+        (its key), test, pairs (tested of run), ours, levels (the bounds' one-sided levels), welch
+        (Welch 95 %, arms as independent), p (one-sided, Holm-adjusted over both directions of the
+        primary claims), verdict.
     """
+    from .claims import check_consistent
+
+    check_consistent(evaluated)
     rows = []
     for r in evaluated.itertuples():
         unit = " per doubling" if r.key == "more_categories_help" else ""
-        ours = f"{r.ours:+.2f}{unit} [{r.paired_low:+.2f}, {r.paired_high:+.2f}]"
+        bounds = "" if math.isnan(r.low) else f" [{r.low:+.2f}, {r.high:+.2f}]"
+        ours = "-" if math.isnan(r.ours) else f"{r.ours:+.2f}{unit}{bounds}"
         if not detail:
             rows.append((r.claim, r.paper, ours, r.verdict + (f" ({r.why})" if r.why else "")))
             continue
@@ -407,15 +412,18 @@ def claims_table(evaluated: pd.DataFrame, detail: bool = False) -> pd.DataFrame:
             (
                 r.key,
                 ("primary, " if r.primary else "secondary, ") + r.test,
+                f"{r.n} of {r.seeds}",
                 ours,
+                "-"
+                if math.isnan(r.low)
+                else f"{100 * (1 - r.level):.2f} % / {100 * (1 - r.level_opposite):.2f} %",
                 "-" if math.isnan(r.welch_low) else f"[{r.welch_low:+.2f}, {r.welch_high:+.2f}]",
                 f"{p:.3g}" if not math.isnan(p) else "-",
-                f"{r.detectable:.2f}" if not math.isnan(r.detectable) else "-",
                 r.verdict,
             )
         )
     columns = (
-        ["claim", "test", "ours", "welch", "p", "detectable", "verdict"]
+        ["claim", "test", "pairs", "ours", "levels", "welch", "p", "verdict"]
         if detail
         else ["claim", "paper", "ours", "verdict"]
     )

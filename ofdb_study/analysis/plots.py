@@ -107,7 +107,7 @@ def fill_rate_histogram(
 
 
 def construction_bars(table: pd.DataFrame) -> Figure:
-    """Hours to build each data set, ours beside the paper's (``results.construction_vs_paper``)."""
+    """Hours to build each data set, ours beside the paper's (``paper.construction_vs_paper``)."""
     fig = Figure(figsize=(7, 3), layout="constrained")
     ax = fig.subplots()
     x = np.arange(len(table))
@@ -163,15 +163,18 @@ def bars_with_intervals(
     reference_label: str = "paper",
     ylabel: str = "top-1 (%)",
     title: str | None = None,
+    baselines: dict[str, float] | None = None,
 ) -> Figure:
     """Our means with 95 % intervals as bars; an optional reference value per bar as a marker.
 
     Args:
-        summary: ``results.summarize`` output (mean, low, high; NaN interval for one seed).
+        summary: ``stats.summarize`` output (mean, low, high; NaN interval for one seed).
         label: the column naming each bar.
         reference: values aligned with ``summary``'s rows (e.g. the paper's numbers), NaN to skip.
         reference_label: legend label of the markers.
         ylabel, title: axis label and title.
+        baselines: name -> top-1 on our axis (e.g. the raw-pixel classifiers on the same images),
+            drawn as horizontal lines across the bars.
     """
     fig = Figure(figsize=(max(5, 0.9 * len(summary) + 2), 3.4), layout="constrained")
     ax = fig.subplots()
@@ -182,6 +185,8 @@ def bars_with_intervals(
     err = np.vstack([np.nan_to_num(mean - low), np.nan_to_num(high - mean)])
     ax.bar(x, mean, color=OURS, label="ours (mean, 95 % interval)")
     ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", capsize=3, lw=1)
+    for k, (name, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color="0.35", ls=("--", ":", "-.")[k % 3], lw=1.2, label=f"{name} (raw pixels)")
     if reference is not None:
         ref = np.asarray(reference, dtype=float)
         ok = ~np.isnan(ref)
@@ -194,6 +199,7 @@ def bars_with_intervals(
     finite = mean[~np.isnan(mean)]
     if finite.size:
         lo = float(np.nanmin(np.where(np.isnan(low), mean, low)))
+        lo = min([lo, *(baselines or {}).values()])
         ax.set_ylim(max(0.0, lo - 5.0), None)
     ax.legend(loc="upper left", frameon=False, fontsize=8)
     if title:
@@ -205,7 +211,7 @@ def accuracy_vs_categories(summary: pd.DataFrame, paper: pd.DataFrame | None = N
     """Downstream top-1 and pre-training cost against the number of categories (log x).
 
     Args:
-        summary: ``results.scaling_summary`` output (categories, mean, low, high, pretrain_seconds).
+        summary: ``paper.scaling_summary`` output (categories, mean, low, high, pretrain_seconds).
         paper: optional points (categories, top1) from the paper, drawn on their own axis.
     """
     fig = Figure(figsize=(10, 3.4), layout="constrained")
@@ -233,7 +239,7 @@ def accuracy_vs_categories(summary: pd.DataFrame, paper: pd.DataFrame | None = N
 
 
 def paper_bars(bars: pd.DataFrame, ours: pd.DataFrame | None = None, title: str | None = None) -> Figure:
-    """The paper's numbers and later work's as horizontal bars (``results.paper_bars``)."""
+    """The paper's numbers and later work's as horizontal bars (``paper.paper_bars``)."""
     fig = Figure(figsize=(7, 0.35 * len(bars) + 1.2), layout="constrained")
     ax = fig.subplots()
     y = np.arange(len(bars))[::-1]
@@ -289,7 +295,7 @@ def own_task(own: pd.DataFrame, title: str | None = None) -> Figure:
     """Pre-training's own-task top-1 per row (mean, 95 % interval) with each row's learning bar.
 
     Args:
-        own: ``results.own_task`` output (row, categories, mean, low, high, bar, chance, learned).
+        own: ``paper.own_task`` output (row, categories, mean, low, high, bar, chance, learned).
         title: figure title.
     """
     labels = [
@@ -345,4 +351,24 @@ def pilot_curves(doc: dict, title: str | None = None) -> Figure:
     axes[-1].legend(frameon=False, fontsize=7)
     if title:
         fig.suptitle(title)
+    return fig
+
+
+def finetune_pilot(doc: dict, baselines: dict[str, float] | None = None, title: str | None = None) -> Figure:
+    """The fine-tuning length pilot: endpoint top-1 against fine-tuning steps, one line per arm and
+    seed (``benchmarks/finetune_pilot.py``'s record), with raw-pixel baselines as horizontal lines."""
+    fig = Figure(figsize=(6, 3.4), layout="constrained")
+    ax = fig.subplots()
+    runs = pd.DataFrame(doc["finetune"])
+    for (arm, seed), g in runs.groupby(["arm", "seed"]):
+        g = g.sort_values("steps")
+        ax.plot(g["steps"], g["top1"], "o-" if arm == "scratch" else "s--", label=f"{arm}, seed {seed}")
+    for k, (name, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, color="0.35", ls=(":", "-.")[k % 2], lw=1.2, label=f"{name} (raw pixels)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("fine-tuning steps (each a full schedule)")
+    ax.set_ylabel("endpoint top-1 (%)")
+    ax.legend(frameon=False, fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title)
     return fig

@@ -9,9 +9,11 @@ finished is left out and named in ``df.attrs["missing"]``. Nothing here trains: 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..errors import ParamError
+from ..study.baselines import probe_path, raw_pixels_path
 from ..study.plan import RunSpec, _tag, augmentation_specs, onepfrac_specs, scaling_specs
 from ..train.runinfo import METRICS, SUMMARY, read_metrics
 
@@ -91,7 +93,15 @@ DOWNSTREAM_COLUMNS = (
     "pretrain_seconds",
     "finetune_seconds",
     "eval_seconds",
+    "final_loss",
+    "probe_top1",
 )
+
+
+def _probe(spec: RunSpec) -> float:
+    """The linear probe of a fine-tuning's starting point (``study.baselines``), NaN if not made."""
+    path = probe_path(spec, spec.path.parent.parent)
+    return json.loads(path.read_text())["probe_top1"] if path.is_file() else math.nan
 
 
 def downstream(specs: list[RunSpec]):
@@ -99,8 +109,10 @@ def downstream(specs: list[RunSpec]):
 
     Returns:
         DataFrame with ``DOWNSTREAM_COLUMNS``; top1_last is the endpoint (the last step, on the
-        whole test set), top1_best the best of the evaluations (optimistic; shown, not tested).
-        ``df.attrs["missing"]`` names the runs that are not finished.
+        whole test set), top1_best the best of the evaluations (optimistic; shown, not tested),
+        final_loss the last logged training loss, probe_top1 the linear probe of the run's starting
+        weights on the same training images (NaN where not made). ``df.attrs["missing"]`` names
+        the runs that are not finished.
     """
     import pandas as pd
 
@@ -137,6 +149,8 @@ def downstream(specs: list[RunSpec]):
                 pre_seconds,
                 fs["wall_seconds"],
                 fs.get("eval_seconds", 0.0),
+                fs.get("final_loss"),
+                _probe(s),
             )
         )
     df = pd.DataFrame(out, columns=list(DOWNSTREAM_COLUMNS))
@@ -212,3 +226,33 @@ def learning_curves(run_dirs):
     if not frames:
         return pd.DataFrame(columns=["run", "step", "loss", "lr", "top1"])
     return pd.concat(frames, ignore_index=True)
+
+
+BASELINE_COLUMNS = ("seed", "dataset", "train_images", "test_images", "softmax", "1-nn")
+
+
+def baselines(specs: list[RunSpec]):
+    """The raw-pixel baselines of the fine-tunings' training images, one row per seed's subset.
+
+    Returns:
+        DataFrame with ``BASELINE_COLUMNS`` (top-1 in percent on the whole test set);
+        ``df.attrs["missing"]`` names the subsets whose baselines were not made.
+    """
+    import pandas as pd
+
+    out, missing, seen = [], [], set()
+    for s in specs:
+        if s.phase != "finetune":
+            continue
+        path = raw_pixels_path(s.cfg, s.path.parent.parent)
+        if path in seen:
+            continue
+        seen.add(path)
+        if not path.is_file():
+            missing.append(f"baselines s{s.seed}")
+            continue
+        b = json.loads(path.read_text())
+        out.append((s.seed, b["dataset"], b["train_images"], b["test_images"], b["softmax"], b["1-nn"]))
+    df = pd.DataFrame(out, columns=list(BASELINE_COLUMNS)).sort_values("seed", ignore_index=True)
+    df.attrs["missing"] = missing
+    return df

@@ -214,6 +214,40 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return out
 
 
+def holm_levels(pvalues: Sequence[float], alpha: float) -> list[float]:
+    """The one-sided level of each hypothesis's confidence bound, consistent with Holm's decisions.
+
+    A hypothesis Holm rejects gets the level of its step, ``alpha / (m - rank)`` (rank 0 for the
+    smallest p); every other one the level of the step where Holm stopped. A bound at that level
+    excludes the null exactly when Holm rejects the hypothesis, so the bounds shown and the verdicts
+    cannot disagree. NaN p-values stay out of the family and get NaN.
+    """
+    p = np.asarray(pvalues, dtype=float)
+    live = sorted((i for i in range(p.size) if not math.isnan(p[i])), key=lambda i: p[i])
+    m = len(live)
+    out = [math.nan] * p.size
+    stop = m
+    for rank, i in enumerate(live):
+        if not p[i] < alpha / (m - rank):
+            stop = rank
+            break
+    for rank, i in enumerate(live):
+        out[i] = alpha / (m - min(rank, stop))
+    return out
+
+
+def one_sided_bound(diffs: Sequence[float], level: float, upper: bool = False) -> float:
+    """One-sided (1 - level) confidence bound of the mean of paired ``diffs`` (lower unless ``upper``).
+
+    NaN below two values or at a NaN level; the mean itself when every difference is the same.
+    """
+    d = _clean(diffs)
+    if d.size < 2 or math.isnan(level):
+        return math.nan
+    half = t_quantile(1.0 - level, d.size - 1) * float(d.std(ddof=1)) / math.sqrt(d.size)
+    return float(d.mean()) + (half if upper else -half)
+
+
 def detectable_effect(sd: float, n: int, alpha: float, power: float = 0.8) -> float:
     """Smallest true mean difference a one-sided paired t-test detects with the given power.
 

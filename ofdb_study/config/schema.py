@@ -187,7 +187,14 @@ class TrainConfig:
     download: bool = _c(False, ours("never download unless asked", NO_PUBLIC))
     train_per_class: int | None = _c(None, pub("None = the whole training set"))
     test_per_class: int | None = _c(None, pub("None = the whole test set"))
-    subset_seed: int = _c(0, ours("which K images per class when train_per_class is set", NO_PUBLIC))
+    subset_seed: int | None = _c(
+        None,
+        ours(
+            "which K images per class when train_per_class is set; None: drawn from the run's seed, so "
+            "the arms of one seed share a subset and the seeds sample subsets",
+            NO_PUBLIC,
+        ),
+    )
     init: str = _c(
         "scratch",
         ours(

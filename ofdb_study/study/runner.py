@@ -100,12 +100,14 @@ def resolve_parameters(
 
 
 def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
-    """Train every run of the profile's plan that is not finished; returns the timing record.
+    """Train every run of the profile's plan that is not finished, then make the raw-pixel
+    baselines and linear probes it needs (``baselines.compute``); returns the timing record.
 
     Returns:
-        ``{"runs": n, "trained": k, "seconds": wall}`` for this call.
+        ``{"runs": n, "trained": k, "seconds": wall, "baselines": {...}}`` for this call (seconds
+        covers the training; the baselines' record has its own).
     """
-    from . import plan
+    from . import baselines, plan
 
     overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
     specs = plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
@@ -116,7 +118,11 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     )
     t0 = time.perf_counter()
     plan.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
-    return {"runs": len(specs), "trained": len(todo), "seconds": round(time.perf_counter() - t0, 1)}
+    seconds = round(time.perf_counter() - t0, 1)
+    made = baselines.compute(
+        specs, params["run_root"], workers=workers, log=lambda line: log(f"[study] {line}")
+    )
+    return {"runs": len(specs), "trained": len(todo), "seconds": seconds, "baselines": made}
 
 
 def find_notebooks(

@@ -80,6 +80,11 @@ def check_config(cfg: TrainConfig) -> None:
         raise ParamError("batch_size", f"must be even while Mixup/CutMix is on, got {cfg.batch_size}")
 
 
+def subset_seed(cfg: TrainConfig) -> int:
+    """The seed that draws the K training images per class: ``subset_seed``, else the run's seed."""
+    return cfg.seed if cfg.subset_seed is None else cfg.subset_seed
+
+
 def build_data(cfg: TrainConfig):
     """(train dataset, eval dataset or None, classes, data hash) for the config's phase."""
     ttf, etf = augment.train_transform(cfg), augment.eval_transform(cfg)
@@ -92,7 +97,7 @@ def build_data(cfg: TrainConfig):
         data_root=cfg.data_root,
         download=cfg.download,
         train_per_class=cfg.train_per_class,
-        seed=cfg.subset_seed,
+        seed=subset_seed(cfg),
         test_per_class=cfg.test_per_class,
     )
 

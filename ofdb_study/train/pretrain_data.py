@@ -138,17 +138,34 @@ class FractalDBDataset(Dataset):
 HELD_OUT_SALT = SALT_HELD_OUT
 
 
-#: Held-out renders of each kind of own task: the category's one system with fresh masks, or a
-#: weight row drawn per image (with a flip for FractalDB) and fresh masks.
+#: Held-out renders of each kind of own task: the category's one system with fresh masks and a view
+#: it never trained on, or a weight row drawn per image (with a flip for FractalDB) and fresh masks.
 HELD_OUT_TASKS = ("ofdb", "fluctuation", "fractaldb")
+#: Area of the held-out crops of a one-image row (fraction of the render): below every training crop
+#: of ``mini`` and ``smoke`` (80-100 %), so the task asks for the shape seen closer, not the image
+#: the row memorised.
+HELD_OUT_CROP = (0.4, 0.7)
+
+
+def held_out_crop(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A seeded crop of ``HELD_OUT_CROP`` of the area (aspect 3:4 to 4:3), resized back to (S, S)."""
+    size = img.shape[0]
+    area = rng.uniform(*HELD_OUT_CROP) * size * size
+    aspect = float(np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3))))
+    w = int(np.clip(round(np.sqrt(area * aspect)), 1, size))
+    h = int(np.clip(round(np.sqrt(area / aspect)), 1, size))
+    x, y = int(rng.integers(size - w + 1)), int(rng.integers(size - h + 1))
+    crop = Image.fromarray(np.ascontiguousarray(img[y : y + h, x : x + w]))
+    return np.asarray(crop.resize((size, size), Image.BILINEAR))
 
 
 class HeldOutRenders(Dataset):
     """Pre-training's own task on images it never trained on: ``per_category`` per category.
 
     * ``ofdb`` (the default, pattern, texture, both and rotation options, and 1p-frac): the
-      category's points drawn with fresh seeded 3x3 masks, so a row is read on the shape, not on
-      the one mask pattern the default row trained on;
+      category's points drawn with fresh seeded 3x3 masks and seen through a seeded crop of 40-70 %
+      of the image (``held_out_crop``), smaller than any training crop, so a row is read on the
+      shape at a view it never trained on, not on the one image it memorised;
     * ``fluctuation``: one of FractalDB's 25 weight rows drawn per image, fresh masks (the option's
       own instances, never one it trained on);
     * ``fractaldb``: held-out instances: a weight row and a flip drawn per image, masks from the
@@ -167,7 +184,7 @@ class HeldOutRenders(Dataset):
             raise ParamError("data", f"held-out renders exist for {', '.join(HELD_OUT_TASKS)}, not {task!r}")
         check_positive_int("eval_per_category", per_category)
         self.source, self.task, self.per_category, self.transform = source, task, per_category, transform
-        name = f"{data_hash}:held-out:{task}:{per_category}:{HELD_OUT_SALT}"
+        name = f"{data_hash}:held-out:{task}:{per_category}:{HELD_OUT_SALT}:crop{HELD_OUT_CROP}"
         self.digest = hashlib.sha256(name.encode()).hexdigest()
 
     def __len__(self) -> int:
@@ -176,9 +193,9 @@ class HeldOutRenders(Dataset):
     def image(self, i: int) -> np.ndarray:
         c, k = divmod(int(i), self.per_category)
         seed = mix_seed(HELD_OUT_SALT, c, k)
-        if self.task == "ofdb":
-            return self.source.pattern_image(c, seed)
         rng = np.random.default_rng(seed)
+        if self.task == "ofdb":
+            return held_out_crop(self.source.pattern_image(c, seed), rng)
         row, flip_k = int(rng.integers(FRACTALDB_ROWS)), int(rng.integers(FRACTALDB_FLIPS))
         img = render.draw(self.source.row_points(c, row), mode="patch", mask_seed=int(rng.integers(2**62)))
         if self.task == "fluctuation":
