@@ -85,65 +85,271 @@ def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = Tru
 
 
 # ---- outputs already there --------------------------------------------------------------------
-def owned_entries(out: Path, owned: Sequence[str]) -> list[Path]:
-    """The entries directly in ``out`` whose names match one of the glob patterns ``owned``."""
+#: The lock file every writer holds in its output folder while it writes (``lock_output``).
+LOCK_FILE = ".ofdb_study.lock"
+#: Names every kind owns: the temporaries of ``atomic_write_bytes`` and the lock file.
+COMMON_FILES = (".*.tmp", LOCK_FILE)
+_CATEGORY = "[0-9][0-9][0-9][0-9][0-9]"
+#: What each kind of output owns directly in its folder: ``files`` are glob patterns of plain
+#: files, ``folders`` of sub-folders. ``manifest.json`` is told apart by what it holds
+#: (``manifest_kind``). A name no kind owns is the user's and is never touched.
+OUTPUT_KINDS: dict[str, dict[str, tuple[str, ...]]] = {
+    "search": {"files": (f"{_CATEGORY}*.csv", "search_log.csv", "search_state.json"), "folders": ()},
+    "search3d": {"files": (f"{_CATEGORY}*.csv", "search3d_log.csv"), "folders": ()},
+    "tree": {
+        "files": ("manifest.json", ".journal", ".settings.json", "base.csv"),
+        "folders": (f"{_CATEGORY}*",),
+    },
+    "shards": {"files": ("manifest.json", "data-*.tar", "data-*.parquet"), "folders": (".folder",)},
+    "run": {
+        "files": ("config.yaml", "manifest.json", "metrics.jsonl", "checkpoint.pt", "summary.json"),
+        "folders": (),
+    },
+    "export": {"files": ("model.safetensors", "config.json", "README.md"), "folders": ()},
+}
+WHAT = {
+    "search": "a search",
+    "search3d": "a 3D search",
+    "tree": "a dataset",
+    "shards": "a shard dataset",
+    "run": "a run",
+    "export": "an export",
+}
+
+
+def manifest_kind(path: Path) -> str | None:
+    """``tree``, ``shards`` or ``run`` from what a ``manifest.json`` holds; None if unreadable."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if "shards" in doc:
+        return "shards"
+    if "files" in doc and "format_version" in doc:
+        return "tree"
+    return "run"
+
+
+def entry_kinds(entry: Path) -> set[str]:
+    """The kinds of output that own ``entry`` (a path directly in an output folder)."""
+    name = entry.name
+    if any(fnmatch.fnmatchcase(name, pat) for pat in COMMON_FILES):
+        return set(OUTPUT_KINDS)
+    is_dir = entry.is_dir() and not entry.is_symlink()
+    found = set()
+    for kind, owned in OUTPUT_KINDS.items():
+        patterns = owned["folders"] if is_dir else owned["files"]
+        if any(fnmatch.fnmatchcase(name, pat) for pat in patterns):
+            found.add(kind)
+    if name == "manifest.json" and not is_dir and len(found) > 1:
+        told = manifest_kind(entry)
+        if told is not None:
+            found &= {told}
+    return found
+
+
+def owned_entries(out: Path, owned: Sequence[str] | str) -> list[Path]:
+    """The entries directly in ``out`` that the output kind ``owned`` owns (or, given glob
+    patterns, whose names match one of them)."""
     if not out.is_dir():
         return []
+    if isinstance(owned, str):
+        return sorted(p for p in out.iterdir() if owned in entry_kinds(p))
     return sorted(p for p in out.iterdir() if any(fnmatch.fnmatchcase(p.name, pat) for pat in owned))
+
+
+def _inside(a: Path, b: Path) -> bool:
+    return a == b or a.is_relative_to(b)
+
+
+def check_apart(out: str | os.PathLike, inputs: Sequence[tuple[str, str | os.PathLike | None]]) -> None:
+    """Refuse an output folder that is, holds or lies inside one of the command's inputs.
+
+    Args:
+        out: the output folder.
+        inputs: ``(parameter, path)`` pairs; None paths are skipped.
+
+    Raises:
+        ParamError: naming ``out`` and the input's parameter.
+    """
+    target = Path(out).resolve()
+    for param, path in inputs:
+        if path is None:
+            continue
+        source = Path(path).resolve()
+        if target == source:
+            raise ParamError("out", f"{out} is the --{param} input itself; choose another --out")
+        if target.is_relative_to(source):
+            raise ParamError("out", f"{out} lies inside the --{param} input {path}; choose another --out")
+        if source.is_relative_to(target):
+            raise ParamError("out", f"{out} holds the --{param} input {path}; choose another --out")
+
+
+_LOCKS: dict[Path, tuple[Path, int]] = {}
+
+
+def lock_output(out: str | os.PathLike) -> None:
+    """Create ``out`` and hold an exclusive lock on ``out/LOCK_FILE`` until ``release_outputs``
+    (the command line releases after each command, which removes the file) or the process ends,
+    so two writers of one folder cannot both run. A no-op where ``fcntl`` is missing (Windows).
+
+    Raises:
+        ParamError: another process holds the folder, or it cannot be created or written.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return
+    out = Path(out)
+    key = out.resolve()
+    if key in _LOCKS:
+        return
+    path = out / LOCK_FILE
+    for _ in range(10):
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except PermissionError:
+            raise ParamError("out", f"{out} cannot be written (permission denied)") from None
+        except OSError as exc:
+            raise ParamError("out", f"{out} cannot be written ({exc.strerror or exc})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ParamError(
+                "out", f"{out} is being written by another process; wait for it or choose another --out"
+            ) from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:  # not a file its last holder removed while this process waited to open it
+            _LOCKS[key] = (path, fd)
+            return
+        os.close(fd)
+    raise ParamError("out", f"{out} is being written by another process; wait for it or choose another --out")
+
+
+def release_output(out: str | os.PathLike) -> None:
+    """Release the lock ``lock_output`` took on ``out`` (if this process holds it); writers call
+    it when their output is complete."""
+    held = _LOCKS.pop(Path(out).resolve(), None)
+    if held is not None:
+        path, fd = held
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(fd)
+
+
+def release_outputs() -> None:
+    """Release every lock ``lock_output`` took in this process and remove its lock files."""
+    while _LOCKS:
+        _, (path, fd) = _LOCKS.popitem()
+        try:
+            path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        os.close(fd)
 
 
 def prepare_output(
     out: str | os.PathLike,
     *,
-    what: str,
-    owned: Sequence[str],
+    what: str | None = None,
+    owned: Sequence[str] | str,
     resume: bool = False,
     force: bool = False,
     resumable: bool = True,
+    inputs: Sequence[tuple[str, str | os.PathLike | None]] = (),
+    lock: bool = False,
+    check_only: bool = False,
 ) -> bool:
     """Apply the package's one policy to an output folder before anything is written.
 
     Args:
-        out: the output folder (it need not exist; it is not created here).
+        out: the output folder (it need not exist; it is created only when ``lock``).
         what: what the folder holds when it holds this kind of output, for the message
-            (e.g. ``"a run"``, ``"an unfinished build"``).
-        owned: glob patterns of the names this kind of output writes directly in ``out``; only
-            these count as "already there" and only these are removed by ``force``.
+            (default: ``WHAT[owned]``).
+        owned: the kind of output (a key of ``OUTPUT_KINDS``): a folder that holds another
+            kind's entries is refused, even with ``force``, and only this kind's entries count as
+            "already there" and are removed by ``force``. Glob patterns (a sequence) name the
+            entries directly instead, with no check of other kinds.
         resume: the caller will continue the output that is there (it checks the settings).
         force: remove the owned entries (files and folders), then start afresh.
         resumable: whether this kind of output can be resumed (the message says so).
+        inputs: ``(parameter, path)`` pairs the command reads; ``out`` may not be, hold or lie
+            inside one (``check_apart``).
+        lock: create ``out`` and hold its lock (``lock_output``) before ``force`` removes anything.
+        check_only: make every check (``force`` passing an earlier output of this kind) and
+            return without locking or removing anything.
 
     Returns:
         True when owned entries are there and ``resume`` is set (continue them); False when the
         caller starts afresh (nothing owned was there, or ``force`` removed it).
 
     Raises:
-        ParamError: ``out`` is not a folder; ``resume`` and ``force`` together; owned entries are
-            there and neither flag is set.
+        ParamError: ``out`` is not a folder; ``resume`` and ``force`` together; ``out`` is an
+            input or holds another kind's output; owned entries are there and neither flag is
+            set; another process writes ``out``.
     """
     out = Path(out)
+    if what is None:
+        what = WHAT[owned] if isinstance(owned, str) else "an output"
     if out.exists() and not out.is_dir():
         raise ParamError("out", f"{out} exists and is not a folder")
     if resume and force:
         raise ParamError("force", "pass --resume (continue) or --force (replace), not both")
-    present = owned_entries(out, owned)
+    check_apart(out, inputs)
+    if isinstance(owned, str):
+        if out.is_dir():
+            try:
+                entries = list(out.iterdir())
+            except PermissionError:
+                raise ParamError("out", f"{out} cannot be read (permission denied)") from None
+            for entry in entries:
+                kinds = entry_kinds(entry)
+                if kinds and owned not in kinds:
+                    other = sorted(kinds)[0]
+                    raise ParamError(
+                        "out",
+                        f"{out} holds {WHAT[other]} ({entry.name}), which {what} does not own; "
+                        "choose another --out (--force never removes another output)",
+                    )
+        patterns = (*OUTPUT_KINDS[owned]["files"], *OUTPUT_KINDS[owned]["folders"])
+        present = [p for p in owned_entries(out, owned) if p.name != LOCK_FILE]
+    else:
+        patterns = tuple(owned)
+        present = owned_entries(out, owned)
+    if check_only and force:
+        return bool(present)
+    if present and not (resume and resumable) and not force:
+        choices = "--resume to continue it or --force to replace it" if resumable else "--force to replace it"
+        raise ParamError(
+            "out",
+            f"{out} already holds {what}; pass {choices} (--force removes {', '.join(patterns)} there), "
+            "or choose another --out",
+        )
+    if check_only:
+        return bool(present) and resume and resumable
+    if lock:
+        lock_output(out)
     if not present:
         return False
     if resume and resumable:
         return True
-    if force:
-        for entry in present:
-            if entry.is_dir() and not entry.is_symlink():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
-        return False
-    choices = "--resume to continue it or --force to replace it" if resumable else "--force to replace it"
-    raise ParamError(
-        "out",
-        f"{out} already holds {what}; pass {choices} (--force removes {', '.join(owned)} there), "
-        "or choose another --out",
-    )
+    for entry in present:
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    return False
 
 
 # ---- provenance and CPUs ----------------------------------------------------------------------

@@ -120,11 +120,20 @@ def test_export_refuses_unfinished_runs_and_existing_output(runs, tmp_path, caps
     out = tmp_path / "out"
     out.mkdir()
     (out / "keep.txt").write_text("mine")
+    assert _export(pre, out) == 0  # a file no output owns is the user's: kept, not in the way
     assert _export(pre, out) == 2
-    assert "--force" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == ["keep.txt"]
+    assert "--force" in capsys.readouterr().err
     assert _export(pre, out, "--force") == 0
-    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    exported = ["README.md", "config.json", "keep.txt", "model.safetensors"]
+    assert sorted(p.name for p in out.iterdir()) == exported
+    assert (out / "keep.txt").read_text() == "mine"
     assert not list(tmp_path.glob(".*export-tmp"))
+
+    for target in (pre, pre / "sub"):  # the run itself, or a folder inside it
+        assert _export(pre, target, "--force") == 2
+        assert "--run input" in capsys.readouterr().err
+    assert _export(pre, runs[1], "--force") == 2  # another run's folder: not an export's to replace
+    assert "a run" in capsys.readouterr().err and (runs[1] / "summary.json").is_file()
 
 
 def test_finetune_init_accepts_an_export_folder(runs, tmp_path, fashion):

@@ -15,6 +15,7 @@ import argparse
 import sys
 
 from ..errors import ParamError, TrainingError
+from ..files import release_outputs
 from . import data, profile, publish, study, train
 
 
@@ -36,8 +37,18 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed on one line
         return int(exc.code or 0)
+    if getattr(args, "resume", False) and getattr(args, "force", False):
+        print("error: force: pass --resume (continue) or --force (replace), not both", file=sys.stderr)
+        return 2
     try:
         return int(args.func(args) or 0)
+    except PermissionError as exc:
+        param = "out" if getattr(args, "out", None) else "root" if getattr(args, "root", None) else "path"
+        print(
+            f"error: {param}: {exc.filename or 'a path'} cannot be written (permission denied)",
+            file=sys.stderr,
+        )
+        return 2
     except ParamError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -47,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130
+    finally:
+        release_outputs()
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import sys
 import time
 
 from ..errors import ParamError
+from ..files import check_apart
 from ..fractals.defaults import (
     DATA_SEED,
     FRACTALDB_FLIPS,
@@ -117,6 +118,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     from ..fractals.build import build_ofdb
     from ..fractals.ifs import list_csvs
 
+    check_apart(args.out, [("params", args.params)])
     n = args.categories if args.categories is not None else len(list_csvs(args.params))
     out = build_ofdb(
         args.out,
@@ -160,6 +162,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         if value is not None and args.kind != kind:
             raise ParamError(name, f"applies to build {kind} only")
     check_format(args.format)
+    check_apart(args.out, [("params", args.params)])
     opts = {
         k: (getattr(args, k) if getattr(args, k) is not None else v)
         for k, v in BUILD_DEFAULTS[args.kind].items()
@@ -268,7 +271,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         print(f"{args.dir}: {len(problems)} problem(s)", file=sys.stderr)
         return 1
     fmt = dataset_format(args.dir)
-    print(f"{args.dir}: OK, {load_manifest(args.dir)['n_files']} images ({fmt}) match the manifest")
+    print(
+        f"{args.dir}: OK, {sum(p.endswith('.png') for p in load_manifest(args.dir)['files'])} images ({fmt}) match the manifest"
+    )
     return 0
 
 

@@ -25,7 +25,16 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
-from ..files import atomic_write_bytes, atomic_write_text, package_versions, prepare_output, resolve_workers
+from ..files import (
+    COMMON_FILES,
+    OUTPUT_KINDS,
+    atomic_write_bytes,
+    atomic_write_text,
+    package_versions,
+    prepare_output,
+    release_output,
+    resolve_workers,
+)
 from . import datasets, render
 from .defaults import (
     DATA_SEED,
@@ -48,7 +57,7 @@ SETTINGS = ".settings.json"
 #: Raised when the manifest layout or the definition of the images changes.
 FORMAT_VERSION = 2
 #: What a tree owns in its folder (``files.prepare_output``): category folders, bookkeeping files.
-TREE_FILES = (MANIFEST, JOURNAL, SETTINGS, ".*.tmp", "[0-9][0-9][0-9][0-9][0-9]*")
+TREE_FILES = (*OUTPUT_KINDS["tree"]["files"], *OUTPUT_KINDS["tree"]["folders"], *COMMON_FILES)
 
 Job = tuple[Sequence[str] | str, Callable[[], Sequence[np.ndarray] | np.ndarray]]
 
@@ -64,7 +73,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def _prepare_out(out: Path, kind: str, settings: dict, resume: bool, force: bool) -> dict[str, str] | None:
     """Check what is at ``out``; returns the journal's finished files, or None if complete."""
     what = "a complete dataset" if (out / MANIFEST).is_file() else "an unfinished build"
-    if not prepare_output(out, what=what, owned=TREE_FILES, resume=resume, force=force):
+    if not prepare_output(out, what=what, owned="tree", resume=resume, force=force, lock=True):
         out.mkdir(parents=True, exist_ok=True)
         return {}
     started = out / SETTINGS
@@ -123,6 +132,7 @@ def write_image_tree(
     settings = json.loads(json.dumps(settings))  # normalise tuples etc. for comparison
     done = _prepare_out(out, kind, settings, resume, force)
     if done is None:
+        release_output(out)
         return out
     atomic_write_text(out / SETTINGS, json.dumps({"kind": kind, "settings": settings}))
     todo = []
@@ -182,6 +192,7 @@ def write_image_tree(
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=1))
     (out / JOURNAL).unlink()
+    release_output(out)
     return out
 
 
@@ -189,7 +200,13 @@ def load_manifest(out: str | os.PathLike) -> dict:
     path = Path(out) / MANIFEST
     if not path.is_file():
         raise ParamError("dir", f"{out} has no {MANIFEST}: not a complete dataset")
-    return json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ParamError("dir", f"{path} is not valid JSON (corrupt); rebuild with --force") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
+        raise ParamError("dir", f"{path} is not a dataset manifest (no files)")
+    return doc
 
 
 def verify(out: str | os.PathLike) -> list[str]:
@@ -197,9 +214,12 @@ def verify(out: str | os.PathLike) -> list[str]:
     out = Path(out)
     manifest = load_manifest(out)
     problems = []
+    root = out.resolve()
     for name, digest in manifest["files"].items():
         path = out / name
-        if not path.is_file():
+        if Path(name).is_absolute() or ".." in Path(name).parts or not path.resolve().is_relative_to(root):
+            problems.append(f"unsafe: {name} (outside the tree; not read)")
+        elif not path.is_file():
             problems.append(f"missing: {name}")
         elif sha256_file(path) != digest:
             problems.append(f"corrupt: {name}")

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ParamError, check_positive_int
-from ..files import atomic_write_bytes, atomic_write_text
+from ..files import atomic_write_bytes, atomic_write_text, prepare_output, release_output
 from .build import MANIFEST, load_manifest, sha256_file
 from .build import verify as verify_folder
 
@@ -72,9 +72,15 @@ def instance_fields(path: str) -> dict:
     return {k: out[k] for k in ("row", "render", "flip", "view")}
 
 
+def image_paths(manifest: dict) -> list[str]:
+    """The tree's images (``CAT/NAME.png``), in path order: the samples of a shard dataset (a
+    tree's text files, such as 1p-frac's parameter CSVs, stay in the manifest only)."""
+    return sorted(p for p in manifest["files"] if p.endswith(".png") and "/" in p)
+
+
 def _labels(manifest: dict) -> dict[str, int]:
     """Category folder -> label: its index in sorted order (torchvision's ImageFolder)."""
-    return {c: i for i, c in enumerate(sorted({p.split("/", 1)[0] for p in manifest["files"]}))}
+    return {c: i for i, c in enumerate(sorted({p.split("/", 1)[0] for p in image_paths(manifest)}))}
 
 
 def record(manifest: dict, labels: dict[str, int], path: str, index: int | None = None) -> dict:
@@ -90,7 +96,7 @@ def samples(tree: str | os.PathLike, manifest: dict | None = None) -> Iterator[d
     """The records of every image of a tree, in path order (keys ``000000``, ``000001``, ...)."""
     manifest = manifest or load_manifest(tree)
     labels = _labels(manifest)
-    for i, path in enumerate(sorted(manifest["files"])):
+    for i, path in enumerate(image_paths(manifest)):
         yield record(manifest, labels, path, i)
 
 
@@ -196,26 +202,21 @@ def build_in_format(
     if fmt == "folder":
         return build_tree(out, resume=resume, force=force)
     out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        done = (out / MANIFEST).is_file()
-        if force:
-            shutil.rmtree(out)
-        elif not resume:
-            state = "a complete dataset" if done else "an unfinished build"
-            raise ParamError("out", f"{out} holds {state}; pass --resume to continue or --force to replace")
-        elif done:
+    done = (out / MANIFEST).is_file()
+    what = "a complete shard dataset" if done else "an unfinished shard build"
+    if prepare_output(out, what=what, owned="shards", resume=resume, force=force, lock=True):
+        if done:
             previous = load_manifest(out).get("format", "folder")
             if previous != fmt:
                 raise ParamError("resume", f"{out} holds a {previous} dataset, not {fmt}")
             return out
-        elif not (out / STAGING).is_dir():
+        if not (out / STAGING).is_dir():
             raise ParamError("resume", f"{out} was not made by this builder; use --force or another --out")
     staging = out / STAGING
     build_tree(staging, resume=True, force=False)
     convert_tree(staging, out, fmt, shard_size)
     shutil.rmtree(staging)
+    release_output(out)
     return out
 
 
@@ -285,7 +286,7 @@ def verify_shards(out: str | os.PathLike) -> list[str]:
     out = Path(out)
     manifest = load_manifest(out)
     fmt = manifest["format"]
-    files, labels = manifest["files"], _labels(manifest)
+    files, labels = set(image_paths(manifest)), _labels(manifest)
 
     def expected(path) -> dict | None:
         return record(manifest, labels, path) if path in files else None

@@ -71,7 +71,14 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
-from ..files import atomic_write_text, prepare_output, resolve_workers
+from ..files import (
+    COMMON_FILES,
+    OUTPUT_KINDS,
+    atomic_write_text,
+    prepare_output,
+    release_output,
+    resolve_workers,
+)
 from . import ifs as ifs2d
 from . import kernels, mt
 from .defaults import (
@@ -113,7 +120,7 @@ MIN_SIZE = 8
 WHITE = 255
 SEARCH3D_LOG = "search3d_log.csv"
 #: What a 3D search folder owns (``files.prepare_output``): its categories, log and temporaries.
-SEARCH3D_FILES = ("[0-9][0-9][0-9][0-9][0-9]*.csv", SEARCH3D_LOG, ".*.tmp")
+SEARCH3D_FILES = (*OUTPUT_KINDS["search3d"]["files"], *COMMON_FILES)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -381,7 +388,7 @@ def search3d_to_dir(
     if workers is not None:
         check_positive_int("workers", workers)
     out = Path(out)
-    prepare_output(out, what="a 3D search", owned=SEARCH3D_FILES, force=force, resumable=False)
+    prepare_output(out, owned="search3d", force=force, resumable=False, lock=True)
     result = search3d(n_categories, settings, workers=workers, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     lines = ["category,candidate,n_maps,var_x,var_y,var_z\n"]
@@ -389,6 +396,7 @@ def search3d_to_dir(
         write_csv(out / f"{i:05d}.csv", ifs)
         lines.append(f"{i:05d},{cand},{ifs.n_maps},{var[0]:.6f},{var[1]:.6f},{var[2]:.6f}\n")
     atomic_write_text(out / SEARCH3D_LOG, "".join(lines))
+    release_output(out)
     return result
 
 

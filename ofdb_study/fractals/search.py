@@ -32,7 +32,14 @@ import numba as nb
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
-from ..files import atomic_write_text, prepare_output, resolve_workers
+from ..files import (
+    COMMON_FILES,
+    OUTPUT_KINDS,
+    atomic_write_text,
+    prepare_output,
+    release_output,
+    resolve_workers,
+)
 from . import mt
 from .defaults import SEARCH_PAD, SEARCH_POINTS, SEARCH_RATE, SEARCH_SEED, SEARCH_SIZE
 from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, read_dir, write_csv
@@ -42,7 +49,7 @@ MAX_MAPS = 7
 STATE_FILE = "search_state.json"
 LOG_FILE = "search_log.csv"
 #: What a search folder owns (``files.prepare_output``): its categories, log, state, temporaries.
-SEARCH_FILES = ("[0-9][0-9][0-9][0-9][0-9]*.csv", LOG_FILE, STATE_FILE, ".*.tmp")
+SEARCH_FILES = (*OUTPUT_KINDS["search"]["files"], *COMMON_FILES)
 HIST_BINS = 100
 
 
@@ -311,13 +318,14 @@ def search_to_dir(
         check_positive_int("workers", workers)
     out = Path(out)
     previous = None
-    if prepare_output(out, what="a search", owned=SEARCH_FILES, resume=resume, force=force):
+    if prepare_output(out, owned="search", resume=resume, force=force, lock=True):
         if not (out / STATE_FILE).is_file():
             raise ParamError("resume", f"{out} holds no {STATE_FILE} to resume from")
         previous = load_search(out)
         if previous.settings != settings:
             raise ParamError("resume", f"{out} was searched with {previous.settings}, not {settings}")
     if previous is not None and len(previous.categories) >= n_categories:
+        release_output(out)
         return previous
     out.mkdir(parents=True, exist_ok=True)
     written = len(previous.categories) if previous else 0
@@ -336,6 +344,7 @@ def search_to_dir(
         on_batch=checkpoint,
     )
     written = _save_state(out, result, written)
+    release_output(out)
     return result
 
 

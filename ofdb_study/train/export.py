@@ -32,6 +32,7 @@ from pathlib import Path
 
 from ..config.citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
+from ..files import prepare_output, release_output
 from . import models
 from .card import model_card
 from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
@@ -44,13 +45,18 @@ def export_name(info: RunInfo) -> str:
     return f"{info.config.model}.{export_tag(info)}"
 
 
-def _check_out(out: Path, run: Path, force: bool) -> None:
-    if out.resolve() == run.resolve() or run.resolve().is_relative_to(out.resolve()):
-        raise ParamError("out", f"{out} holds the run itself; export to another folder")
-    if out.exists() and not out.is_dir():
-        raise ParamError("out", f"{out} exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise ParamError("out", f"{out} is not empty; pass --force to replace it")
+def _prepare_out(out: Path, run: Path, force: bool, *, check_only: bool) -> None:
+    """The package's output policy for an export (``files.prepare_output``): not the run, not in
+    it, nothing of another output there; ``force`` replaces an earlier export's files only."""
+    prepare_output(
+        out,
+        owned="export",
+        force=force,
+        resumable=False,
+        inputs=[("run", run)],
+        check_only=check_only,
+        lock=not check_only,
+    )
 
 
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Path:
@@ -75,7 +81,7 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
         raise ParamError("run", f"{run} is not finished (no summary.json); export a finished run")
     if not (run / CHECKPOINT).is_file():
         raise ParamError("run", f"{run} has no checkpoint.pt (unpacked results carry no weights)")
-    _check_out(out, run, force)
+    _prepare_out(out, run, force, check_only=True)
     model = models.create_model(info.config, int(info.summary["num_classes"]))
     model.load_state_dict(models.read_state_dict(run / CHECKPOINT))
     if weights_sha256(model) != info.summary["weights_sha256"]:
@@ -95,17 +101,18 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
         "description": f"ofdb-study run {info.name} ({cfg.phase}), seed {cfg.seed}",
     }
     tmp = out.parent / f".{out.name}.export-tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
     out.parent.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(tmp, ignore_errors=True)
     try:
         with torch.no_grad():
             timm.models.save_for_hf(
                 model, str(tmp), model_config={"pretrained_cfg": pretrained_cfg}, safe_serialization=True
             )
         (tmp / "README.md").write_text(model_card(info, export_name(info)))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
+        _prepare_out(out, run, force, check_only=False)
+        for entry in sorted(tmp.iterdir()):
+            os.replace(entry, out / entry.name)
+        release_output(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -31,12 +31,19 @@ import yaml
 
 from ..config import Resolved, TrainConfig
 from ..errors import ParamError
-from ..files import atomic_write_bytes, atomic_write_text, package_versions, prepare_output
+from ..files import (
+    COMMON_FILES,
+    atomic_write_bytes,
+    atomic_write_text,
+    package_versions,
+    prepare_output,
+    release_output,
+)
 from .runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY
 
 RUN_FILES = (CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY)
 #: What a run owns in its folder (``files.prepare_output``): its files and their temporaries.
-RUN_OWNED = (*RUN_FILES, ".*.tmp")
+RUN_OWNED = (*RUN_FILES, *COMMON_FILES)
 #: Distributions recorded in a run's manifest besides ``files.package_versions``' own.
 TRAIN_PACKAGES = ("torch", "torchvision", "timm")
 
@@ -123,6 +130,19 @@ class Progress:
     train_seconds: float = 0.0
 
 
+def run_inputs(cfg: TrainConfig) -> list[tuple[str, str]]:
+    """The folders a run reads (its ImageFolder tree, its ``--init`` run), for ``check_apart``."""
+    found = []
+    data = str(cfg.data or "")
+    if data.startswith("multiview:"):
+        data = data.split(":", 1)[1]
+    if data and data not in ("ofdb", "fractaldb", "1pfrac") and Path(data).exists():
+        found.append(("data", data))
+    if cfg.init not in (None, "", "scratch", "timm"):
+        found.append(("init", str(Path(cfg.init).parent if Path(cfg.init).is_file() else cfg.init)))
+    return found
+
+
 # ---- the folder -------------------------------------------------------------------------------
 class RunFolder:
     """The files of one run (see the module docstring). Only rank 0 writes."""
@@ -138,11 +158,21 @@ class RunFolder:
         existing run unless ``resume`` (same config digest) or ``force`` (the run's files are
         removed). Writes nothing else."""
         out = self.path
-        if not prepare_output(out, what="a run", owned=RUN_OWNED, resume=resume, force=force):
+        if not prepare_output(
+            out, owned="run", resume=resume, force=force, inputs=run_inputs(cfg), lock=True
+        ):
             return
         saved = out / CONFIG
         if saved.is_file():
-            old = TrainConfig.from_dict(yaml.safe_load(saved.read_text()))
+            try:
+                doc = yaml.safe_load(saved.read_text())
+                old = TrainConfig.from_dict(doc if isinstance(doc, dict) else {})
+            except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValueError) as exc:
+                if isinstance(exc, ParamError):
+                    raise
+                raise ParamError(
+                    "resume", f"{saved} is not a readable config ({type(exc).__name__}); use --force"
+                ) from None
             if old.digest() != cfg.digest():
                 new, was = cfg.result_dict(), old.result_dict()
                 diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))
@@ -207,3 +237,4 @@ class RunFolder:
     def write_summary(self, summary: dict) -> None:
         """Write summary.json atomically: the last file of a finished run."""
         atomic_write_bytes(self.file(SUMMARY), lambda f: f.write(json.dumps(summary, indent=2).encode()))
+        release_output(self.path)
