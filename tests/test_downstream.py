@@ -53,6 +53,58 @@ def test_cifar_pickles(tmp_path, name, classes):
     assert img.size == (32, 32)
 
 
+class _Planted:
+    """Unpickling this calls ``pathlib.Path.touch`` on the marker: code a pickle would run."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        import pathlib
+
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+@pytest.mark.parametrize("how", ["code", "truncated", "not-a-dict", "wrong-shape"])
+def test_cifar_batches_are_read_without_running_code(tmp_path, how, capsys):
+    import pickle
+
+    from ofdb_study.cli import main
+
+    root = make_cifar(tmp_path, "cifar10")
+    marker = tmp_path / "ran"
+    batch = root / "cifar-10-batches-py" / "data_batch_1"
+    if how == "code":
+        batch.write_bytes(pickle.dumps({b"data": _Planted(marker), b"labels": [0]}))
+    elif how == "truncated":
+        batch.write_bytes(batch.read_bytes()[:100])
+    elif how == "not-a-dict":
+        batch.write_bytes(pickle.dumps([1, 2, 3]))
+    else:
+        batch.write_bytes(pickle.dumps({b"data": np.zeros((2, 5), np.uint8), b"labels": [0, 1]}))
+    with pytest.raises(ParamError, match="data_root: .*data_batch_1 is not a CIFAR python batch"):
+        downstream.load_downstream("cifar10", data_root=str(root))
+    assert not marker.exists()
+    code = main(
+        [
+            "finetune",
+            "--profile",
+            "smoke",
+            "--dataset",
+            "cifar10",
+            "--data-root",
+            str(root),
+            "--init",
+            "scratch",
+            "--out",
+            str(tmp_path / "run"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.splitlines()) == 1 and "not a CIFAR python batch" in err
+    assert not marker.exists() and not (tmp_path / "run").exists()
+
+
 def test_cifar_missing_without_download(tmp_path):
     with pytest.raises(ParamError, match="--download"):
         downstream.load_downstream("cifar10", data_root=str(tmp_path))

@@ -107,13 +107,57 @@ def load_fashion_mnist(data_root: str | None = None, download: bool = False):
     return tuple(out)
 
 
+class _CifarUnpickler(pickle.Unpickler):
+    """Reads CIFAR's python batches without running code: only numpy's array rebuilding (and
+    protocol 2's text-to-bytes) may be named; any other global (the way a pickle calls a function)
+    is refused."""
+
+    ALLOWED = {
+        ("_codecs", "encode"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refused global {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _bad_batch(path: Path, why: str) -> ParamError:
+    return ParamError(
+        "data_root", f"{path} is not a CIFAR python batch ({why}); replace it with a clean copy"
+    )
+
+
+def _read_cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    try:
+        with open(path, "rb") as f:
+            batch = _CifarUnpickler(f, encoding="bytes").load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError) as exc:
+        raise _bad_batch(path, str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    if not isinstance(batch, dict) or b"data" not in batch or label_key not in batch:
+        raise _bad_batch(path, f"no {b'data'!r} and {label_key!r} entries")
+    data, labels = batch[b"data"], batch[label_key]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3072:
+        raise _bad_batch(path, "data is not a uint8 array of rows of 3072 pixels")
+    if not isinstance(labels, list | np.ndarray) or len(labels) != len(data):
+        raise _bad_batch(path, "labels do not match the images")
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError):
+        raise _bad_batch(path, "labels are not integers") from None
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1), labels
+
+
 def _read_cifar_batches(folder: Path, names: list[str], label_key: bytes):
     images, labels = [], []
     for name in names:
-        with open(folder / name, "rb") as f:
-            batch = pickle.load(f, encoding="bytes")
-        images.append(np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
-        labels.append(np.asarray(batch[label_key], dtype=np.int64))
+        data, lab = _read_cifar_batch(folder / name, label_key)
+        images.append(data)
+        labels.append(lab)
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
 
@@ -134,7 +178,11 @@ def load_cifar(name: str, data_root: str | None = None, download: bool = False):
 
         cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
         cls(data_root, train=True, download=True)
-    return (*_read_cifar_batches(folder, train_names, key), *_read_cifar_batches(folder, test_names, key))
+    arrays = (*_read_cifar_batches(folder, train_names, key), *_read_cifar_batches(folder, test_names, key))
+    for labels in arrays[1::2]:
+        if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES[name]):
+            raise ParamError("data_root", f"{folder} holds labels outside 0..{NUM_CLASSES[name] - 1}")
+    return arrays
 
 
 def per_class_subset(labels: np.ndarray, k: int, seed: int) -> np.ndarray:
