@@ -261,3 +261,10 @@ def test_render_literals_match_the_renderers():
         BUILD_DEFAULTS["1pfrac"]["size"] == onepfrac.SIZE
         and BUILD_DEFAULTS["1pfrac"]["points"] == onepfrac.POINTS
     )
+
+
+def test_the_a_weight_is_cited_to_the_table_the_public_generator_reads():
+    from ofdb_study.config import PROFILES
+
+    cite = PROFILES["paper"].pretrain_recipe.cites["a_weight"]
+    assert "weights_0.4.csv" in str(cite) and "one_ins.csv is all ones" in str(cite)

@@ -172,7 +172,12 @@ class TrainConfig:
     render_size: int = _c(OFDB_SIZE, pub(f"{GEN_2D} fractal_renderer/make_2dofdb.py: 362 x 362"))
     render_points: int = _c(OFDB_POINTS, pub(f"{GEN_2D} make_2dofdb.py: 200,000 points"))
     render_pad: int = _c(OFDB_PAD, pub(f"{GEN_2D} make_2dofdb.py: pad 6"))
-    a_weight: float = _c(OFDB_A_WEIGHT, pub(f"{GEN_2D} weights/one_ins.csv: first row, a x 0.2"))
+    a_weight: float = _c(
+        OFDB_A_WEIGHT,
+        pub(
+            f"{GEN_2D}: default --weight_csv weights/weights_0.4.csv, its first row, a x 0.2 (one_ins.csv is all ones)"
+        ),
+    )
     # pre-training's own-task evaluation: held-out renders per category (fresh patch masks; for
     # FractalDB held-out instances), at the end of the run and every ``eval_every`` steps
     eval_per_category: int = _c(10, ours("held-out renders per category for the own-task top-1", NO_PUBLIC))
