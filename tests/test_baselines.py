@@ -55,7 +55,7 @@ def test_linear_probe_reads_the_frozen_pretrained_features(tmp_path, fashion):
     assert probes["ofdb"]["features"] == probes["scratch"]["features"] == 32  # smoke's embed_dim
     ofdb = next(s for s in specs if s.phase == "finetune" and s.row == "ofdb")
     assert probes["ofdb"]["init"] == str(ofdb.needs) and probes["scratch"]["init"] == "scratch"
-    baselines.probe_path(ofdb, tmp_path).unlink()
+    baselines.probe_path(ofdb.cfg, tmp_path).unlink()
     assert baselines.linear_probe(ofdb, tmp_path)["probe_top1"] == probes["ofdb"]["probe_top1"]
 
 

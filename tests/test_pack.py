@@ -238,3 +238,98 @@ def _glued(notebook: Path) -> dict[str, str]:
             if name:
                 out[name] = "".join(o.get("data", {}).get("text/plain", ""))
     return out
+
+
+def _with_manifest(archive: Path, out: Path, change) -> Path:
+    """Copy ``archive`` with ``change(manifest: dict, members)`` applied to PACK.json and members."""
+
+    def edit(members):
+        manifest = json.loads(members["PACK.json"])
+        change(manifest, members)
+        members["PACK.json"] = json.dumps(manifest).encode()
+
+    return _rewrite(archive, out, edit)
+
+
+def _plant_summary(manifest, members):
+    manifest["runs"] = []
+    members["runs/pretrain/planted/summary.json"] = b"{}"
+
+
+def _wrong_size(manifest, members):
+    name = _first_run_file(members)
+    manifest["files"][name]["size"] += 1
+
+
+def _python_tag(manifest, members):
+    name = next(n for n in members if n.endswith("/config.yaml"))
+    members[name] = b"!!python/object/apply:os.system ['true']\n"
+    manifest["files"][name] = {"sha256": pack._sha256(members[name]), "size": len(members[name])}
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda m, _: m.__setitem__("runs", []), "lists no runs"),
+        (_plant_summary, "lists no runs"),
+        (lambda m, _: m.__setitem__("files", []), "lists no files"),
+        (lambda m, _: m["runs"].append("pretrain/../x"), "not phase/name"),
+        (_wrong_size, "another size than listed"),
+        (_python_tag, "not a readable config"),
+    ],
+)
+def test_a_crafted_manifest_is_refused_and_nothing_unpacked(archive, tmp_path, capsys, change, message):
+    bad = _with_manifest(archive, tmp_path / "bad.tar.gz", change)
+    out = tmp_path / "runs"
+    assert main(["results", "unpack", str(bad), "--root", str(out), "--data-root", str(tmp_path / "d")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not out.exists() and not (tmp_path / "d").exists()
+
+
+def test_a_gzip_bomb_stops_at_the_size_limit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(pack, "MAX_BYTES", 1 << 20)
+    bomb = tmp_path / "bomb.tar.gz"
+    with gzip.open(bomb, "wb") as gz:
+        for _ in range(8):
+            gz.write(bytes(1 << 20))
+    assert bomb.stat().st_size < 64 << 10
+    assert main(["results", "unpack", str(bomb), "--root", str(tmp_path / "runs")]) == 2
+    assert "holds more than 1 MiB" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_unpack_does_not_write_through_a_symlinked_run_folder(archive, tmp_path, capsys):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "runs"
+    root.mkdir()
+    (root / "pretrain").symlink_to(outside, target_is_directory=True)
+    assert (
+        main(["results", "unpack", str(archive), "--root", str(root), "--data-root", str(tmp_path / "d")])
+        == 2
+    )
+    assert "symbolic link" in capsys.readouterr().err
+    assert not any(outside.iterdir())
+
+
+def test_baselines_travel_with_the_runs(study, tmp_path):
+    """The raw-pixel baselines of the packed fine-tunings are in the archive and land under the new
+    run root with the names the plan there looks for (the file names hold no path)."""
+    from ofdb_study.study import baselines
+    from ofdb_study.train.runinfo import read_run
+
+    root, _, _ = study
+    configs = [read_run(p).config for p in sorted((root / "finetune").iterdir())]
+    made = {baselines.raw_pixels_path(c, root) for c in configs if baselines.raw_pixels(c, root)}
+    out = tmp_path / "with-baselines.tar.gz"
+    pack.pack_results(root, "smoke", out, data_root=None)
+    _, members = pack.check_archive(out)
+    packed = sorted(n for n in members if n.startswith(("runs/baselines/", "runs/probes/")))
+    assert packed == sorted(f"runs/{p.relative_to(root).as_posix()}" for p in made)
+    second = tmp_path / "second"
+    pack.unpack_results(out, second, data_root=tmp_path / "d")
+    for c in configs:
+        moved = c.replace(data_root=str(tmp_path / "elsewhere"))
+        assert baselines.raw_pixels_path(moved, second).is_file()
+        assert baselines.probe_path(moved, second).name == baselines.probe_path(c, root).name

@@ -423,3 +423,69 @@ def test_ofdb3d_pattern_and_1pfrac_rows_run_at_smoke(tmp_path, fashion):
         assert summary["steps"] == 2 and f"data: {data}" in config
     sweep = study_runs.onepfrac("smoke", [0.05], [0], root=tmp_path / "runs", data_root=fashion)
     assert sweep["delta"].tolist() == [0.05] and sweep["top1_best"].notna().all()
+
+
+def _interrupted(tmp_path: Path) -> tuple[Path, TrainConfig]:
+    """A smoke pre-training of 4 steps with a checkpoint at step 2, its summary removed (as if the
+    process had died after the last checkpoint)."""
+    cfg = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2, log_every=1)
+    out = tmp_path / "run"
+    train(cfg, out, progress=False)
+    (out / "summary.json").unlink()
+    return out, cfg
+
+
+def test_resume_drops_a_torn_last_metrics_line(tmp_path):
+    out, cfg = _interrupted(tmp_path)
+    with open(out / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "lo')  # the record a killed process was writing
+    summary = train(cfg, out, resume=True, progress=False)
+    assert summary["steps"] == 4
+    steps = [json.loads(ln)["step"] for ln in (out / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 4
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("checkpoint", "not a readable checkpoint"),
+        ("metrics", "line 1 is not a metrics record"),
+        ("config", "not a readable config"),
+    ],
+)
+def test_resume_of_a_damaged_run_is_one_line(tmp_path, capsys, damage, message):
+    out, cfg = _interrupted(tmp_path)
+    if damage == "checkpoint":
+        raw = (out / "checkpoint.pt").read_bytes()
+        (out / "checkpoint.pt").write_bytes(raw[: len(raw) // 2])
+    elif damage == "metrics":
+        text = (out / "metrics.jsonl").read_text()
+        (out / "metrics.jsonl").write_text("not json\n" + text)
+    else:
+        (out / "config.yaml").write_text("steps: [unclosed\n")
+    args = ["pretrain", "--profile", "smoke", "--out", str(out), "--resume"]
+    args += ["--set", "steps=4", "--set", "checkpoint_every=2", "--set", "log_every=1"]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_run_readers_name_a_corrupt_file(tmp_path, pretrained):
+    import shutil
+
+    from ofdb_study.train import runinfo
+
+    run = tmp_path / "copy"
+    shutil.copytree(pretrained, run)
+    (run / "summary.json").write_text("{truncated")
+    with pytest.raises(ParamError, match="summary.json is not valid JSON"):
+        runinfo.read_run(run)
+    (run / "summary.json").write_text("[]")
+    with pytest.raises(ParamError, match="not a JSON object"):
+        runinfo.read_run(run)
+    (run / "metrics.jsonl").write_text('{"step": 1}\n{"step": 2, "lo\n{"step": 3}\n')
+    with pytest.raises(ParamError, match="line 2 is not valid JSON"):
+        runinfo.read_metrics(run)
+    (run / "config.yaml").write_text("")
+    with pytest.raises(ParamError, match="holds no config"):
+        runinfo.read_run(run)

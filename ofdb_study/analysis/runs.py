@@ -100,7 +100,7 @@ DOWNSTREAM_COLUMNS = (
 
 def _probe(spec: RunSpec) -> float:
     """The linear probe of a fine-tuning's starting point (``study.baselines``), NaN if not made."""
-    path = probe_path(spec, spec.path.parent.parent)
+    path = probe_path(spec.cfg, spec.path.parent.parent)
     return json.loads(path.read_text())["probe_top1"] if path.is_file() else math.nan
 
 

@@ -330,7 +330,7 @@ def register(sub) -> None:
         "search3d",
         help="search 3D IFS categories (3D-OFDB) and write NNNNN.csv files",
         description="Seeded 3D category search: N = randint(2, 8), 12 uniform(-1, 1) numbers per map, "
-        f"p ~ |det A|, {SEARCH3D_POINTS:,} points, accepted when each axis's normalised variance exceeds "
+        f"p ~ abs(det A), {SEARCH3D_POINTS:,} points, accepted when each axis's normalised variance exceeds "
         f"{SEARCH3D_MIN_VAR}.",
     )
     p.add_argument("--categories", type=int, required=True, help="categories to find")

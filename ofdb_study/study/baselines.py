@@ -26,6 +26,7 @@ import numpy as np
 from ..config import TrainConfig
 from ..errors import ParamError
 from ..files import atomic_write_text
+from ..train.runinfo import CHECKPOINT
 from .plan import RunSpec, _tag
 
 BASELINES, PROBES = "baselines", "probes"
@@ -83,7 +84,7 @@ def raw_pixels_path(cfg: TrainConfig, root) -> Path:
     from ..train.engine import subset_seed
 
     name = f"{_tag(cfg.dataset)}-k{cfg.train_per_class}-s{subset_seed(cfg)}"
-    key = _key(cfg.dataset, cfg.data_root, cfg.train_per_class, cfg.test_per_class, subset_seed(cfg))
+    key = _key(cfg.dataset, cfg.train_per_class, cfg.test_per_class, subset_seed(cfg))
     return Path(root) / BASELINES / f"{name}-{key}.json"
 
 
@@ -118,12 +119,18 @@ def raw_pixels(cfg: TrainConfig, root) -> dict:
     return out
 
 
-def probe_path(finetune: RunSpec, root) -> Path:
-    """Where the linear probe of ``finetune``'s starting point on its training images is cached."""
-    cfg = finetune.cfg
-    start = "scratch" if finetune.needs is None else finetune.needs.name
-    key = _key(cfg.init, cfg.dataset, cfg.train_per_class, cfg.test_per_class, cfg.subset_seed, cfg.seed)
-    return Path(root) / PROBES / f"{_tag(cfg.dataset)}-{_tag(start)}-s{cfg.seed}-{key}.json"
+def probe_path(cfg: TrainConfig, root) -> Path:
+    """Where the linear probe of the fine-tuning ``cfg``'s starting point on its training images is
+    cached. Named by the fine-tuning's digest, which counts its ``init`` by the pre-training run's
+    folder name: the same file wherever the runs live (another ``--root``, an unpacked archive)."""
+    init = Path(cfg.init or "scratch")
+    start = "scratch" if str(init) == "scratch" else (init.parent if init.name == CHECKPOINT else init).name
+    return Path(root) / PROBES / f"{_tag(cfg.dataset)}-{_tag(start)}-s{cfg.seed}-{cfg.digest()[:10]}.json"
+
+
+def files_of(cfg: TrainConfig, root) -> list[Path]:
+    """The baseline and probe files that belong to the fine-tuning ``cfg`` (those that exist)."""
+    return [p for p in (raw_pixels_path(cfg, root), probe_path(cfg, root)) if p.is_file()]
 
 
 def _features(model, dataset, batch: int = 500) -> np.ndarray:
@@ -151,7 +158,7 @@ def linear_probe(finetune: RunSpec, root) -> dict:
     from ..train import augment, downstream
     from ..train.models import create_model, load_pretrained
 
-    path = probe_path(finetune, root)
+    path = probe_path(finetune.cfg, root)
     if path.is_file():
         return json.loads(path.read_text())
     cfg = finetune.cfg
@@ -229,7 +236,9 @@ def compute(specs: list[RunSpec], root, *, workers: int = 1, log=print) -> dict:
     todo = [
         j
         for j in jobs
-        if not (raw_pixels_path(j[1].cfg, root) if j[0] == BASELINES else probe_path(j[1], root)).is_file()
+        if not (
+            raw_pixels_path(j[1].cfg, root) if j[0] == BASELINES else probe_path(j[1].cfg, root)
+        ).is_file()
     ]
     log(f"baselines and probes: {len(todo)} of {len(jobs)} to compute")
     if workers > 1 and len(todo) > 1:

@@ -2,7 +2,8 @@
 
 ``pack_results(root, profile, out)`` writes ``out`` (a ``.tar.gz``) holding, for every finished run
 of the profile under ``root/pretrain`` and ``root/finetune``, its small files (``runinfo.SMALL_FILES``:
-config, manifest, metrics, summary; never the checkpoint), plus the data notebook's construction
+config, manifest, metrics, summary; never the checkpoint) and the raw-pixel baseline and linear
+probe of each fine-tuning (``root/baselines``, ``root/probes``), plus the data notebook's construction
 record where it exists (``<data_root>/construction/<plan>/timing.json`` and the search's
 ``NNNNN.csv``), so that the book rebuilds without re-measuring. The first member, ``PACK.json``,
 lists every other member with its sha256 and size. The archive's bytes depend only on the files
@@ -18,7 +19,7 @@ truncated or partial archive is refused with a ParamError and nothing is written
 already exist with other contents are refused unless ``force``; identical ones are left alone.
 Each run's summary.json is written last, so an interrupted unpack never leaves a run that looks
 finished without its other files. The experiments then find every run finished
-(``experiments.pretrain_run`` / ``finetune_run`` train nothing), and the notebooks re-plot.
+(``study.plan.pretrain_run`` / ``finetune_run`` train nothing), and the notebooks re-plot.
 """
 
 from __future__ import annotations
@@ -37,16 +38,19 @@ from typing import BinaryIO
 
 from ..errors import ParamError
 from ..files import atomic_write_bytes
-from ..train.runinfo import CONFIG, SMALL_FILES, profile_of, read_run
+from ..train.runinfo import CONFIG, SMALL_FILES, profile_of, read_config, read_run
 
 FORMAT = "ofdb-study-results"
 FORMAT_VERSION = 1
 MANIFEST = "PACK.json"
 PHASES = ("pretrain", "finetune")
-#: Uncompressed size an archive may hold (a paper-scale study is a few MB).
-MAX_BYTES = 1 << 30
+#: Uncompressed size an archive may hold (a paper-scale study is a few MB); checked while the
+#: archive is decompressed, so a gzip bomb stops at this much memory.
+MAX_BYTES = 256 << 20
+_CHUNK = 1 << 20
 _PART = r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*"
 _RUN_FILE = re.compile(rf"^runs/(pretrain|finetune)/({_PART})/({'|'.join(map(re.escape, SMALL_FILES))})$")
+_EXTRA_FILE = re.compile(rf"^runs/(baselines|probes)/{_PART}\.json$")
 _DATA_FILE = re.compile(rf"^data/construction/({_PART})/(timing\.json|search/{_PART})$")
 
 
@@ -80,19 +84,30 @@ def _construction_files(data_root: Path, profile: str) -> dict[str, bytes]:
     return files
 
 
-def _finished_runs(root: Path, profile: str) -> tuple[list[Path], list[str]]:
-    runs, unfinished = [], []
+def _finished_runs(root: Path, profile: str) -> tuple[list[tuple[str, Path]], list[str]]:
+    """``([(phase/name, folder)], [left out])``: the run folders in ``root``, ``root/pretrain`` and
+    ``root/finetune`` (the phase is the config's); unfinished and unreadable runs are left out."""
+    folders = [p for p in sorted(root.iterdir()) if (p / CONFIG).is_file()]
     for phase in PHASES:
-        folder = root / phase
-        if not folder.is_dir():
+        if (root / phase).is_dir():
+            folders += [p for p in sorted((root / phase).iterdir()) if (p / CONFIG).is_file()]
+    runs, unfinished, names = [], [], set()
+    for run in folders:
+        try:
+            info = read_run(run)
+        except ParamError as exc:
+            unfinished.append(f"{run.relative_to(root).as_posix()} ({exc})")
             continue
-        for run in sorted(p for p in folder.iterdir() if (p / CONFIG).is_file()):
-            if profile_of(read_run(run).config)[0] != profile:
-                continue
-            if all((run / f).is_file() for f in SMALL_FILES):
-                runs.append(run)
-            else:
-                unfinished.append(f"{phase}/{run.name}")
+        if profile_of(info.config)[0] != profile:
+            continue
+        name = f"{info.config.phase}/{run.name}"
+        if not all((run / f).is_file() for f in SMALL_FILES):
+            unfinished.append(name)
+        elif name in names or not re.fullmatch(_PART, run.name):
+            unfinished.append(f"{run.relative_to(root).as_posix()} (name taken or not portable)")
+        else:
+            names.add(name)
+            runs.append((name, run))
     return runs, unfinished
 
 
@@ -128,9 +143,14 @@ def pack_results(
     if not runs:
         raise ParamError("profile", f"no finished {profile} runs under {root}")
     files: dict[str, bytes] = {}
-    for run in runs:
+    from .baselines import files_of
+
+    for packed, run in runs:
         for name in SMALL_FILES:
-            files[f"runs/{run.parent.name}/{run.name}/{name}"] = (run / name).read_bytes()
+            files[f"runs/{packed}/{name}"] = (run / name).read_bytes()
+        if packed.startswith("finetune/"):
+            for extra in files_of(read_run(run).config, root):
+                files[f"runs/{extra.parent.name}/{extra.name}"] = extra.read_bytes()
     if data_root is not None:
         files.update(_construction_files(Path(data_root), profile))
     from .. import __version__
@@ -140,7 +160,7 @@ def pack_results(
         "format_version": FORMAT_VERSION,
         "profile": profile,
         "ofdb_study": __version__,
-        "runs": [f"{r.parent.name}/{r.name}" for r in runs],
+        "runs": [packed for packed, _ in runs],
         "files": {k: {"sha256": _sha256(v), "size": len(v)} for k, v in sorted(files.items())},
     }
     members = {
@@ -170,18 +190,25 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
     total = 0
     try:
         # the whole gzip stream is read first, so its CRC and length are checked to the last byte
+        buffer = io.BytesIO()
         with gzip.open(archive, "rb") as gz:
-            raw = gz.read(MAX_BYTES + 1)
-        if len(raw) > MAX_BYTES:
-            raise ParamError("archive", f"{archive} holds more than {MAX_BYTES >> 20} MiB")
-        with tarfile.open(fileobj=io.BytesIO(raw), mode="r:") as tar:
+            while chunk := gz.read(_CHUNK):
+                if buffer.tell() + len(chunk) > MAX_BYTES:
+                    raise ParamError(
+                        "archive", f"{archive} holds more than {MAX_BYTES >> 20} MiB; nothing was unpacked"
+                    )
+                buffer.write(chunk)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer, mode="r:") as tar:
             for info in tar:
                 name = info.name
                 if not info.isreg():
                     raise ParamError("archive", f"{archive}: member {name!r} is not a plain file")
                 if name in members:
                     raise ParamError("archive", f"{archive}: member {name!r} appears twice")
-                if name != MANIFEST and not (_RUN_FILE.match(name) or _DATA_FILE.match(name)):
+                if name != MANIFEST and not (
+                    _RUN_FILE.match(name) or _EXTRA_FILE.match(name) or _DATA_FILE.match(name)
+                ):
                     raise ParamError("archive", f"{archive}: member {name!r} is not a results file")
                 total += info.size
                 if total > MAX_BYTES:
@@ -202,11 +229,22 @@ def check_archive(archive: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
         raise ParamError("archive", f"{archive} has no {MANIFEST}: not a results archive")
     try:
         manifest = json.loads(members.pop(MANIFEST))
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         raise ParamError("archive", f"{archive}: {MANIFEST} is not valid JSON") from None
+    if not isinstance(manifest, dict):
+        raise ParamError("archive", f"{archive}: {MANIFEST} is not a JSON object")
     if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
         raise ParamError("archive", f"{archive} is not a {FORMAT} archive of version {FORMAT_VERSION}")
-    listed = manifest.get("files", {})
+    listed, runs = manifest.get("files"), manifest.get("runs")
+    if not isinstance(listed, dict) or not all(
+        isinstance(v, dict) and isinstance(v.get("sha256"), str) and type(v.get("size")) is int
+        for v in listed.values()
+    ):
+        raise ParamError("archive", f"{archive}: {MANIFEST} lists no files with sha256 and size")
+    if not isinstance(runs, list) or not runs or len(set(map(str, runs))) != len(runs):
+        raise ParamError("archive", f"{archive}: {MANIFEST} lists no runs (or one twice); nothing to unpack")
+    if not all(isinstance(r, str) and re.fullmatch(rf"(pretrain|finetune)/{_PART}", r) for r in runs):
+        raise ParamError("archive", f"{archive}: {MANIFEST} lists a run that is not phase/name")
     missing = sorted(set(listed) - set(members))
     if missing:
         raise ParamError(
@@ -218,10 +256,37 @@ def check_archive(archive: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
     bad = sorted(n for n, data in members.items() if _sha256(data) != listed[n]["sha256"])
     if bad:
         raise ParamError("archive", f"{archive}: {len(bad)} corrupt file(s) (sha256 differs), first {bad[0]}")
-    for run in manifest.get("runs", []):
+    wrong_size = sorted(n for n, data in members.items() if len(data) != listed[n]["size"])
+    if wrong_size:
+        raise ParamError(
+            "archive",
+            f"{archive}: {len(wrong_size)} file(s) of another size than listed, first {wrong_size[0]}",
+        )
+    for run in runs:
         lacking = [f for f in SMALL_FILES if f"runs/{run}/{f}" not in members]
         if lacking:
             raise ParamError("archive", f"{archive}: run {run} lacks {', '.join(lacking)}")
+        name = f"runs/{run}/{CONFIG}"
+        read_config(Path(name), members[name].decode("utf-8", errors="replace"))
+        for small in SMALL_FILES:
+            if small.endswith(".json"):
+                try:
+                    doc = json.loads(members[f"runs/{run}/{small}"])
+                except (ValueError, UnicodeDecodeError):
+                    doc = None
+                if not isinstance(doc, dict):
+                    raise ParamError("archive", f"{archive}: runs/{run}/{small} is not a JSON object")
+    outside = sorted(
+        n
+        for n in members
+        if n.startswith("runs/")
+        and not _EXTRA_FILE.match(n)
+        and n.rsplit("/", 1)[0][len("runs/") :] not in runs
+    )
+    if outside:
+        raise ParamError(
+            "archive", f"{archive}: {len(outside)} file(s) outside the listed runs, first {outside[0]}"
+        )
     return manifest, members
 
 
@@ -250,7 +315,20 @@ def unpack_results(
     """
     manifest, files = check_archive(archive)
     root, data_root = Path(root), Path(data_root)
+    for param, folder in (("root", root), ("data_root", data_root)):
+        if folder.exists() and not folder.is_dir():
+            raise ParamError(param, f"{folder} exists and is not a folder")
     targets = {name: _target(name, root, data_root) for name in files}
+    for name, path in targets.items():
+        base = root if name.startswith("runs/") else data_root
+        parent = path.parent
+        while parent != base and parent != parent.parent:
+            if parent.is_symlink():
+                raise ParamError(
+                    "root",
+                    f"{parent} is a symbolic link; unpack does not write through links (nothing was unpacked)",
+                )
+            parent = parent.parent
     same, conflicts = [], []
     for name, path in targets.items():
         if path.is_file() and not path.is_symlink() and path.read_bytes() == files[name]:

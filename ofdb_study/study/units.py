@@ -1,6 +1,6 @@
 """The study's plan as units of work for executors: what each job does and what it waits for.
 
-``units_of(specs, root)`` turns a plan (``plan.plan``) into ``Unit``s, in an order where every
+``units_of(specs, root)`` turns a plan (``plan.plan``) into units (``Unit``), in an order where every
 unit comes after the units it needs:
 
 * ``search``: the exact category search that the ``ofdb`` and ``fractaldb`` pre-trainings read

@@ -96,11 +96,10 @@ class PatchTables:
         flip: flip top to bottom as ``render.draw`` does (2D fractals); False for 3D views
             (``ofdb3d.pattern_view``).
 
-    Attributes after ``finish``:
-        flat: (N,) int32 flat pixel index (row-major, after the flip if any) of every
-            covered pixel of every set, sets concatenated.
-        code: (N,) int32 ``9 * point + bit`` of the pixel's last writer.
-        offsets, counts: (K,) int64 where each set's entries start and how many (also on the CPU).
+    After ``finish``, ``flat`` is the (N,) int32 flat pixel index (row-major, after the flip if
+    any) of every covered pixel of every set, sets concatenated; ``code`` the (N,) int32
+    ``9 * point + bit`` of each pixel's last writer; ``offsets`` and ``counts`` the (K,) int64
+    start and length of each set's entries (also on the CPU).
     """
 
     def __init__(self, size: int, device: torch.device, budget, flip: bool = True):

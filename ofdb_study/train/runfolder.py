@@ -139,7 +139,11 @@ def run_inputs(cfg: TrainConfig) -> list[tuple[str, str]]:
     if data and data not in ("ofdb", "fractaldb", "1pfrac") and Path(data).exists():
         found.append(("data", data))
     if cfg.init not in (None, "", "scratch", "timm"):
-        found.append(("init", str(Path(cfg.init).parent if Path(cfg.init).is_file() else cfg.init)))
+        init = Path(cfg.init)
+        # a run's checkpoint stands for its run folder; a loose checkpoint file for itself
+        if init.is_file() and (init.parent / CONFIG).is_file():
+            init = init.parent
+        found.append(("init", str(init)))
     return found
 
 
@@ -192,11 +196,19 @@ class RunFolder:
         metrics = self.file(METRICS)
         kept = []
         if metrics.is_file():
-            kept = [
-                ln
-                for ln in metrics.read_text().splitlines()
-                if ln.strip() and json.loads(ln)["step"] <= from_step
-            ]
+            lines = [ln for ln in metrics.read_text(errors="replace").splitlines() if ln.strip()]
+            for i, ln in enumerate(lines):
+                try:
+                    rec = json.loads(ln)
+                    step = rec["step"]
+                except (ValueError, KeyError, TypeError):
+                    if i == len(lines) - 1:  # the line a killed process was writing
+                        break
+                    raise ParamError(
+                        "resume", f"{metrics} line {i + 1} is not a metrics record (corrupt); use --force"
+                    ) from None
+                if step <= from_step:
+                    kept.append(ln)
         atomic_write_text(metrics, "".join(ln + "\n" for ln in kept))
 
     def log(self, record: dict) -> None:
@@ -228,7 +240,11 @@ class RunFolder:
         path = self.file(CHECKPOINT)
         if not path.is_file():
             return Progress()
-        doc = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            doc = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as exc:  # truncated or not a checkpoint: torch raises several types
+            why = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise ParamError("resume", f"{path} is not a readable checkpoint ({why}); use --force") from None
         model.load_state_dict(doc["model"])
         optimizer.load_state_dict(doc["optimizer"])
         scheduler.load_state_dict(doc["scheduler"])

@@ -68,10 +68,38 @@ def read_run(run: str | Path) -> RunInfo:
     cfg_path = run / CONFIG
     if not cfg_path.is_file():
         raise ParamError("run", f"{run} is not a run folder (no config.yaml)")
-    config = TrainConfig.from_dict(yaml.safe_load(cfg_path.read_text()))
-    manifest = json.loads((run / MANIFEST).read_text()) if (run / MANIFEST).is_file() else {}
-    summary = json.loads((run / SUMMARY).read_text()) if (run / SUMMARY).is_file() else None
+    config = read_config(cfg_path)
+    manifest = _read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {}
+    summary = _read_json(run / SUMMARY) if (run / SUMMARY).is_file() else None
     return RunInfo(run, config, manifest, summary)
+
+
+def read_config(path: Path, text: str | None = None) -> TrainConfig:
+    """The ``TrainConfig`` of a config.yaml (YAML's safe loader: no Python tags); ParamError
+    naming the file when it does not parse or holds no config."""
+    try:
+        doc = yaml.safe_load(path.read_text() if text is None else text)
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ParamError("run", f"{path} is not a readable config ({why})") from None
+    if not isinstance(doc, dict):
+        raise ParamError("run", f"{path} holds no config (empty or not a mapping)")
+    try:
+        return TrainConfig.from_dict(doc)
+    except ParamError:
+        raise
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ParamError("run", f"{path} is not a valid config ({exc})") from None
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError):
+        raise ParamError("run", f"{path} is not valid JSON (corrupt)") from None
+    if not isinstance(doc, dict):
+        raise ParamError("run", f"{path} is not a JSON object (corrupt)")
+    return doc
 
 
 def read_metrics(run: str | Path) -> list[dict]:
@@ -79,7 +107,18 @@ def read_metrics(run: str | Path) -> list[dict]:
     path = Path(run) / METRICS
     if not path.is_file():
         return []
-    return [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
+    records = []
+    for i, ln in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except ValueError:
+            raise ParamError("run", f"{path} line {i} is not valid JSON (corrupt)") from None
+        if not isinstance(rec, dict) or "step" not in rec:
+            raise ParamError("run", f"{path} line {i} is not a metrics record")
+        records.append(rec)
+    return records
 
 
 def _differences(cfg: TrainConfig, base: TrainConfig, ignore: frozenset) -> dict[str, tuple]:
