@@ -13,6 +13,17 @@ class ParamError(ValueError):
     def __init__(self, param: str, message: str):
         super().__init__(f"{param}: {message}")
         self.param = param
+        self.message = message
+
+    def __reduce__(self):  # a worker process's error reaches the parent as itself
+        return _rebuild, (type(self), self.param, self.message)
+
+
+def _rebuild(cls: type, param: str, message: str) -> ParamError:
+    """A ``ParamError`` (or subclass, whatever its own arguments) unpickled from its parts."""
+    error = ParamError.__new__(cls)
+    ParamError.__init__(error, param, message)
+    return error
 
 
 class TrainingError(RuntimeError):

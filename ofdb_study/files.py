@@ -192,13 +192,19 @@ def check_apart(out: str | os.PathLike, inputs: Sequence[tuple[str, str | os.Pat
 _LOCKS: dict[Path, tuple[Path, int]] = {}
 
 
-def lock_output(out: str | os.PathLike) -> None:
+def lock_output(out: str | os.PathLike, *, wait: bool = False) -> None:
     """Create ``out`` and hold an exclusive lock on ``out/LOCK_FILE`` until ``release_outputs``
     (the command line releases after each command, which removes the file) or the process ends,
     so two writers of one folder cannot both run. A no-op where ``fcntl`` is missing (Windows).
 
+    Args:
+        out: the folder.
+        wait: block until another process releases the folder instead of refusing (a shared
+            cache that several processes extend in turn).
+
     Raises:
-        ParamError: another process holds the folder, or it cannot be created or written.
+        ParamError: another process holds the folder (unless ``wait``), or it cannot be created
+            or written.
     """
     try:
         import fcntl
@@ -218,7 +224,7 @@ def lock_output(out: str | os.PathLike) -> None:
         except OSError as exc:
             raise ParamError("out", f"{out} cannot be written ({exc.strerror or exc})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             os.close(fd)
             raise ParamError(
@@ -269,6 +275,7 @@ def prepare_output(
     resumable: bool = True,
     inputs: Sequence[tuple[str, str | os.PathLike | None]] = (),
     lock: bool = False,
+    wait: bool = False,
     check_only: bool = False,
 ) -> bool:
     """Apply the package's one policy to an output folder before anything is written.
@@ -287,6 +294,8 @@ def prepare_output(
         inputs: ``(parameter, path)`` pairs the command reads; ``out`` may not be, hold or lie
             inside one (``check_apart``).
         lock: create ``out`` and hold its lock (``lock_output``) before ``force`` removes anything.
+        wait: with ``lock``, wait for another writer of ``out`` to finish, then look at what it
+            left (a shared cache); the lock is taken before any check, and released if one fails.
         check_only: make every check (``force`` passing an earlier output of this kind) and
             return without locking or removing anything.
 
@@ -300,6 +309,24 @@ def prepare_output(
             set; another process writes ``out``.
     """
     out = Path(out)
+    if lock and wait and not check_only:
+        if out.exists() and not out.is_dir():
+            raise ParamError("out", f"{out} exists and is not a folder")
+        lock_output(out, wait=True)
+        try:
+            return prepare_output(
+                out,
+                what=what,
+                owned=owned,
+                resume=resume,
+                force=force,
+                resumable=resumable,
+                inputs=inputs,
+                lock=True,
+            )
+        except BaseException:
+            release_output(out)
+            raise
     if what is None:
         what = WHAT[owned] if isinstance(owned, str) else "an output"
     if out.exists() and not out.is_dir():

@@ -89,7 +89,7 @@ def test_study_plan_loads_neither_torch_nor_submitit(tmp_path):
     assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
-def test_plan_estimate_uses_the_readme_figures_where_nothing_ran(tmp_path):
+def test_plan_estimate_uses_the_measured_figures_where_nothing_ran(tmp_path):
     specs = experiments.plan("paper", root=tmp_path)
     lines = plan_report.estimate(specs, tmp_path)
     images = sum(s.images for s in specs)
@@ -137,6 +137,15 @@ def test_study_keeps_its_old_form_and_takes_plan_and_run():
     assert run.action == "run" and run.slurm == ["qos=high"]
     # without plan or run the command is what it was: the notebooks (``notebooks`` is never called)
     assert cluster_cli.dispatch(old, notebooks=None) is None
+
+
+def test_plan_and_run_give_the_fine_tunings_the_downstream_root(tmp_path):
+    args = build_parser().parse_args(
+        ["study", "plan", "--profile", "smoke", "--root", str(tmp_path), "--downstream-root", "/data/c100"]
+    )
+    specs, _ = cluster_cli._specs(args, tmp_path)
+    tuned = [s for s in specs if s.phase == "finetune"]
+    assert tuned and all(s.cfg.data_root == "/data/c100" for s in tuned)
 
 
 @pytest.mark.parametrize(

@@ -92,3 +92,16 @@ def test_mix_seed_is_pinned_and_separates_streams():
     assert len({mix_seed(0, SALT_STEP), mix_seed(0, SALT_INIT), mix_seed(0, SALT_ORDER)}) == 3
     assert mix_seed(1, 2) != mix_seed(2, 1) and mix_seed(1) != mix_seed(1, 0)
     assert all(0 <= mix_seed(s, -5, 2**62) < 2**63 for s in range(20))
+
+
+def test_a_param_error_survives_a_process_boundary():
+    """A worker's ParamError reaches the parent as itself (a process pool pickles it)."""
+    import pickle
+
+    pytest.importorskip("torch")
+    from ofdb_study.errors import ParamError
+    from ofdb_study.train.device_sources import DoesNotFit
+
+    for error in (ParamError("out", "x is taken"), DoesNotFit("the tree", 2**31, 2**30, "cuda:0")):
+        back = pickle.loads(pickle.dumps(error))
+        assert type(back) is type(error) and back.param == error.param and str(back) == str(error)

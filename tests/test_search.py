@@ -178,3 +178,21 @@ def test_search_without_sched_getaffinity(monkeypatch, first20):
 
     monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # as on macOS and Windows
     assert search(3).candidates == first20.candidates[:3]
+
+
+def _search_in(folder: str) -> list:
+    from ofdb_study.fractals.search import searched
+
+    return [c.maps.tolist() for c in searched(12, cache_dir=folder).categories[:12]]
+
+
+def test_processes_needing_the_cache_at_once_take_turns(tmp_path, first20):
+    """Two processes asking for the same shared search at once both get it: the second waits for
+    the first and reads what it wrote, instead of refusing the locked folder."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+        a, b = pool.map(_search_in, [str(tmp_path / "cache")] * 2)
+    assert a == b == [c.maps.tolist() for c in first20.categories[:12]]
+    assert not (tmp_path / "cache" / ".ofdb_study.lock").exists()

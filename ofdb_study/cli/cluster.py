@@ -75,8 +75,10 @@ def _specs(args: argparse.Namespace, root):
     from ..study import plan
     from ..study.runner import resolve_parameters
 
-    params = resolve_parameters(args.profile, args.seeds, args.data_root, str(root))
-    return plan.plan(args.profile, params["seeds"], root), params["seeds"]
+    downstream = getattr(args, "downstream_root", None)
+    params = resolve_parameters(args.profile, args.seeds, args.data_root, str(root), downstream)
+    overrides = {"data_root": params["downstream_root"]} if params["downstream_root"] else {}
+    return plan.plan(args.profile, params["seeds"], root, **overrides), params["seeds"]
 
 
 def _plan(args: argparse.Namespace) -> int:

@@ -306,11 +306,13 @@ def search_to_dir(
     force: bool = False,
     progress: bool = False,
     batch: int = 1024,
+    wait: bool = False,
 ) -> SearchResult:
     """Search and write ``out/NNNNN.csv``; ``resume`` continues an interrupted or shorter search.
 
     A folder that holds a search (``SEARCH_FILES``) is refused unless ``resume`` (same settings,
-    continue) or ``force`` (remove those files first); see ``files.prepare_output``.
+    continue) or ``force`` (remove those files first); see ``files.prepare_output``. Another
+    process writing ``out`` is refused, or waited for with ``wait`` (the shared cache).
     """
     settings = (settings or SearchSettings()).validate()
     n_categories = check_positive_int("categories", n_categories)
@@ -318,7 +320,7 @@ def search_to_dir(
         check_positive_int("workers", workers)
     out = Path(out)
     previous = None
-    if prepare_output(out, owned="search", resume=resume, force=force, lock=True):
+    if prepare_output(out, owned="search", resume=resume, force=force, lock=True, wait=wait):
         if not (out / STATE_FILE).is_file():
             raise ParamError("resume", f"{out} holds no {STATE_FILE} to resume from")
         previous = load_search(out)
@@ -368,7 +370,8 @@ def searched(
 
     The result lives in ``cache_dir`` (default ``cache_root() / "search-seed1"``), written with
     ``search_to_dir`` and resumed there when more categories are asked for, and is kept in this
-    process, so each category is searched once per machine. Thread-safe.
+    process, so each category is searched once per machine. Thread-safe; processes that need it at
+    once take turns (the second waits for the first, then reads or extends what it wrote).
 
     Returns:
         A ``SearchResult`` with ``len(categories) >= n`` (shared: do not modify it).
@@ -379,7 +382,7 @@ def searched(
     with _cache_lock:
         result = _cached.get(key)
         if result is None or len(result.categories) < n:
-            result = search_to_dir(folder, n, resume=True, workers=workers)
+            result = search_to_dir(folder, n, resume=True, workers=workers, wait=True)
             _cached[key] = result
         return result
 

@@ -10,7 +10,8 @@ throughput per device (images/s), taken from, in this order:
 
 1. finished runs of the same model shape (model, image size, patch, depth, width, heads) under
    the root: the median of their summaries' ``images_per_s`` per process, same phase first;
-2. ``MEASURED``, the figures of the README's measurement table (``benchmarks/bench_train.py``).
+2. ``MEASURED``: step rates measured with ``benchmarks/bench_train.py`` (and one real run), each
+   with the machine it was measured on.
 
 The estimate counts training steps only (no set-up, evaluation or queueing), on the device the
 figure was measured on: GPU-hours for a GPU figure, CPU-hours for a CPU one. Where a loader-bound
@@ -50,24 +51,28 @@ class Throughput:
 _PAPER_VIT_TINY = ("vit_tiny_patch16_224", 224, 16, None, None, None)
 _MINI_VIT = ("vit_tiny_patch16_224", 32, 8, 4, 96, 3)
 _LOADER = (
-    "README: a real --profile paper run with 15 loader workers on that machine, 3,300-3,900 "
+    "a real --profile paper run with 15 loader workers on the H200 machine, 3,300-3,900 "
     "images/s (the CPU augmentation, 239 images/s per worker, is the limit)"
 )
-#: Measured throughput by ``(model shape, compiled)``; the README's measurement table.
+#: Measured throughput by ``(model shape, compiled)``, each figure with where it was measured.
 MEASURED = {
     (_PAPER_VIT_TINY, False): Throughput(
         8448,
         "cuda",
-        "README: the paper ViT-Tiny step, batch 256, bf16, one NVIDIA H200, eager "
+        "benchmarks/bench_train.py: the paper ViT-Tiny step, batch 256, bf16, one NVIDIA H200, eager "
         "(benchmarks/bench_train.py --paper-gpu)",
         3300,
         _LOADER,
     ),
     (_PAPER_VIT_TINY, True): Throughput(
-        12218, "cuda", "README: the same step compiled (torch.compile) on the H200", 3300, _LOADER
+        12218,
+        "cuda",
+        "benchmarks/bench_train.py: the same step compiled (torch.compile) on the H200",
+        3300,
+        _LOADER,
     ),
     (_MINI_VIT, False): Throughput(
-        718, "cpu", "README: our training step, mini model, one CPU thread (benchmarks/bench_train.py)"
+        718, "cpu", "benchmarks/bench_train.py: our training step, mini model, one CPU thread"
     ),
 }
 
