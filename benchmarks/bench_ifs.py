@@ -6,6 +6,9 @@ numba renderer, catalys1/fractal-pretraining).
     python benchmarks/bench_ifs.py            # full: the 1k search with 1 and 2 workers (~2 min)
     python benchmarks/bench_ifs.py --quick    # 200 categories, extrapolated, said so
 
+Also writes the rows as a result document (``--json PATH``, default ``book/bench/ifs.json``) for
+the book's speed page.
+
 Times are wall clock. Per-image figures are the best of 5 x 30 calls spread over a few seconds;
 the first call of every kernel (numba compilation or cache load) is excluded.
 """
@@ -13,10 +16,13 @@ the first call of every kernel (numba compilation or cache load) is excluded.
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
+
+import _record
 
 from ofdb_study.files import usable_cpus
 from ofdb_study.fractals import render
@@ -43,15 +49,22 @@ def best_ms(fn, repeats: int = 30, rounds: int = 5, pause: float = 0.5) -> float
     return 1e3 * min(times)
 
 
+COLUMNS = ["measurement", "ours", "anchor (paper; public code timed here)", "note"]
+ROWS: list[list[str]] = []
+
+
 def row(what: str, ours: str, anchor: str, note: str = "") -> None:
     print(f"| {what} | {ours} | {anchor} | {note} |")
+    ROWS.append([what, ours, anchor, note])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="search 200 categories and extrapolate")
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    _record.add_json_option(ap, "ifs")
     args = ap.parse_args()
+    load = os.getloadavg()
     n_search = 200 if args.quick else 1000
     cpus = usable_cpus()
     print(f"machine: {platform.processor() or platform.machine()}, {cpus} CPUs available, numba kernels\n")
@@ -126,6 +139,18 @@ def main() -> None:
             "paper 0.41 h (1,476 s)",
             "extrapolated from 200" if args.quick else "",
         )
+    notes = [
+        "Wall-clock times; per-image figures are the best of 5 x 30 calls after a warm-up call.",
+        "Anchors: the paper's construction hours and the public renderers timed on a 2-core "
+        "development machine, one core (ofdb-facts sections 5 and 9).",
+    ]
+    if args.quick:
+        notes.append(
+            f"Quick run (--quick): the search and OFDB-1k rows are extrapolated from {n_search} "
+            "categories to 1,000."
+        )
+    notes += [*args.note, _record.load_note(load)]
+    _record.record(args.json, COLUMNS, ROWS, notes)
 
 
 if __name__ == "__main__":

@@ -18,23 +18,25 @@ Rows (images/s; ``ratio`` is against the bare step):
   loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
 
 The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
-batch 1,024); the options shrink it for a quick run. ``--json`` writes the rows for scripts
-(``benchmarks/gpu_check.sh`` projects hours from them).
+batch 1,024); the options shrink it for a quick run. ``--json PATH`` (default
+``book/bench/train.json``) writes the result document of the book's speed page (``_record.py``:
+machine, command, date, columns, rows of text, notes) with the raw figures besides: ``device``,
+``threads``, ``config``, ``compile`` and ``measurements`` (one ``{part, what, images_per_s, ratio}``
+per row, what ``benchmarks/project_hours.py`` projects hours from).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+import _record  # noqa: E402
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.files import atomic_write_text  # noqa: E402
 from ofdb_study.train import augment, batched, device_sources, engine, models  # noqa: E402
 from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
 
@@ -227,8 +229,9 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the profile's, else torch's)")
     p.add_argument("--kinds", type=lambda s: s.split(","), help="batched-alone rows: OFDB options, fractaldb")
-    p.add_argument("--json", help="also write the rows here")
+    _record.add_json_option(p, "train")
     args = p.parse_args(argv)
+    load = os.getloadavg()
     threads = args.threads or phase_config(args.profile, "pretrain").threads
     if threads:
         torch.set_num_threads(threads)
@@ -242,15 +245,35 @@ def main(argv=None) -> None:
     print(f"{'part':5} {'what':62} {'images/s':>10} {'ratio':>6}")
     for part, what, value, ratio in rows:
         print(f"{part:5} {what:62} {value:10.1f} {'' if ratio is None else f'{ratio:6.2f}'}")
-    if args.json:
-        doc = {
-            "device": name,
-            "threads": torch.get_num_threads(),
-            "config": cfg.to_dict(),
-            "compile": args.compile,
-        }
-        doc["rows"] = [{"part": a, "what": w, "images_per_s": v, "ratio": r} for a, w, v, r in rows]
-        atomic_write_text(args.json, json.dumps(doc, indent=2))
+    raw = {
+        "device": name,
+        "threads": torch.get_num_threads(),
+        "config": cfg.to_dict(),
+        "compile": args.compile,
+        "measurements": [{"part": a, "what": w, "images_per_s": v, "ratio": r} for a, w, v, r in rows],
+    }
+    cells = [[a, w.strip(), f"{v:.1f}", "" if r is None else f"{r:.2f}"] for a, w, v, r in rows]
+    notes = [
+        f"Device {name}, {torch.get_num_threads()} torch threads; profile {args.profile}: {cfg.model}, "
+        f"batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px "
+        f"renders, {args.steps} timed steps after {args.warmup}{', compiled' if args.compile else ''}.",
+        "No anchor row: the paper gives no throughput. Its Table 3 implies about 78 images/s per V100 "
+        "for ViT-B/16 (2D-OFDB-21k: 1,088 GPU-hours for 300k iterations at batch 1,024; ofdb-facts "
+        "section 8), and the pre-training length is 240k steps at batch 256 for the 1k rows "
+        "(benchmarks/project_hours.py turns the figures into hours).",
+    ]
+    paper = phase_config(args.profile, "pretrain")
+    if (cfg.model, cfg.batch_size, cfg.img_size) != (paper.model, paper.batch_size, paper.img_size):
+        notes.append(
+            f"Shrunk run: {cfg.model} at batch {cfg.batch_size} and {cfg.img_size} px instead of the "
+            f"profile's {paper.model} at batch {paper.batch_size} and {paper.img_size} px; the figures "
+            "show where the time goes, not the recipe's speed."
+        )
+    notes += [*args.note, _record.load_note(load)]
+    gpu = _record.torch_gpu()
+    _record.record(
+        args.json, ["part", "what", "images/s", "ratio to bare step"], cells, notes, gpu=gpu, extra=raw
+    )
 
 
 if __name__ == "__main__":

@@ -44,7 +44,7 @@ assert set(ROW_KIND) == set(ALL_ROWS), "project_hours.ROW_KIND must name every r
 def _rates(doc: dict) -> tuple[dict, dict]:
     """(step rows by their leading words, batched-alone rates by kind) of one bench file."""
     steps, alone = {}, {}
-    for r in doc["rows"]:
+    for r in doc.get("measurements", doc["rows"]):
         what = r["what"]
         if what.startswith("batched pipeline alone, "):
             alone[what.split(", ", 1)[1]] = r["images_per_s"]

@@ -403,6 +403,44 @@ def package_versions(*extra: str) -> dict[str, str | None]:
     return out
 
 
+def available_memory() -> int:
+    """Bytes of memory a new allocation can get: ``MemAvailable`` (Linux), else the physical
+    memory (``sysconf``); a large number where neither is known."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 50
+
+
+def check_fits(param: str, need: int, what: str, share: float = 0.5) -> None:
+    """Refuse a setting whose buffers need more than ``share`` of the available memory, before
+    anything is allocated or written.
+
+    Args:
+        param: the setting that sizes the buffers (named in the message).
+        need: the bytes they take.
+        what: what they are, for the message.
+        share: the part of ``available_memory()`` they may take.
+
+    Raises:
+        ParamError: naming ``param``, the bytes needed and the bytes there are.
+    """
+    have = available_memory()
+    if need > share * have:
+        raise ParamError(
+            param,
+            f"{what} would need {need / 2**30:,.1f} GiB; this machine has {have / 2**30:,.1f} GiB "
+            f"available (at most {share:.0%} of it is used)",
+        )
+
+
 def usable_cpus() -> int:
     """CPUs this process may run on: its affinity mask where the OS has one (Linux), else the
     machine's count (macOS, Windows); at least 1."""

@@ -489,3 +489,41 @@ def test_run_readers_name_a_corrupt_file(tmp_path, pretrained):
     (run / "config.yaml").write_text("")
     with pytest.raises(ParamError, match="holds no config"):
         runinfo.read_run(run)
+
+
+@pytest.mark.parametrize(
+    "item, value",
+    [
+        ("base_lr=1e-3", 0.001),
+        ("a_weight=5e-1", 0.5),
+        ("a_weight=1", 1.0),
+        ("steps=3", 3),
+        ("compile=true", True),
+        ("scale=[0.5, 1]", (0.5, 1.0)),
+        ("subset_seed=null", None),
+        ("init=scratch", "scratch"),
+    ],
+)
+def test_set_reads_each_value_as_its_settings_type(item, value):
+    from ofdb_study.cli.train import _parse_sets
+
+    ((key, got),) = _parse_sets([item]).items()
+    assert got == value and type(got) is type(value)
+
+
+@pytest.mark.parametrize(
+    "item, message",
+    [
+        ("steps=1.5", "steps: --set steps= expects an integer"),
+        ("base_lr=nan", "expects a finite number"),
+        ("compile=maybe", "expects true or false"),
+        ("scale=[0.5]x", "expects a list of numbers"),
+        ("bogus=1", "bogus: unknown setting"),
+        ("no-equals", "expected KEY=VALUE"),
+    ],
+)
+def test_a_bad_set_value_is_one_line_and_nothing_is_written(item, message, tmp_path, capsys):
+    assert cli.main(["pretrain", "--profile", "smoke", "--set", item, "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()

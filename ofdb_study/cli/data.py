@@ -363,9 +363,19 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_render)
 
     p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb, ofdb3d or 1pfrac")
-    p.add_argument("kind", choices=tuple(BUILD_DEFAULTS))
-    p.add_argument("--categories", type=int, required=True)
-    p.add_argument("--out", required=True)
+    p.add_argument(
+        "kind",
+        choices=tuple(BUILD_DEFAULTS),
+        help="ofdb: one image per category; fractaldb: 1,000 per category (25 weight rows x 10 "
+        "renders x 4 flips); ofdb3d: 12 views of a 3D fractal; 1pfrac: one fractal and its perturbations",
+    )
+    p.add_argument(
+        "--categories",
+        type=int,
+        required=True,
+        help="categories, the first of the exact search (at most 100,000)",
+    )
+    p.add_argument("--out", required=True, help="the folder of the tree (category folders and manifest.json)")
     p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
     p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
     p.add_argument(

@@ -6,7 +6,8 @@ Examples::
     python -m ofdb_study finetune --profile mini --dataset fashion-mnist --init runs/p/checkpoint.pt --out runs/f
     torchrun --nproc-per-node 8 -m ofdb_study pretrain --profile paper --data ofdb --batch-size 32 --out runs/paper
 
-Any other setting of ``config.TrainConfig`` can be given as ``--set KEY=VALUE`` (VALUE is YAML).
+Any other setting of ``config.TrainConfig`` can be given as ``--set KEY=VALUE``; VALUE is read as
+the setting's type (a number, true/false, text), and as YAML for lists and optional settings.
 """
 
 from __future__ import annotations
@@ -19,13 +20,57 @@ from ..config import PROFILES
 from ..errors import ParamError
 
 
+def _typed(key: str, text: str):
+    """``text`` as the type ``TrainConfig`` declares for ``key``: ``1e-3`` is a float for a float
+    setting, ``5`` a float too, a string setting keeps the text, ``null`` clears an optional
+    setting, and tuples are YAML lists of numbers."""
+    import dataclasses
+    import math
+
+    from ..config import TrainConfig
+
+    fields = {f.name: str(f.type) for f in dataclasses.fields(TrainConfig)}
+    if key not in fields:
+        raise ParamError(key, f"unknown setting; known: {', '.join(sorted(fields))}")
+    declared = fields[key]
+    optional = declared.endswith(" | None")
+    base = declared.removesuffix(" | None")
+    if optional and text.lower() in ("null", "none", "~", ""):
+        return None
+    try:
+        if base == "bool":
+            value = yaml.safe_load(text)
+            if not isinstance(value, bool):
+                raise ValueError
+        elif base == "int":
+            value = int(text)
+        elif base == "float":
+            value = float(text)
+            if not math.isfinite(value):
+                raise ValueError
+        elif base == "str":
+            value = text
+        else:  # tuple[float, ...]
+            value = yaml.safe_load(text)
+            if not isinstance(value, list) or not all(isinstance(v, (int, float)) for v in value):
+                raise ValueError
+            value = tuple(float(v) for v in value)
+    except (ValueError, yaml.YAMLError):
+        allowed = {"bool": "true or false", "int": "an integer", "float": "a finite number"}.get(
+            base, "text" if base == "str" else "a list of numbers, e.g. [0.5, 1.0]"
+        )
+        raise ParamError(key, f"--set {key}= expects {allowed}, got {text!r}") from None
+    return value
+
+
 def _parse_sets(items: list[str] | None) -> dict:
     out = {}
     for item in items or []:
         if "=" not in item:
             raise ParamError("set", f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        key = key.strip().replace("-", "_")
+        out[key] = _typed(key, value.strip())
     return out
 
 

@@ -26,11 +26,17 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParamError, check_positive_int
+from ..errors import ParamError
 from ..files import atomic_write_bytes
 from ..fractals import render
 from ..fractals.build import FLIPS
-from ..fractals.ifs import COEFFICIENTS, FLUCTUATION_FACTORS, IFS, probabilities_from_determinants
+from ..fractals.ifs import (
+    COEFFICIENTS,
+    FLUCTUATION_FACTORS,
+    IFS,
+    check_categories,
+    probabilities_from_determinants,
+)
 from .model import FILTER_A_WEIGHT, FILTER_PAD, FILTER_POINTS, FILTER_RATE, FILTER_SIZE, ViewSettings
 
 WEB_DIR = Path(__file__).with_name("web")
@@ -140,7 +146,7 @@ def ensure_book_assets(
     """
     from ..fractals.search import SearchSettings, search
 
-    n_categories = check_positive_int("categories", n_categories)
+    n_categories = check_categories(n_categories)
     book = Path(book)
     if not (book / "_config.yml").is_file():
         raise ParamError("book", f"{book} is not a Jupyter Book folder (no _config.yml)")

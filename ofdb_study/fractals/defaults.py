@@ -55,3 +55,11 @@ ONEPFRAC_POINTS = 100_000
 ONEPFRAC_PAD = 6
 ONEPFRAC_DELTA = 0.1
 ONEPFRAC_SIGMA = 3.5
+
+# ---- limits ---------------------------------------------------------------------------------------
+#: Categories a search, data set or pre-training may hold: category files and folders are named
+#: with five digits (``00000`` to ``99999``, the published layout), so 100,000 is the most there can
+#: be (OFDB-21k needs 21,000).
+MAX_CATEGORIES = 100_000
+#: Scratch bytes the chaos game keeps per point (coordinates, pixel indices, map choices, uniforms).
+POINT_BYTES = 48

@@ -214,6 +214,18 @@ def read_dir(directory: str | os.PathLike, limit: int | None = None, reader=None
     return [(reader or read_csv)(p) for p in files]
 
 
+def check_categories(n, param: str = "categories") -> int:
+    """``n`` as an int between 1 and ``MAX_CATEGORIES`` (the five-digit names); ParamError otherwise."""
+    from .defaults import MAX_CATEGORIES
+
+    n = check_positive_int(param, n)
+    if n > MAX_CATEGORIES:
+        raise ParamError(
+            param, f"must be at most {MAX_CATEGORIES:,} (categories are named 00000-99999), got {n:,}"
+        )
+    return n
+
+
 def category_name(index: int) -> str:
     """Zero-padded category name: 0 -> '00000'."""
     return f"{index:05d}"

@@ -92,7 +92,7 @@ from .defaults import (
     SEARCH3D_MIN_VAR,
     SEARCH3D_POINTS,
 )
-from .ifs import write_csv
+from .ifs import check_categories, write_csv
 from .kernels3d import (
     MAX_MAPS,
     N_PARAMS,
@@ -297,7 +297,7 @@ def search3d(
         The first ``n_categories`` accepted categories and their bookkeeping.
     """
     settings = (settings or Search3DSettings()).validate()
-    n_categories = check_positive_int("categories", n_categories)
+    n_categories = check_categories(n_categories)
     workers = resolve_workers(workers)
     batch = check_positive_int("batch", batch)
     result = Search3DResult(settings=settings)
@@ -384,7 +384,7 @@ def search3d_to_dir(
     those files first (``files.prepare_output``). Everything is validated before anything is written.
     """
     settings = (settings or Search3DSettings()).validate()
-    n_categories = check_positive_int("categories", n_categories)
+    n_categories = check_categories(n_categories)
     if workers is not None:
         check_positive_int("workers", workers)
     out = Path(out)
@@ -609,7 +609,7 @@ def build_ofdb3d(
     """
     from .build import write_image_tree  # the writer imports the 2D renderer; keep it lazy
 
-    categories = check_positive_int("categories", categories)
+    categories = check_categories(categories)
     check_render_args(size, points, views, jitter, a_weight)
     settings3d = Search3DSettings(seed, search_points, min_var).validate()
     if workers is not None:

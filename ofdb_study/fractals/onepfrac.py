@@ -48,7 +48,7 @@ from ..errors import ParamError, check_positive_int
 from ..files import resolve_workers
 from . import render
 from .defaults import ONEPFRAC_DELTA, ONEPFRAC_PAD, ONEPFRAC_POINTS, ONEPFRAC_SIGMA, ONEPFRAC_SIZE
-from .ifs import IFS, category_name, format_rows, probabilities_from_determinants
+from .ifs import IFS, category_name, check_categories, format_rows, probabilities_from_determinants
 
 #: The published recipe: two maps, sigma 3.5 +- 0.1, delta 0.1, 1,000 classes of one image.
 N_MAPS = 2
@@ -152,7 +152,7 @@ class Settings:
     min_fill: float = MIN_FILL
 
     def validate(self) -> Settings:
-        check_positive_int("categories", self.categories)
+        check_categories(self.categories)
         check_positive_int("seed", self.seed, minimum=0)
         check_positive_int("n_maps", self.n_maps)
         render.check_render_args(self.size, self.points, self.pad, "patch")

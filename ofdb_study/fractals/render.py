@@ -17,8 +17,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import ParamError, check_positive_int
+from ..files import check_fits
 from . import kernels
-from .defaults import CHAOS_SEED, OFDB_A_WEIGHT, OFDB_PAD, OFDB_POINTS, OFDB_SIZE
+from .defaults import CHAOS_SEED, OFDB_A_WEIGHT, OFDB_PAD, OFDB_POINTS, OFDB_SIZE, POINT_BYTES
 from .ifs import IFS, a_weights
 from .mt import chaos_uniforms
 
@@ -73,6 +74,8 @@ def check_render_args(size: int, points: int, pad: int, draw: str) -> None:
     check_positive_int("size", size, minimum=1)
     if size - 2 * pad < 4:
         raise ParamError("size", f"must be at least 2 * pad + 4 = {2 * pad + 4} px, got {size}")
+    check_fits("points", points * POINT_BYTES, f"{points:,} points")
+    check_fits("size", size * size * 3 * 2, f"a {size:,} px image")
     if draw not in DRAW_MODES:
         raise ParamError("draw", f"must be one of {', '.join(DRAW_MODES)}, got {draw!r}")
 

@@ -36,13 +36,29 @@ from ..files import (
     COMMON_FILES,
     OUTPUT_KINDS,
     atomic_write_text,
+    check_fits,
     prepare_output,
     release_output,
     resolve_workers,
 )
 from . import mt
-from .defaults import SEARCH_PAD, SEARCH_POINTS, SEARCH_RATE, SEARCH_SEED, SEARCH_SIZE
-from .ifs import IFS, category_name, probabilities_from_determinants, read_csv, read_dir, write_csv
+from .defaults import (
+    POINT_BYTES,
+    SEARCH_PAD,
+    SEARCH_POINTS,
+    SEARCH_RATE,
+    SEARCH_SEED,
+    SEARCH_SIZE,
+)
+from .ifs import (
+    IFS,
+    category_name,
+    check_categories,
+    probabilities_from_determinants,
+    read_csv,
+    read_dir,
+    write_csv,
+)
 from .kernels import chaos_game, nan_rule_and_rescale
 
 MAX_MAPS = 7
@@ -74,6 +90,8 @@ class SearchSettings:
         check_positive_int("pad", self.pad, minimum=0)
         if self.size - 2 * self.pad < 1:
             raise ParamError("size", f"must exceed 2 * pad = {2 * self.pad}, got {self.size}")
+        check_fits("points", self.points * POINT_BYTES, f"{self.points:,} points")
+        check_fits("size", self.size * self.size, f"a {self.size:,} px canvas")
         return self
 
 
@@ -183,7 +201,7 @@ def search(
         The result, holding exactly the first ``n_categories`` accepted categories.
     """
     settings = (settings or SearchSettings()).validate()
-    n_categories = check_positive_int("categories", n_categories)
+    n_categories = check_categories(n_categories)
     workers = resolve_workers(workers)
     if resume_from is not None:
         result = resume_from
@@ -315,7 +333,7 @@ def search_to_dir(
     process writing ``out`` is refused, or waited for with ``wait`` (the shared cache).
     """
     settings = (settings or SearchSettings()).validate()
-    n_categories = check_positive_int("categories", n_categories)
+    n_categories = check_categories(n_categories)
     if workers is not None:
         check_positive_int("workers", workers)
     out = Path(out)
@@ -376,7 +394,7 @@ def searched(
     Returns:
         A ``SearchResult`` with ``len(categories) >= n`` (shared: do not modify it).
     """
-    n = check_positive_int("categories", n)
+    n = check_categories(n)
     folder = Path(cache_dir) if cache_dir is not None else cache_root() / f"search-seed{SEARCH_SEED}"
     key = str(folder.resolve())
     with _cache_lock:
@@ -395,7 +413,7 @@ def first_categories(
     workers: int | None = None,
 ) -> list[IFS]:
     """The first ``n`` categories: read from ``params`` (a folder of NNNNN.csv), else ``searched``."""
-    n = check_positive_int("categories", n)
+    n = check_categories(n)
     if params is not None:
         return read_dir(params, limit=n)
     return list(searched(n, cache_dir=cache_dir, workers=workers).categories[:n])

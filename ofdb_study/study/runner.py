@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config import get_profile
 from ..config.recipe import write_page
-from ..errors import ParamError
+from ..errors import ParamError, check_positive_int
 from ..files import atomic_write_text
 from .helpers import check_profile
 
@@ -145,7 +145,11 @@ def find_notebooks(
         chosen = [n for n in NOTEBOOKS if n in picked]
     missing = [n for n in chosen if not (root / f"{n}.ipynb").is_file()]
     if missing:
-        raise ParamError("notebooks", f"{root} lacks {', '.join(f'{n}.ipynb' for n in missing)}")
+        raise ParamError(
+            "notebooks",
+            f"{root} lacks {', '.join(f'{n}.ipynb' for n in missing)}; run from the repository's root "
+            "or pass --notebooks DIR (and --out DIR/book/study)",
+        )
     return [root / f"{n}.ipynb" for n in chosen]
 
 
@@ -279,6 +283,9 @@ def run_study(
         NotebookFailed: the first failing notebook; later notebooks do not run.
     """
     params = resolve_parameters(profile, seeds, data_root, run_root, downstream_root)
+    workers = check_positive_int(
+        "workers", get_profile(profile).study.workers if workers is None else workers
+    )
     params["study_dir"] = str(Path(out))
     books = find_notebooks(notebooks_dir, only)
     out = Path(out)
@@ -291,7 +298,6 @@ def run_study(
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     timing = {"profile": profile, "started": time.time(), "machine": machine(), "notebooks": {}}
     if train and any(nb.stem in TRAINING_NOTEBOOKS for nb in books):
-        workers = get_profile(profile).study.workers if workers is None else workers
         timing["training"] = train_plan(params, workers=workers, log=log)
     atomic_write_text(out / TIMING_FILE, json.dumps(timing, indent=2) + "\n")  # the notebooks read it
     for nb in books:

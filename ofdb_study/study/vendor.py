@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from ..errors import ParamError
 from ..files import atomic_write_text
 
 #: Exact versions; ``@jupyter-widgets/html-manager`` 1.0.x renders ipywidgets 8 state (controls 2.0).
@@ -138,7 +139,7 @@ def ensure_vendor(book: str | Path) -> Path:
     """
     book = Path(book)
     if not (book / "_config.yml").is_file():
-        raise RuntimeError(f"{book} is not a Jupyter Book folder (no _config.yml)")
+        raise ParamError("book", f"{book} is not a Jupyter Book folder (no _config.yml)")
     vendor_dir = static_dir(book) / "vendor"
     npm_dir = book / "_build" / "vendor-npm"
     needed = (

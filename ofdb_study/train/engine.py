@@ -38,6 +38,8 @@ from torch.utils.data import DataLoader
 
 from ..config import PIPELINES, TrainConfig, resolve
 from ..errors import ParamError, TrainingError, check_positive_int
+from ..files import check_fits
+from ..fractals.ifs import check_categories
 from ..seeds import SALT_INIT, SALT_STEP
 from . import augment, batched, downstream, models, pretrain_data
 from .runfolder import MANIFEST, Progress, RunFolder, manifest, weights_sha256
@@ -69,13 +71,20 @@ def check_config(cfg: TrainConfig) -> None:
         raise ParamError("crop_pct", f"must be a number in (0, 1], got {cfg.crop_pct!r}")
     if cfg.phase == "finetune":
         downstream.check_dataset(cfg.dataset)
+        for key in ("train_per_class", "test_per_class"):
+            if getattr(cfg, key) is not None:
+                check_positive_int(key, getattr(cfg, key))
     else:
-        check_positive_int("categories", cfg.categories)
+        check_categories(cfg.categories)
         augment.check_augment(cfg.augment)
         if cfg.init not in (None, "", "scratch"):
             raise ParamError("init", "only fine-tuning starts from a checkpoint")
     if cfg.pipeline not in PIPELINES:
         raise ParamError("pipeline", f"must be one of {', '.join(PIPELINES)}, got {cfg.pipeline!r}")
+    check_positive_int("img_size", cfg.img_size)
+    for key in ("batch_size", "eval_batch_size"):
+        n = getattr(cfg, key)
+        check_fits(key, n * 3 * cfg.img_size**2 * 4, f"one batch of {n:,} images at {cfg.img_size} px")
     if augment.mixup_active(cfg) and cfg.batch_size % 2:
         raise ParamError("batch_size", f"must be even while Mixup/CutMix is on, got {cfg.batch_size}")
 

@@ -1,0 +1,84 @@
+"""Bad input over the commands: one line on stderr naming the parameter, exit code 2, no
+traceback, and nothing written where the command would have written.
+
+Each case is ``(argv, message)``; ``OUT`` in argv is replaced by a path under the test's folder
+that must not exist afterwards, ``FILE`` by an existing plain file, ``PARAMS`` by a folder of one
+valid category CSV.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from ofdb_study.cli import main
+
+CASES = [
+    # sizes that cannot fit, checked before anything is allocated or written
+    (
+        ["search", "--categories", "2", "--size", "10000000", "--out", "OUT"],
+        "size: a 10,000,000 px canvas would need",
+    ),
+    (
+        ["search", "--categories", "2", "--points", "100000000000", "--out", "OUT"],
+        "points: 100,000,000,000 points",
+    ),
+    (["render", "--params", "PARAMS", "--size", "1000000", "--out", "OUT"], "size: a 1,000,000 px image"),
+    (["build", "ofdb", "--categories", "2", "--points", "100000000000", "--out", "OUT"], "points:"),
+    # category counts past the five-digit names
+    (["search", "--categories", "1000000000000", "--out", "OUT"], "categories: must be at most 100,000"),
+    (["build", "fractaldb", "--categories", "100001", "--out", "OUT"], "categories: must be at most 100,000"),
+    (
+        ["pretrain", "--profile", "smoke", "--categories", "1000000000", "--out", "OUT"],
+        "categories: must be at most",
+    ),
+    # zero, negative and huge training settings
+    (
+        ["pretrain", "--profile", "smoke", "--batch-size", "100000000", "--out", "OUT"],
+        "batch_size: one batch of",
+    ),
+    (["pretrain", "--profile", "smoke", "--steps", "0", "--out", "OUT"], "steps: must be an integer >= 1"),
+    (
+        ["pretrain", "--profile", "smoke", "--batch-size", "-4", "--out", "OUT"],
+        "batch_size: must be an integer",
+    ),
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--train-per-class", "0", "--out", "OUT"],
+        "train_per_class",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "base_lr=inf", "--out", "OUT"],
+        "base_lr: --set base_lr= expects",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "steps=two", "--out", "OUT"], "steps: --set steps= expects"),
+    (["pretrain", "--profile", "smoke", "--augment", "sideways", "--out", "OUT"], "augment:"),
+    (["pretrain", "--profile", "smoke", "--resume", "--force", "--out", "OUT"], "force: pass --resume"),
+    # paths of the wrong kind
+    (["render", "--params", "FILE", "--out", "OUT"], "params:"),
+    (["pretrain", "--profile", "smoke", "--out", "FILE"], "exists and is not a folder"),
+    (["study", "plan", "--profile", "smoke", "--root", "FILE"], "root: "),
+    (["vendor", "--book", "OUT"], "book: "),
+    (
+        ["study", "--profile", "smoke", "--workers", "0", "--notebooks", "OUT", "--out", "OUT/study"],
+        "workers:",
+    ),
+    (["study", "--profile", "smoke", "--notebooks", "OUT", "--out", "OUT/study"], "notebooks: "),
+]
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:3]) for c in CASES])
+def test_bad_input_is_one_line_exit_2_and_nothing_written(argv, message, tmp_path, capsys):
+    out = tmp_path / "out"
+    plain = tmp_path / "plain.txt"
+    plain.write_text("not a folder\n")
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "00000.csv").write_text("0.5,0.0,0.0,0.5,0.0,0.0,0.5\n0.5,0.0,0.0,0.5,0.5,0.0,0.5\n")
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    args = [
+        a.replace("OUT", str(out)).replace("FILE", str(plain)).replace("PARAMS", str(params)) for a in argv
+    ]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
