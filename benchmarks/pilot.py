@@ -3,14 +3,17 @@
     python benchmarks/pilot.py --profile mini                       # the profile as it is
     python benchmarks/pilot.py --profile mini --categories 8 16 --steps 300 600 --rows ofdb fractaldb
     python benchmarks/pilot.py --profile mini --out book/pilot/mini.json   # the table the book shows
+    python benchmarks/pilot.py --profile paper-short --steps 500 --no-finetune   # one GPU, minutes
 
 For every (row, categories, steps) it pre-trains one run (seed 0 unless ``--seed``) with the
 profile's settings, evaluates the row's own task on held-out renders along the way (the study's
 ``HeldOutRenders``: fresh patch masks; held-out instances for FractalDB and IFS fluctuation), and
-fine-tunes one scratch run on the profile's downstream set, so that a user sizing a profile sees
-what the study's runs will reach and cost before committing to seeds. It prints a table and, with
-``--out``, writes it as JSON (each row's curve, final own-task top-1 against its bar, CPU and wall
-seconds). The runs live in a temporary folder and are removed.
+fine-tunes one scratch run on the profile's downstream set (``--no-finetune``: not, e.g. where the
+downstream data are not on the machine), so that a user sizing a profile sees what the study's runs
+will reach and cost before committing to seeds. It prints a table and, with ``--out``, writes it as
+JSON (each row's curve, final own-task top-1 against its bar, CPU and wall seconds, the step rate
+in images/s and the pipeline that made the batches). The runs live in a temporary folder and are
+removed.
 """
 
 from __future__ import annotations
@@ -68,6 +71,9 @@ def pilot_row(
         "final_loss": summary.get("final_loss"),
         "cpu_seconds": round(cpu, 1),
         "wall_seconds": round(wall, 1),
+        "images_per_s": round(summary.get("images_per_s") or 0.0, 1),
+        "pipeline": summary.get("pipeline"),
+        "device": summary.get("device"),
         "curve": _curve(spec.path),
     }
 
@@ -90,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
         help="any pre-training setting (YAML value)",
     )
     p.add_argument("--out", default=None, help="write the table as JSON here")
+    p.add_argument(
+        "--no-finetune", action="store_true", help="skip the scratch fine-tuning (no downstream data here)"
+    )
     args = p.parse_args(argv)
     import yaml
 
@@ -110,17 +119,25 @@ def main(argv: list[str] | None = None) -> int:
                     print(
                         f"{row:18s} C{n:<4d} {steps:5d} steps: own task {r['own_top1']:5.1f} % "
                         f"(bar {r['bar']:.1f}, {'learned' if r['learned'] else 'NOT learned'}), "
-                        f"loss {r['final_loss']:.3f}, {r['cpu_seconds']:.0f} s CPU, {r['wall_seconds']:.0f} s wall",
+                        f"loss {r['final_loss']:.3f}, {r['cpu_seconds']:.0f} s CPU, {r['wall_seconds']:.0f} s wall, "
+                        f"{r['images_per_s']:,.0f} images/s ({r['pipeline']} on {r['device']})",
                         flush=True,
                     )
-        scratch = experiments.finetune_spec(args.profile, "scratch", args.seed, root)
-        cpu, wall = time.process_time(), time.perf_counter()
-        ft = experiments.train_spec(scratch)
-        ft_cpu, ft_wall = time.process_time() - cpu, time.perf_counter() - wall
-        print(
-            f"fine-tuning (scratch): top-1 {ft['top1_last']:.1f} %, {ft_cpu:.0f} s CPU, {ft_wall:.0f} s wall",
-            flush=True,
-        )
+        finetune = None
+        if not args.no_finetune:
+            scratch = experiments.finetune_spec(args.profile, "scratch", args.seed, root)
+            cpu, wall = time.process_time(), time.perf_counter()
+            ft = experiments.train_spec(scratch)
+            ft_cpu, ft_wall = time.process_time() - cpu, time.perf_counter() - wall
+            print(
+                f"fine-tuning (scratch): top-1 {ft['top1_last']:.1f} %, {ft_cpu:.0f} s CPU, {ft_wall:.0f} s wall",
+                flush=True,
+            )
+            finetune = {
+                "top1": ft["top1_last"],
+                "cpu_seconds": round(ft_cpu, 1),
+                "wall_seconds": round(ft_wall, 1),
+            }
     finally:
         shutil.rmtree(root, ignore_errors=True)
     doc = {
@@ -133,11 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/pilot.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "overrides": overrides,
         "pretraining": results,
-        "finetune": {
-            "top1": ft["top1_last"],
-            "cpu_seconds": round(ft_cpu, 1),
-            "wall_seconds": round(ft_wall, 1),
-        },
+        "finetune": finetune,
     }
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

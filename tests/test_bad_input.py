@@ -82,3 +82,32 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(argv, message, tmp_pat
     assert message in err, err
     assert err.count("\n") == 1 and "Traceback" not in err
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("kind", ["fifo", "late"])
+def test_verify_against_refuses_odd_parameter_files_without_reading_them(kind, tmp_path, capsys):
+    """A FIFO named like a category would block the read; a name past 99999 would start a search
+    that long: both are refused up front."""
+    import os
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    if kind == "fifo":
+        os.mkfifo(theirs / "00000.csv")
+    else:
+        (theirs / "123456.csv").write_text("0.5,0,0,0.5,0,0,1\n")
+    assert main(["verify", "--against", str(theirs)]) == 2
+    err = capsys.readouterr().err
+    assert ("not a plain file" if kind == "fifo" else "named 00000-99999") in err and err.count("\n") == 1
+
+
+def test_study_without_training_names_the_unfinished_runs(tmp_path, capsys):
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    out = tmp_path / "book" / "study"
+    argv = ["study", "--profile", "smoke", "--no-train", "--run-root", str(tmp_path / "runs")]
+    assert main([*argv, "--notebooks", str(notebooks), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "no_train: 23 of 23 runs of the smoke plan are not finished" in err and err.count("\n") == 1
+    assert not (tmp_path / "book").exists() and not (tmp_path / "runs").exists()

@@ -308,6 +308,34 @@ def test_a_unit_sbatch_refuses_is_named_with_the_reason(slurm_cluster, tmp_path,
     assert "finetune ofdb C4 s0: not run: pretrain ofdb C4 s0 failed" in err
 
 
+def test_gpu_jobs_on_a_partition_without_gpus_are_refused_before_submitting(slurm_cluster, tmp_path, capsys):
+    args = ["study", "run", "--profile", "smoke", "--executor", "slurm", "--gpus-per-run", "1"]
+    code, _, err = _run_cli([*args, "--root", str(tmp_path / "runs")], capsys)
+    assert code == 2
+    assert "gpus-per-run: the default partition has no GPUs" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+def test_no_reachable_controller_is_one_line(tmp_path, capsys, monkeypatch):
+    import shutil as _shutil
+
+    if _shutil.which("sinfo") is None or _shutil.which("sbatch") is None:
+        pytest.skip("SLURM's client commands are not installed")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(
+        "ClusterName=nowhere\nSlurmctldHost=localhost\nSlurmctldPort=1\nMessageTimeout=2\n"
+        "AuthType=auth/munge\nNodeName=localhost CPUs=1 State=UNKNOWN\n"
+        "PartitionName=p Nodes=localhost Default=YES State=UP\n"
+    )
+    monkeypatch.setenv("SLURM_CONF", str(conf))
+    code, _, err = _run_cli(
+        [*["study", "run", "--profile", "smoke"], *SLURM_ARGS, "--root", str(tmp_path / "r")], capsys
+    )
+    assert code == 2
+    assert "executor: slurm: " in err and err.count("\n") == 1
+    assert not (tmp_path / "r").exists()
+
+
 def _watch(spec: experiments.RunSpec, step: int, action) -> threading.Thread:
     """Call ``action()`` once the run has checkpointed at ``step`` or later."""
 
@@ -467,3 +495,20 @@ def test_running_again_follows_a_queued_job_instead_of_submitting_it_twice(slurm
     )
     assert report.ok and report.jobs[spec.path] == first
     assert f"[study run] following job {first}: {spec.label}" in lines
+
+
+def test_local_alive_without_proc_asks_the_process_table(monkeypatch):
+    """Where there is no /proc (macOS), a local job is alive while its process exists."""
+    import os
+    import socket
+    from pathlib import Path
+
+    from ofdb_study.study.backends import ClusterOptions, LocalBackend
+
+    backend = LocalBackend(ClusterOptions(gpus_per_run=0), gpus=[])
+    real = Path.is_dir
+    monkeypatch.setattr(Path, "is_dir", lambda self: False if str(self) == "/proc/self" else real(self))
+    host = socket.gethostname()
+    assert backend.alive({"host": host, "job_id": os.getpid()})
+    assert not backend.alive({"host": host, "job_id": 2**22 + 12345})
+    assert not backend.alive({"host": "elsewhere", "job_id": os.getpid()})

@@ -93,7 +93,11 @@ def test_killed_build_is_incomplete_and_resumes(tmp_path, params, monkeypatch):
         datasets.verify(out)  # a killed build never passes as complete
     with pytest.raises(ParamError, match="unfinished"):
         datasets.build_ofdb(out, 4, params=params, **SMALL)
+    # the temporary a SIGKILL leaves behind mid-write (atomic_write's hidden name)
+    stale = written[0].parent / f".{written[0].name}.4242-1.tmp"
+    stale.write_bytes(b"half a png")
     datasets.build_ofdb(out, 4, params=params, resume=True, **SMALL)
+    assert not stale.exists() and not list(out.rglob("*.tmp"))
     ref = datasets.build_ofdb(tmp_path / "ref", 4, params=params, **SMALL)
     assert datasets.load_manifest(out)["files"] == datasets.load_manifest(ref)["files"]
     assert datasets.verify(out) == []

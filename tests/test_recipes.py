@@ -268,3 +268,12 @@ def test_the_a_weight_is_cited_to_the_table_the_public_generator_reads():
 
     cite = PROFILES["paper"].pretrain_recipe.cites["a_weight"]
     assert "weights_0.4.csv" in str(cite) and "one_ins.csv is all ones" in str(cite)
+
+
+@pytest.mark.parametrize("name", list(PROFILES))
+def test_sources_are_words_not_objects(name):
+    """A source names files and settings: no object's repr formatted into it by mistake."""
+    for phase in PHASES:
+        for key, cite in PROFILES[name].recipe(phase).cites.items():
+            assert "Profile(" not in cite.source and "TrainConfig(" not in cite.source, (phase, key)
+            assert len(cite.source) < 500 and "ours: ours:" not in cite.source, (phase, key)

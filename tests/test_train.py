@@ -527,3 +527,32 @@ def test_a_bad_set_value_is_one_line_and_nothing_is_written(item, message, tmp_p
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
+    "damage, message",
+    [
+        ("unfinished", "has not finished (no summary.json)"),
+        ("corrupt", "summary.json is not valid JSON"),
+        ("rewritten", "does not hold the final weights"),
+    ],
+)
+def test_init_takes_only_a_finished_runs_final_weights(pretrained, tmp_path, capsys, damage, message):
+    import shutil
+
+    run = tmp_path / "pre"
+    shutil.copytree(pretrained, run)
+    if damage == "unfinished":
+        (run / "summary.json").unlink()
+    elif damage == "corrupt":
+        (run / "summary.json").write_text("{")
+    else:
+        doc = torch.load(run / "checkpoint.pt", weights_only=True)
+        name = next(iter(doc["model"]))
+        doc["model"][name] = doc["model"][name] + 1
+        torch.save(doc, run / "checkpoint.pt")
+    args = ["finetune", "--profile", "smoke", "--init", str(run), "--out", str(tmp_path / "ft")]
+    assert cli.main([*args, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+    assert not (tmp_path / "ft").exists()

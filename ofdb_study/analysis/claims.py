@@ -24,12 +24,14 @@ on the same training images (``probe_top1``, ``PROBE_CLAIMS``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import pandas as pd
 
 from ..errors import ParamError
+from . import paper as published
 from .stats import (
     detectable_effect,
     holm,
@@ -94,6 +96,98 @@ class Claim:
     primary: bool = True
 
 
+# ---- the paper's evidence, read from the tables of ``analysis.paper`` at a profile's table ---------
+#: The study rows' instance augmentation (Table 1's row names), for the Table 1 claims.
+_AUGMENT = {
+    "ofdb": "default",
+    "ofdb+pattern": "pattern",
+    "ofdb+fluctuation": "fluctuation",
+    "ofdb+rotation": "rotation",
+    "ofdb+texture": "texture",
+    "ofdb+both": "both",
+}
+#: Each claim's evidence: ``main`` (its two rows on the profile's table and column), ``pattern``
+#: (OFDB w/ Aug against FractalDB), ``table1`` (Table 1's 2D-OFDB column, CIFAR-100 only),
+#: ``probe`` (no probe in the paper; the profile's fine-tuning table), ``probe_table1``, or a fixed
+#: text (the category sweep, which no table measures).
+_EVIDENCE = {
+    "ofdb_beats_scratch": ("main", "ofdb", "scratch"),
+    "pattern_noninferior_to_fractaldb": ("pattern", "ofdb-aug", "fractaldb"),
+    "fluctuation_hurts": ("table1", "ofdb", "ofdb+fluctuation"),
+    "more_categories_help": (
+        "fixed",
+        "No table of the paper varies the category count at fixed data set; its scaling from "
+        "1k to 21k categories (Table 3, ImageNet-1k) points this way but against other baselines",
+    ),
+    "pattern_helps": ("table1", "ofdb+pattern", "ofdb"),
+    "texture_helps": ("table1", "ofdb+texture", "ofdb"),
+    "both_help": ("table1", "ofdb+both", "ofdb"),
+    "rotation_is_a_control": ("table1", "ofdb+rotation", "ofdb"),
+    "probe_ofdb_beats_random": ("probe", "its fine-tuning tables ({table}) point this way"),
+    "probe_pattern_vs_fractaldb": ("probe", "{table} for fine-tuning"),
+    "probe_fluctuation_hurts": ("probe_table1", "Table 1 for fine-tuning"),
+}
+
+
+def _num(x: float) -> str:
+    return f"{x:.1f}"
+
+
+def evidence(key: str, table: str = "table2", column: str = "C100") -> dict:
+    """The paper's evidence for claim ``key`` at a profile's published table and column
+    (``StudyPlan.paper_table`` / ``paper_column``): ``{"paper": text, "paper_delta": a - b or None}``,
+    every number read from ``analysis.paper``'s tables.
+
+    Table 1 (the augmentation ablation) exists only for CIFAR-100 after OFDB-1k: where the
+    profile's table is another, its claims cite Table 1 and say so. Table 3 has no random-pattern
+    row, so at ``table3`` the non-inferiority claim cites the 21k rows without augmentation.
+    """
+    if key not in _EVIDENCE:
+        raise ParamError("claim", f"no evidence recorded for claim {key!r}")
+    if table not in ("table2", "table3"):
+        raise ParamError("table", f"must be table2 or table3, got {table!r}")
+    labels = published.COLUMN_LABELS[table]
+    if column not in labels:
+        raise ParamError("column", f"{table} has no column {column!r}; choose from {', '.join(labels)}")
+    title, label = published.TABLE_TITLES[table], labels[column]
+    kind, *args = _EVIDENCE[key]
+    if kind == "fixed":
+        return {"paper": args[0], "paper_delta": None}
+    if kind in ("probe", "probe_table1"):
+        return {"paper": "No probe in the paper; " + args[0].format(table=title), "paper_delta": None}
+    if kind == "table1":
+        a, b = (_AUGMENT[r] for r in args)
+        va, vb = (published.published("table1", x, "ofdb2d") for x in (a, b))
+        names = dict((r[0], r[1]) for r in published.TABLE1_ROWS)
+        na, nb = ("default" if x == "default" else names[x] for x in (a, b))
+        text = f"Table 1, 2D-OFDB column: {na} {_num(va)} against {nb} {_num(vb)}"
+        if table != "table2" or column != "C100":
+            text += " (CIFAR-100 after OFDB-1k pre-training; no other table of the paper has these rows)"
+        return {"paper": text, "paper_delta": round(va - vb, 1)}
+    row_a, row_b = args
+    if kind == "pattern" and table == "table3":
+        row_a = "ofdb"  # Table 3 has no "w/ Aug" row
+    na, nb = (published.paper_row_name(table, r) for r in (row_a, row_b))
+    if kind == "main" or table == "table3":
+        va, vb = (published.published(table, n, column) for n in (na, nb))
+        text = f"{title}, {label} column: {na} {_num(va)} against {nb} {_num(vb)}"
+        if kind == "pattern":
+            text += " (Table 3 has no random-pattern row: 2D-OFDB-21k uses the default augmentation)"
+        return {"paper": text, "paper_delta": round(va - vb, 1)}
+    # pattern at Table 2: the average of its seven data sets, with the profile's column beside it
+    va, vb = (published.published(table, n, "avg") for n in (na, nb))
+    text = f"{title}, average of its seven data sets: {na} {_num(va)} against {nb} {_num(vb)}"
+    if column != "avg":
+        ca, cb = (published.published(table, n, column) for n in (na, nb))
+        text += f" ({label}: {_num(ca)} against {_num(cb)})"
+    return {"paper": text, "paper_delta": round(va - vb, 1)}
+
+
+def _at_table2(key: str) -> dict:
+    """``evidence`` at Table 2's CIFAR-100 column (``mini``, ``paper``): the claims as defined."""
+    return evidence(key)
+
+
 CLAIMS: tuple[Claim, ...] = (
     Claim(
         key="ofdb_beats_scratch",
@@ -102,8 +196,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb",
         b="scratch",
-        paper="Table 2, CIFAR-100 column: 2D-OFDB-1k 84.0 against scratch 57.7",
-        paper_delta=26.3,
+        **_at_table2("ofdb_beats_scratch"),
         differs="Fashion-MNIST with 50 labels per class at 32 px after minutes of pre-training, not "
         "CIFAR-100 at 224 px after 240k steps; and the endpoint is read after 400 fine-tuning steps, "
         "before scratch's plateau: the fine-tuning pilot (in the book) saw OFDB's lead shrink from "
@@ -121,9 +214,7 @@ CLAIMS: tuple[Claim, ...] = (
         why_margin="1 point: smaller than the paper's own gap in OFDB's favour (+1.4 on the average "
         "of Table 2's seven data sets), so a real deficit of the size the paper reports the other "
         "way cannot pass as agreement.",
-        paper="Table 2, average of its seven data sets: 2D-OFDB-1k w/ Aug 88.5 against FractalDB-1k "
-        "87.1 (CIFAR-100: 85.3 against 81.6)",
-        paper_delta=1.4,
+        **_at_table2("pattern_noninferior_to_fractaldb"),
         differs="The paper's FractalDB-1k row was pre-trained for about 1.17M iterations against "
         "OFDB's 240k; here both run the same number of steps. The claim is read only on the seeds "
         "where FractalDB learned its own task; where it did not, the claim is not interpretable.",
@@ -135,8 +226,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb",
         b="ofdb+fluctuation",
-        paper="Table 1, 2D-OFDB column: default 84.0 against + IFS parameter fluctuation 81.6",
-        paper_delta=2.4,
+        **_at_table2("fluctuation_hurts"),
     ),
     Claim(
         key="more_categories_help",
@@ -145,9 +235,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="trend",
         a=None,
         b=None,
-        paper="No table of the paper varies the category count at fixed data set; its scaling from "
-        "1k to 21k categories (Table 3, ImageNet-1k) points this way but against other baselines",
-        paper_delta=None,
+        **_at_table2("more_categories_help"),
         differs="Equal steps for every category count, so larger counts see fewer images per category.",
     ),
     Claim(
@@ -156,8 +244,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb+pattern",
         b="ofdb",
-        paper="Table 1, 2D-OFDB column: + random pattern 85.3 against default 84.0",
-        paper_delta=1.3,
+        **_at_table2("pattern_helps"),
         primary=False,
     ),
     Claim(
@@ -166,8 +253,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb+texture",
         b="ofdb",
-        paper="Table 1, 2D-OFDB column: + random texture 84.8 against default 84.0",
-        paper_delta=0.8,
+        **_at_table2("texture_helps"),
         differs="Random texture is this package's own operator (the paper's code has none).",
         primary=False,
     ),
@@ -177,8 +263,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb+both",
         b="ofdb",
-        paper="Table 1, 2D-OFDB column: + both 84.3 against default 84.0",
-        paper_delta=0.3,
+        **_at_table2("both_help"),
         differs="Random texture is this package's own operator (the paper's code has none).",
         primary=False,
     ),
@@ -190,8 +275,7 @@ CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb+rotation",
         b="ofdb",
-        paper="Table 1, 2D-OFDB column: + rotation 84.1 against default 84.0",
-        paper_delta=0.1,
+        **_at_table2("rotation_is_a_control"),
         differs="`mini` pre-trains without random flips (the pilot: with them OFDB + fluctuation did "
         "not learn its own task), so there this row adds the four flips instead of repeating them.",
         primary=False,
@@ -209,7 +293,7 @@ PROBE_CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb",
         b="scratch",
-        paper="No probe in the paper; its fine-tuning tables (Table 2) point this way",
+        **_at_table2("probe_ofdb_beats_random"),
         primary=False,
     ),
     Claim(
@@ -221,7 +305,7 @@ PROBE_CLAIMS: tuple[Claim, ...] = (
         b="fractaldb",
         margin=1.0,
         why_margin="the primary claim's margin",
-        paper="No probe in the paper; Table 2 for fine-tuning",
+        **_at_table2("probe_pattern_vs_fractaldb"),
         primary=False,
     ),
     Claim(
@@ -230,10 +314,26 @@ PROBE_CLAIMS: tuple[Claim, ...] = (
         test="superiority",
         a="ofdb",
         b="ofdb+fluctuation",
-        paper="No probe in the paper; Table 1 for fine-tuning",
+        **_at_table2("probe_fluctuation_hurts"),
         primary=False,
     ),
 )
+
+
+def for_table(claims: tuple[Claim, ...], table: str, column: str) -> tuple[Claim, ...]:
+    """``claims`` with the paper's evidence (``paper``, ``paper_delta``) read at ``table`` and
+    ``column``; keys, rows, tests, margins and primary flags unchanged."""
+    return tuple(dataclasses.replace(c, **evidence(c.key, table, column)) for c in claims)
+
+
+def for_profile(claims: tuple[Claim, ...], profile: str) -> tuple[Claim, ...]:
+    """``claims`` citing the published table and column a profile's numbers go beside
+    (``StudyPlan.paper_table`` / ``paper_column``: Table 2's CIFAR-100 at ``mini`` and ``paper``,
+    Table 3's ViT-B ImageNet-1k column at ``paper-21k``)."""
+    from ..config import get_profile
+
+    plan = get_profile(profile).study
+    return for_table(claims, plan.paper_table, plan.paper_column)
 
 
 def by_key(key: str) -> Claim:
@@ -374,6 +474,7 @@ def evaluate(
     pretrain: pd.DataFrame | None = None,
     value: str = "top1_last",
     claims: tuple[Claim, ...] = CLAIMS,
+    profile: str | None = None,
 ) -> pd.DataFrame:
     """Test every claim whose rows ran; one row per claim.
 
@@ -390,6 +491,9 @@ def evaluate(
         pretrain: own-task results of the pre-training runs (columns row, categories, seed,
             own_top1, bar).
         value: the endpoint column (``top1_last``; ``probe_top1`` for the linear probe).
+        claims: the claims to test (``CLAIMS``; ``PROBE_CLAIMS`` for the probe).
+        profile: the profile the runs are of: the paper's numbers come from the table its numbers
+            go beside (``for_profile``); None keeps each claim's own (Table 2, CIFAR-100).
 
     Returns:
         Columns claim, key, test, primary, paper, paper_delta, n (pairs tested), seeds (pairs
@@ -399,6 +503,8 @@ def evaluate(
         one-sided levels), low (lower bound: agrees when above -shift), high (upper bound:
         disagrees when below -shift), verdict, why.
     """
+    if profile is not None:
+        claims = for_profile(claims, profile)
     out = []
     for c in claims:
         if c.test not in TESTS:

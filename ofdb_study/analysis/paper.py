@@ -40,6 +40,22 @@ TABLE1_ROWS = [
 ]
 
 TABLE2_DATASETS = ("C10", "C100", "Cars", "Flowers", "VOC12", "P30", "IN100")
+#: What each column of Tables 2 and 3 holds, in words (the claims' citations name them).
+COLUMN_LABELS = {
+    "table2": {
+        "C10": "CIFAR-10",
+        "C100": "CIFAR-100",
+        "Cars": "Stanford Cars",
+        "Flowers": "Flowers",
+        "VOC12": "VOC 2012",
+        "P30": "Places-30",
+        "IN100": "ImageNet-100",
+        "avg": "average",
+    },
+    "table3": {"vit_t": "ImageNet-1k fine-tuning, ViT-T", "vit_b": "ImageNet-1k fine-tuning, ViT-B"},
+}
+#: The table names as the paper prints them.
+TABLE_TITLES = {"table1": "Table 1", "table2": "Table 2", "table3": "Table 3"}
 #: Table 2: fine-tuning on seven data sets and their average.
 TABLE2_ROWS = [
     ("scratch", "-", 78.3, 57.7, 11.6, 77.1, 64.8, 75.7, 73.2, 62.6),
@@ -254,7 +270,30 @@ def _beside_paper(summary: pd.DataFrame, paper: pd.Series, paper_row) -> pd.Data
 
 
 #: Which Table 3 row each of the study's rows stands for at ``paper-21k`` (21k categories).
-STUDY_TO_TABLE3 = {"scratch": "scratch", "ofdb": "2D-OFDB-21k", "ofdb3d": "3D-OFDB-21k"}
+STUDY_TO_TABLE3 = {
+    "scratch": "scratch",
+    "fractaldb": "FractalDB-21k",
+    "ofdb": "2D-OFDB-21k",
+    "ofdb3d": "3D-OFDB-21k",
+}
+
+
+def published(table: str, row: str, column: str) -> float:
+    """One published number: ``table`` (``table1``: the 2D-OFDB column ``ofdb2d`` or ``ofdb3d``,
+    ``row`` an augmentation name; ``table2`` / ``table3``: ``row`` as the paper names it)."""
+    frames = {"table1": (table1, "augment"), "table2": (table2, "pretrain"), "table3": (table3, "pretrain")}
+    if table not in frames:
+        raise ParamError("table", f"must be one of {', '.join(frames)}, got {table!r}")
+    make, index = frames[table]
+    df = make().set_index(index)
+    if column not in df.columns or row not in df.index:
+        raise ParamError("column", f"{table} has no entry for row {row!r}, column {column!r}")
+    return float(df.loc[row, column])
+
+
+def paper_row_name(table: str, study_row: str) -> str | None:
+    """The row of Table 2 or 3 a study pre-training kind stands for (``STUDY_TO_TABLE2`` / ``3``)."""
+    return (STUDY_TO_TABLE2 if table == "table2" else STUDY_TO_TABLE3).get(study_row)
 
 
 def pretraining_vs_table3(summary: pd.DataFrame, column: str = "vit_b") -> pd.DataFrame:

@@ -42,6 +42,7 @@ from .sources import (
     PRETRAIN_SH,
     TIMM_EVAL,
     Cite,
+    differs,
     ours,
     pub,
     resolve_public,
@@ -90,6 +91,12 @@ OPERATIONAL = frozenset(
 #: DataLoader workers, the reference), ``batched`` (sources and augmentation on whole batches on the
 #: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere).
 PIPELINES = ("loader", "batched", "auto")
+
+#: Autocast dtypes of the forward pass on CUDA (``TrainConfig.precision``; the CPU runs fp32).
+PRECISIONS = ("bf16", "fp16", "fp32")
+#: Settings added after runs were cached: a run's key holds them only where they differ from this
+#: default (``TrainConfig.result_dict``), so the keys of configs that keep the default stay.
+KEYED_UNLESS_DEFAULT = {"decay_embed_tokens": False, "precision": "bf16"}
 
 #: Settings only pre-training reads (the fractal source): a fine-tuning run's digest leaves them out.
 PRETRAIN_ONLY = frozenset(
@@ -245,6 +252,17 @@ class TrainConfig:
         1e-5, pub(f"{MODEL_YAML}: scheduler min_lr 1e-5, x global batch / 512 in {MAIN_PY}")
     )
     weight_decay: float = _c(0.05, pub(f"{MODEL_YAML}: optim.weight_decay 0.05 (timm: none on 1-D)"))
+    # timm's ViT lists pos_embed and cls_token in ``no_weight_decay()``; an optimizer built on a
+    # DDP-wrapped model does not see that list and decays them (their 1-D biases and norms stay
+    # undecayed either way). True: decay them as the public pre-training does; False: honour the list
+    decay_embed_tokens: bool = _c(
+        False,
+        differs(
+            "ours: timm's no_weight_decay() honoured (pos_embed and cls_token not decayed); the profiles "
+            f"that follow {MAIN_PY} set True",
+            True,
+        ),
+    )
     momentum: float = _c(0.9, pub("timm create_optimizer_v2 default (unused by AdamW)"))
     batch_size: int = _c(
         256, pub(f"{PRETRAIN_SH}: data.loader.batch_size=32 on 8 GPUs = 256; here per process")
@@ -265,6 +283,16 @@ class TrainConfig:
     # the device it follows (result_dict)
     pipeline: str = _c(
         "auto", ours("batches made by loader workers, or batched on the model's device (CUDA)", NO_PUBLIC)
+    )
+    # autocast dtype of the forward pass on CUDA (PRECISIONS); the CPU always runs fp32. fp16 scales
+    # the loss (torch.amp.GradScaler), bf16 and fp32 need no scaler
+    precision: str = _c(
+        "bf16",
+        differs(
+            f"ours: bf16 autocast on CUDA, no gradient scaler; {MAIN_PY} runs fp16 autocast with "
+            "timm's NativeScaler (the profiles that follow it set fp16)",
+            "fp16",
+        ),
     )
     compile: bool = _c(False, ours("torch.compile is optional (CUDA)", NO_PUBLIC))
     threads: int = _c(0, ours("torch intra-op threads; 0 = torch's default", NO_PUBLIC))
@@ -300,11 +328,19 @@ class TrainConfig:
         ``pipeline`` counts unless it is ``auto``: auto picks by device, and the device is no part
         of the key either (a CPU and a CUDA run of one config differ in their last bits anyway);
         runs cached before the setting existed keep their keys.
+
+        Settings added after runs were cached count only where they differ from their default
+        (``KEYED_UNLESS_DEFAULT``: ``decay_embed_tokens`` unless False, ``precision`` unless bf16),
+        so the configs that keep the default (``mini``, ``smoke``) keep their keys and the
+        pre-registered design digest.
         """
         left_out = NOT_READ_BY.get(self.phase, OPERATIONAL)
         doc = {k: v for k, v in self.to_dict().items() if k not in left_out}
         if doc.get("pipeline") == "auto":
             del doc["pipeline"]
+        for key, default in KEYED_UNLESS_DEFAULT.items():
+            if key in doc and doc[key] == default:
+                del doc[key]
         if doc.get("init", "scratch") != "scratch":
             init = Path(doc["init"])
             doc["init"] = f"{init.parent.name}/{init.name}"

@@ -134,6 +134,10 @@ def write_image_tree(
     if done is None:
         release_output(out)
         return out
+    # a killed writer's temporaries (``.NAME.<pid>-<tid>.tmp``): this process holds the lock, so
+    # none of them is being written
+    for stale in (*out.glob(".*.tmp"), *out.glob("*/.*.tmp")):
+        stale.unlink(missing_ok=True)
     atomic_write_text(out / SETTINGS, json.dumps({"kind": kind, "settings": settings}))
     todo = []
     for paths, fn in jobs:

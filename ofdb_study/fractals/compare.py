@@ -71,6 +71,14 @@ def read_params_folder(folder: str | os.PathLike) -> dict[str, Path]:
     found = {category_name(int(m.group(1))): folder / p for p in os.listdir(folder) if (m := _CSV.match(p))}
     if not found:
         raise ParamError("against", f"no NNNNN.csv category files in {folder}")
+    odd = sorted(str(p) for p in found.values() if not p.is_file())  # a FIFO would block a read
+    if odd:
+        raise ParamError("against", f"{odd[0]} is not a plain file")
+    from .defaults import MAX_CATEGORIES
+
+    late = sorted(n for n in found if int(n) >= MAX_CATEGORIES)
+    if late:
+        raise ParamError("against", f"{found[late[0]]}: categories are named 00000-{MAX_CATEGORIES - 1:05d}")
     return found
 
 

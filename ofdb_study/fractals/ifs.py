@@ -200,6 +200,16 @@ def list_csvs(directory: str | os.PathLike) -> list[Path]:
     files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
     if not files:
         raise ParamError("params", f"no NNNNN.csv category files in {directory}")
+    odd = [p.name for p in files if not p.is_file()]  # a folder, a FIFO, a socket: never opened
+    if odd:
+        raise ParamError("params", f"{directory / odd[0]} is not a plain file")
+    from .defaults import MAX_CATEGORIES
+
+    late = [p.name for p in files if int(p.stem) >= MAX_CATEGORIES]
+    if late:
+        raise ParamError(
+            "params", f"{directory / late[0]}: categories are named 00000-{MAX_CATEGORIES - 1:05d}"
+        )
     return files
 
 

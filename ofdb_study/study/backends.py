@@ -140,6 +140,32 @@ class SlurmBackend:
             raise ParamError("executor", "slurm: sbatch is not on PATH; run where SLURM's commands are")
         self.options = options
         self.capacity = options.max_parallel
+        self._check_cluster()
+
+    def _check_cluster(self) -> None:
+        """Before anything is submitted: a controller answers, and GPU jobs go to a partition that
+        has GPUs (otherwise every job would fail at sbatch with a gres error)."""
+        o = self.options
+        cmd = ["sinfo", "--noheader", "--format=%G"] + (["--partition", o.partition] if o.partition else [])
+        try:
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise ParamError(
+                "executor", f"slurm: sinfo did not answer ({exc}); is slurmctld reachable?"
+            ) from None
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise ParamError("executor", f"slurm: no controller answers (sinfo: {why})")
+        gres = [g.strip() for g in done.stdout.splitlines() if g.strip()]
+        if not gres and o.partition:
+            return  # an unknown partition: sbatch names it, per unit
+        if o.gpus_per_run and not any("gpu" in g for g in gres):
+            where = f"partition {o.partition}" if o.partition else "the default partition"
+            raise ParamError(
+                "gpus-per-run",
+                f"{where} has no GPUs (sinfo reports gres {', '.join(sorted(set(gres))) or 'none'}); "
+                "pass --gpus-per-run 0 for CPU jobs or --partition with GPUs",
+            )
 
     def submit(self, unit: Unit, after: list[str]) -> tuple[str, object]:
         o = self.options
@@ -234,10 +260,23 @@ class LocalBackend:
         if record.get("host") != socket.gethostname():
             return False
         try:
-            cmdline = Path(f"/proc/{int(record['job_id'])}/cmdline").read_bytes()
-        except (OSError, ValueError):
+            pid = int(record["job_id"])
+        except (KeyError, TypeError, ValueError):
             return False
-        return b"submitit" in cmdline
+        if Path("/proc/self").is_dir():  # Linux: the process must still be submitit's
+            try:
+                return b"submitit" in Path(f"/proc/{pid}/cmdline").read_bytes()
+            except OSError:
+                return False
+        try:  # elsewhere (macOS): only whether the process exists
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        except OSError:
+            return False
+        return True
 
     def cancel(self, jobs: dict[str, object]) -> None:
         for job in jobs.values():

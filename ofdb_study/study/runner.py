@@ -99,6 +99,27 @@ def resolve_parameters(
     }
 
 
+def check_finished(params: dict) -> None:
+    """Refuse to run the notebooks without training when the plan has unfinished runs (they would
+    fail on a missing result), naming how many and the first.
+
+    Raises:
+        ParamError: ``no_train``, with the count of unfinished runs and the run root.
+    """
+    from . import plan
+
+    overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
+    specs = plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+    todo = [s for s in specs if not s.finished]
+    if todo:
+        raise ParamError(
+            "no_train",
+            f"{len(todo)} of {len(specs)} runs of the {params['profile']} plan are not finished under "
+            f"{params['run_root']} (first: {todo[0].path.name}); train them (drop --no-train) or "
+            "unpack a results archive there",
+        )
+
+
 def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     """Train every run of the profile's plan that is not finished, then make the raw-pixel
     baselines and linear probes it needs (``baselines.compute``); returns the timing record.
@@ -291,6 +312,8 @@ def run_study(
     out = Path(out)
     if out.resolve() == Path(notebooks_dir).resolve():
         raise ParamError("out", "must differ from the notebooks folder (the sources stay without outputs)")
+    if not train and any(nb.stem in TRAINING_NOTEBOOKS for nb in books):
+        check_finished(params)
     out.mkdir(parents=True, exist_ok=True)
     write_page(out / RECIPE_PAGE)  # the recipe page, value by value, generated from config
     report = StudyReport(out=str(out), parameters=params)

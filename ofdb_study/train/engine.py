@@ -21,6 +21,10 @@ runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over `
 not fit or the recipe has a part the batched pipeline lacks (one line on stderr). Fine-tuning always
 uses the loader. The pipeline a run used is in its manifest and summary; a resume must use the same.
 
+On CUDA the forward pass runs under the config's ``precision`` (bf16, fp16 with a
+``torch.amp.GradScaler``, or fp32); the CPU always runs fp32. The scaler's loss scale is not in the
+checkpoint: a resumed fp16 run starts its scale afresh (a GPU run is not bit-exact on resume anyway).
+
 A non-finite loss stops the run with a ``TrainingError`` naming the first such step; no checkpoint
 or metrics record is written after it, and no summary.json. The run folder's files are written by
 ``runfolder.RunFolder``; device, processes, seeding and the sample stream are in ``runtime``.
@@ -36,7 +40,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader
 
-from ..config import PIPELINES, TrainConfig, resolve
+from ..config import PIPELINES, PRECISIONS, TrainConfig, resolve
 from ..errors import ParamError, TrainingError, check_positive_int
 from ..files import check_fits
 from ..fractals.ifs import check_categories
@@ -81,6 +85,10 @@ def check_config(cfg: TrainConfig) -> None:
             raise ParamError("init", "only fine-tuning starts from a checkpoint")
     if cfg.pipeline not in PIPELINES:
         raise ParamError("pipeline", f"must be one of {', '.join(PIPELINES)}, got {cfg.pipeline!r}")
+    if cfg.precision not in PRECISIONS:
+        raise ParamError("precision", f"must be one of {', '.join(PRECISIONS)}, got {cfg.precision!r}")
+    if not isinstance(cfg.decay_embed_tokens, bool):
+        raise ParamError("decay_embed_tokens", f"must be true or false, got {cfg.decay_embed_tokens!r}")
     check_positive_int("img_size", cfg.img_size)
     for key in ("batch_size", "eval_batch_size"):
         n = getattr(cfg, key)
@@ -145,8 +153,16 @@ def eval_set_name(eval_ds, data_hash: str) -> str:
 
 
 @torch.no_grad()
-def evaluate(model, dataset, batch_size: int, device: torch.device, dd: Dist | None = None) -> float:
-    """Top-1 accuracy in percent of ``model`` on ``dataset`` (items (tensor (3, S, S), label)).
+def evaluate(
+    model,
+    dataset,
+    batch_size: int,
+    device: torch.device,
+    dd: Dist | None = None,
+    precision: str = "bf16",
+) -> float:
+    """Top-1 accuracy in percent of ``model`` on ``dataset`` (items (tensor (3, S, S), label)),
+    the forward pass under ``precision``'s autocast on CUDA (``_autocast``).
 
     Under DDP every rank passes its own shard (``eval_shard``) and the counts of correct and of all
     items are summed over the ranks, so the result is the whole set's accuracy on every rank.
@@ -157,7 +173,7 @@ def evaluate(model, dataset, batch_size: int, device: torch.device, dd: Dist | N
     correct = total = 0
     for x, y in loader:
         x, y = _to_device(x, device), y.to(device)
-        with _autocast(device):
+        with _autocast(device, precision):
             logits = model(x)
         correct += int((logits.argmax(-1) == y).sum())
         total += int(y.numel())
@@ -182,10 +198,24 @@ def _to_device(x: torch.Tensor, device: torch.device) -> torch.Tensor:
     return x.to(device)
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+#: The autocast dtype of each ``TrainConfig.precision`` on CUDA (None: float32, autocast off).
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": None}
+
+
+def _autocast(device: torch.device, precision: str = "bf16"):
+    """The forward pass's autocast: ``precision``'s dtype on CUDA; off (float32) elsewhere."""
+    dtype = AUTOCAST_DTYPES[precision]
+    if device.type == "cuda" and dtype is not None:
+        return torch.autocast("cuda", dtype=dtype)
     return torch.autocast(device.type, enabled=False)
+
+
+def build_scaler(cfg: TrainConfig, device: torch.device):
+    """A ``torch.amp.GradScaler`` where the loss needs scaling (fp16 on CUDA), else None: bf16 and
+    fp32 step the optimizer directly."""
+    if cfg.precision == "fp16" and device.type == "cuda":
+        return torch.amp.GradScaler("cuda")
+    return None
 
 
 class Due(NamedTuple):
@@ -213,14 +243,31 @@ def due_at(step: int, cfg: TrainConfig, has_eval: bool) -> Due:
 
 
 # ---- the loop ---------------------------------------------------------------------------------
+def _decay_all_but_1d(model, weight_decay: float):
+    """timm's weight-decay groups with an empty ``no_weight_decay`` list: what timm's factory gives
+    a model that has no ``no_weight_decay()`` (the public code's DDP wrapper); 1-D parameters
+    (biases, norms) stay undecayed."""
+    import timm.optim
+
+    return timm.optim.param_groups_weight_decay(model, weight_decay, no_weight_decay_list=())
+
+
 def build_optimization(model, cfg: TrainConfig, res, num_classes: int):
-    """timm optimizer, cosine scheduler stepped per update, Mixup (or None) and soft-target loss."""
+    """timm optimizer, cosine scheduler stepped per update, Mixup (or None) and soft-target loss.
+
+    The optimizer is built on the unwrapped model, so timm honours its ``no_weight_decay()`` list
+    (a ViT's ``pos_embed`` and ``cls_token``); ``cfg.decay_embed_tokens`` decays them too, as the
+    public pre-training's optimizer built on the DDP-wrapped model does.
+    """
     import timm.optim
     from timm.loss import SoftTargetCrossEntropy
     from timm.scheduler import CosineLRScheduler
 
+    groups = {}
+    if cfg.decay_embed_tokens and cfg.weight_decay:
+        groups["param_group_fn"] = lambda m: _decay_all_but_1d(m, cfg.weight_decay)
     optimizer = timm.optim.create_optimizer_v2(
-        model, opt=cfg.opt, lr=res.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum
+        model, opt=cfg.opt, lr=res.lr, weight_decay=cfg.weight_decay, momentum=cfg.momentum, **groups
     )
     scheduler = CosineLRScheduler(
         optimizer,
@@ -247,8 +294,14 @@ def train_step(
     num_classes: int,
     device: torch.device,
     rank: int = 0,
+    scaler=None,
 ) -> torch.Tensor:
-    """One optimizer step on a batch x (B, 3, S, S), y (B,) at 0-based ``step``; returns the loss."""
+    """One optimizer step on a batch x (B, 3, S, S), y (B,) at 0-based ``step``; returns the loss.
+
+    With a ``scaler`` (``build_scaler``: fp16 on CUDA) the loss is scaled for the backward pass and
+    the scaler steps the optimizer (skipping a step whose gradients overflowed); without one the
+    optimizer steps directly.
+    """
     from timm.data.mixup import mixup_target
 
     scheduler.step_update(num_updates=step)
@@ -258,11 +311,16 @@ def train_step(
         x, target = mixup(x, y)
     else:
         target = mixup_target(y, num_classes, smoothing=cfg.smoothing)
-    with _autocast(device):
+    with _autocast(device, cfg.precision):
         loss = criterion(net(x), target)
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    optimizer.step()
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
     return loss
 
 
@@ -401,6 +459,7 @@ def train(
     if device.type == "cuda":
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler, mixup, criterion = build_optimization(model, cfg, res, num_classes)
+    scaler = build_scaler(cfg, device)
     state = run.load_checkpoint(model, optimizer, scheduler) if resume else Progress()
     start, resumed_seconds = state.step, state.train_seconds
     if dd.main:
@@ -428,7 +487,7 @@ def train(
 
     def note_top1(step: int) -> float:
         t0 = time.perf_counter()
-        top1 = evaluate(model, eval_ds, cfg.eval_batch_size, device, dd)
+        top1 = evaluate(model, eval_ds, cfg.eval_batch_size, device, dd, cfg.precision)
         timing["eval"] += time.perf_counter() - t0
         if state.top1_best is None or top1 > state.top1_best:
             state.top1_best, state.best_step = top1, step
@@ -459,6 +518,7 @@ def train(
             num_classes=num_classes,
             device=device,
             rank=dd.rank,
+            scaler=scaler,
         )
         step += 1
         loss = loss.detach().float()

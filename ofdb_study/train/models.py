@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from ..errors import ParamError, check_positive_int
-from .runinfo import CHECKPOINT
+from .runinfo import CHECKPOINT, CONFIG
 
 HEAD_PREFIXES = ("head.", "fc.", "classifier.")
 
@@ -89,7 +89,22 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     state = doc["model"] if isinstance(doc, dict) and "model" in doc else doc
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ParamError("init", f"{path} holds no state dict of tensors")
+    if path.name == CHECKPOINT and (path.parent / CONFIG).is_file():
+        _check_final(path.parent, state)
     return state
+
+
+def _check_final(run: Path, state: dict) -> None:
+    """A run folder's checkpoint is its final weights: the run has finished and its summary names
+    these weights (a checkpoint written over later, or a run still training, is refused)."""
+    from .runfolder import state_sha256
+    from .runinfo import read_run
+
+    info = read_run(run)  # ParamError naming a corrupt summary.json or config.yaml
+    if info.summary is None:
+        raise ParamError("init", f"{run} has not finished (no summary.json); start from a finished run")
+    if state_sha256(state) != info.summary.get("weights_sha256"):
+        raise ParamError("init", f"{run}/{CHECKPOINT} does not hold the final weights its summary.json names")
 
 
 def check_fits(model, state: dict) -> dict:

@@ -51,8 +51,13 @@ TRAIN_PACKAGES = ("torch", "torchvision", "timm")
 # ---- small pieces -----------------------------------------------------------------------------
 def weights_sha256(model: torch.nn.Module) -> str:
     """sha256 over the state dict (names and raw bytes, sorted by name)."""
+    return state_sha256(model.state_dict())
+
+
+def state_sha256(state: dict) -> str:
+    """``weights_sha256`` of a state dict (a checkpoint's ``model``)."""
     h = hashlib.sha256()
-    for k, v in sorted(model.state_dict().items()):
+    for k, v in sorted(state.items()):
         h.update(k.encode())
         h.update(v.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()

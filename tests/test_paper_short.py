@@ -1,0 +1,99 @@
+"""``paper-short``: the paper's recipe at a tenth of its length for one GPU. It resolves, differs
+from ``paper`` only in its length (and bookkeeping), plans its runs with projected hours, and its
+smoke-sized twin pre-trains on the CPU with the full augmentation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from ofdb_study.cli import main
+from ofdb_study.config import PAPER_SHORT, PHASES, PROFILES, TrainConfig, get_profile, phase_config, recipe
+
+#: What paper-short may change against paper: the length, the own-task cadence and its name.
+CHANGED = {"steps", "eval_every", "profile"}
+#: The smoke-sized twin: smoke's model and sizes on the paper-short recipe.
+TWIN = dict(
+    img_size=32,
+    depth=1,
+    embed_dim=32,
+    num_heads=2,
+    batch_size=8,
+    steps=2,
+    warmup_steps=1,
+    categories=4,
+    render_size=32,
+    render_points=1_500,
+    eval_per_category=2,
+    eval_batch_size=16,
+    log_every=1,
+    checkpoint_every=1,
+    num_workers=0,
+)
+
+
+def test_paper_short_is_registered_and_is_paper_but_shorter():
+    assert PROFILES["paper-short"] is PAPER_SHORT is get_profile("paper-short")
+    assert "paper-short" in recipe.PAGE_ORDER and set(recipe.PAGE_ORDER) == set(PROFILES)
+    paper = PROFILES["paper"]
+    for phase in PHASES:
+        ours, theirs = PAPER_SHORT.recipe(phase), paper.recipe(phase)
+        for f in dataclasses.fields(TrainConfig):
+            if f.name in CHANGED:
+                continue
+            assert getattr(ours.cfg, f.name) == getattr(theirs.cfg, f.name), (phase, f.name)
+            assert ours.cites[f.name] == theirs.cites[f.name], (phase, f.name)
+        assert ours.cites["steps"].source.startswith("ours:")
+    pre, ft = PAPER_SHORT.pretrain, PAPER_SHORT.finetune
+    assert pre.steps == 24_000 and pre.steps * 10 == paper.pretrain.steps
+    assert ft.steps * 10 == paper.finetune.steps
+    assert (pre.model, pre.img_size, pre.batch_size, pre.auto_augment) == (
+        "vit_tiny_patch16_224",
+        224,
+        256,
+        "rand-m9-mstd0.5-inc1",
+    )
+    assert pre.mixup and pre.cutmix and pre.re_prob and pre.hflip and pre.vflip
+    assert pre.precision == "fp16" and pre.decay_embed_tokens
+    plan = PAPER_SHORT.study
+    assert set(plan.rows) == {"scratch", "ofdb", "ofdb+pattern", "ofdb+fluctuation", "fractaldb", "1p-frac"}
+    assert len(plan.seeds) >= 3 and plan.dataset == ft.dataset == "cifar100"
+    assert (plan.paper_table, plan.paper_column) == ("table2", "C100") and plan.workers == 1
+    assert PAPER_SHORT.data_kinds == paper.data_kinds  # 1p-frac at 512 px, as at paper
+
+
+def test_profile_show_and_study_plan(capsys, tmp_path):
+    assert main(["profile", "show", "paper-short"]) == 0
+    shown = capsys.readouterr().out
+    assert "profile paper-short" in shown and "24,000" in shown and "ours: " in shown
+    assert main(["study", "plan", "--profile", "paper-short", "--run-root", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    seeds = len(PAPER_SHORT.study.seeds)
+    pretrainings = (len(PAPER_SHORT.study.rows) - 1 + 1) * seeds  # the rows but scratch, and OFDB-100
+    finetunings = (len(PAPER_SHORT.study.rows) + 1) * seeds
+    assert f"{pretrainings + finetunings} runs: 0 done" in out
+    assert "pretrain 1p-frac C1000 delta 0.1 s0" in out and "finetune scratch s2" in out
+    assert "pretrain ofdb C100 s0" in out  # the category trend's second size
+    estimate = out.split("estimate", 1)[1]
+    assert " h GPU time at " in estimate and "bench_train.py" in estimate  # hours, with their source
+
+
+@pytest.fixture(scope="module")
+def _search_cached(searched):
+    """The engine reads the session's exact search from its cache."""
+
+
+@pytest.mark.parametrize("augment", ["pattern"])
+def test_the_smoke_sized_twin_pretrains_on_the_cpu(tmp_path, _search_cached, augment):
+    pytest.importorskip("torch")
+    from ofdb_study.train.engine import train
+
+    cfg = phase_config("paper-short", "pretrain", augment=augment, **TWIN)
+    assert cfg.profile == "paper-short" and cfg.auto_augment and cfg.mixup and cfg.re_prob
+    summary = train(cfg, tmp_path / "run", progress=False)
+    assert summary["finished"] and summary["steps"] == 2 and summary["device"] == "cpu"
+    assert summary["top1_last"] is not None and summary["pipeline"] == "loader"
+    written = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert written["weights_sha256"] == summary["weights_sha256"]
