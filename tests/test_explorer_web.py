@@ -431,3 +431,19 @@ def test_widget_front_end_with_the_kernel_as_host(site, browser):
     assert browser.execute_script(
         "return [...document.querySelectorAll('.ofdb-x-tiles img')].every(i => i.complete && i.naturalWidth > 0)"
     )
+
+
+def test_a_link_with_too_many_maps_is_refused_at_once(site, browser):
+    """A hash of 60,000 maps is not split into 60,000 rows: the explorer keeps its limit, says so
+    and draws none of them, at once."""
+    import time
+
+    base, _, _ = site
+    maps = ";".join(["0.5,0,0,0.5,0,0,1"] * 60_000)
+    started = time.monotonic()
+    _open(browser, base, f"#c=&maps={maps}")
+    assert time.monotonic() - started < 30
+    status = browser.find_element(By.CSS_SELECTOR, ".ofdb-x-status").text
+    assert "maps: the link holds more than 64; ignored" in status
+    drawn = ep.state(browser)  # None: nothing to draw (no category, no maps taken)
+    assert drawn is None or len(drawn["maps"] or []) <= 64

@@ -387,9 +387,15 @@ export function mount(root, host) {
     set("points", f.points ?? String(view.points));
     set("size", f.size ?? String(view.size));
     set("a", f.a ?? text.shortest(view.a_weight));
-    const note = unknown.length ? `ignored in the link: ${unknown.join(", ")}` : "";
+    const tooMany = maps !== null && maps.length > LIMITS.maxMaps;
+    const notes = [
+      ...(unknown.length ? [`ignored in the link: ${unknown.join(", ")}`] : []),
+      ...(tooMany ? [`maps: the link holds more than ${LIMITS.maxMaps}; ignored`] : []),
+    ];
+    const note = notes.join("; ");
     const withMaps = () => {
-      if (maps) setMaps(maps.map((r) => (r.length === 7 ? r : [...r, ...Array(7).fill("")].slice(0, 7))));
+      if (maps && !tooMany)
+        setMaps(maps.map((r) => (r.length === 7 ? r : [...r, ...Array(7).fill("")].slice(0, 7))));
     };
     const done = (ok) => {
       if (note) status.textContent = note;

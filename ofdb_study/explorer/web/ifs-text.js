@@ -113,6 +113,9 @@ export function rowLabel(row, facts) {
 // as searched.
 
 const KEYS = ["c", "row", "flip", "mode", "seed", "points", "size", "a"];
+/** Rows a link's maps are split into at most: one past the explorer's limit, so that a longer
+ * list is known to be too long without splitting all of it. */
+const MAX_LINK_MAPS = 65;
 
 /** The hash (with its "#") of a state. */
 export function encodeState(s) {
@@ -150,7 +153,7 @@ export function decodeHash(hash) {
       unknown.push(key);
       continue;
     }
-    if (key === "maps") maps = value ? value.split(";").map((r) => r.split(",")) : [];
+    if (key === "maps") maps = value ? value.split(";", MAX_LINK_MAPS + 1).map((r) => r.split(",", 8)) : [];
     else if (KEYS.includes(key)) fields[key] = value;
     else unknown.push(key);
   }
