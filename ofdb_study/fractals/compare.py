@@ -16,16 +16,13 @@ compares the same way); our search writes them with ``%.18e``, which round-trips
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ParamError
-from .ifs import category_name
-
-_CSV = re.compile(r"^(\d{5,})\.csv$")
+from .ifs import category_name, list_csvs
 
 
 @dataclass
@@ -64,22 +61,8 @@ def _read_rows(path: Path) -> np.ndarray:
 
 
 def read_params_folder(folder: str | os.PathLike) -> dict[str, Path]:
-    """Category name (``00000``) -> CSV path, for every ``NNNNN.csv`` in ``folder``."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise ParamError("against", f"not a folder: {folder}")
-    found = {category_name(int(m.group(1))): folder / p for p in os.listdir(folder) if (m := _CSV.match(p))}
-    if not found:
-        raise ParamError("against", f"no NNNNN.csv category files in {folder}")
-    odd = sorted(str(p) for p in found.values() if not p.is_file())  # a FIFO would block a read
-    if odd:
-        raise ParamError("against", f"{odd[0]} is not a plain file")
-    from .defaults import MAX_CATEGORIES
-
-    late = sorted(n for n in found if int(n) >= MAX_CATEGORIES)
-    if late:
-        raise ParamError("against", f"{found[late[0]]}: categories are named 00000-{MAX_CATEGORIES - 1:05d}")
-    return found
+    """Category name (``00000``) -> CSV path, for every ``NNNNN.csv`` in ``folder`` (``list_csvs``)."""
+    return {category_name(int(p.stem)): p for p in list_csvs(folder, param="against")}
 
 
 def reference_params(reference: str | os.PathLike | None, count: int, workers: int | None = None):

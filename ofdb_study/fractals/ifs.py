@@ -192,24 +192,24 @@ def read_csv(path: str | os.PathLike) -> IFS:
     return IFS(table[:, :6], table[:, 6])
 
 
-def list_csvs(directory: str | os.PathLike) -> list[Path]:
-    """The category CSVs (``NNNNN.csv``) of a parameter folder, sorted by name."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        raise ParamError("params", f"not a folder: {directory}")
-    files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
-    if not files:
-        raise ParamError("params", f"no NNNNN.csv category files in {directory}")
-    odd = [p.name for p in files if not p.is_file()]  # a folder, a FIFO, a socket: never opened
-    if odd:
-        raise ParamError("params", f"{directory / odd[0]} is not a plain file")
+def list_csvs(directory: str | os.PathLike, param: str = "params") -> list[Path]:
+    """The category CSVs (``NNNNN.csv``) of a parameter folder, sorted by name; ParamError (naming
+    ``param``) for no folder, no CSV, one that is not a plain file (a FIFO would block its read) or
+    a name past the five digits."""
     from .defaults import MAX_CATEGORIES
 
-    late = [p.name for p in files if int(p.stem) >= MAX_CATEGORIES]
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ParamError(param, f"not a folder: {directory}")
+    files = sorted(p for p in directory.iterdir() if _CSV_NAME.match(p.name))
+    if not files:
+        raise ParamError(param, f"no NNNNN.csv category files in {directory}")
+    odd = [p for p in files if not p.is_file()]
+    if odd:
+        raise ParamError(param, f"{odd[0]} is not a plain file")
+    late = [p for p in files if int(p.stem) >= MAX_CATEGORIES]
     if late:
-        raise ParamError(
-            "params", f"{directory / late[0]}: categories are named 00000-{MAX_CATEGORIES - 1:05d}"
-        )
+        raise ParamError(param, f"{late[0]}: categories are named 00000-{MAX_CATEGORIES - 1:05d}")
     return files
 
 
