@@ -39,7 +39,7 @@ from ..files import (
     prepare_output,
     release_output,
 )
-from .runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY
+from .runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY, read_config
 
 RUN_FILES = (CONFIG, MANIFEST, METRICS, CHECKPOINT, SUMMARY)
 #: What a run owns in its folder (``files.prepare_output``): its files and their temporaries.
@@ -173,15 +173,7 @@ class RunFolder:
             return
         saved = out / CONFIG
         if saved.is_file():
-            try:
-                doc = yaml.safe_load(saved.read_text())
-                old = TrainConfig.from_dict(doc if isinstance(doc, dict) else {})
-            except (yaml.YAMLError, UnicodeDecodeError, TypeError, ValueError) as exc:
-                if isinstance(exc, ParamError):
-                    raise
-                raise ParamError(
-                    "resume", f"{saved} is not a readable config ({type(exc).__name__}); use --force"
-                ) from None
+            old = read_config(saved, param="resume")
             if old.digest() != cfg.digest():
                 new, was = cfg.result_dict(), old.result_dict()
                 diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))

@@ -74,22 +74,22 @@ def read_run(run: str | Path) -> RunInfo:
     return RunInfo(run, config, manifest, summary)
 
 
-def read_config(path: Path, text: str | None = None) -> TrainConfig:
-    """The ``TrainConfig`` of a config.yaml (YAML's safe loader: no Python tags); ParamError
-    naming the file when it does not parse or holds no config."""
+def read_config(path: Path, text: str | None = None, param: str = "run") -> TrainConfig:
+    """The ``TrainConfig`` of a config.yaml (YAML's safe loader: no Python tags), or of ``text``;
+    ParamError naming ``param`` and the file when it does not parse or holds no config."""
     try:
         doc = yaml.safe_load(path.read_text() if text is None else text)
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ParamError("run", f"{path} is not a readable config ({why})") from None
+        raise ParamError(param, f"{path} is not a readable config ({why})") from None
     if not isinstance(doc, dict):
-        raise ParamError("run", f"{path} holds no config (empty or not a mapping)")
+        raise ParamError(param, f"{path} holds no config (empty or not a mapping)")
     try:
         return TrainConfig.from_dict(doc)
     except ParamError:
         raise
     except (TypeError, ValueError, KeyError) as exc:
-        raise ParamError("run", f"{path} is not a valid config ({exc})") from None
+        raise ParamError(param, f"{path} is not a valid config ({exc})") from None
 
 
 def _read_json(path: Path) -> dict:
