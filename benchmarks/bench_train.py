@@ -37,7 +37,7 @@ import _record  # noqa: E402
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.train import augment, batched, device_sources, engine, models  # noqa: E402
+from ofdb_study.train import augment, batched, engine, models  # noqa: E402
 from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
 
 
@@ -109,11 +109,11 @@ def batched_batches(cfg, train_ds, device, steps: int):
 
 def stage_rates(cfg, train_ds, device, n: int, warm: int) -> list[tuple[str, float]]:
     """images/s of each stage of the batched pipeline alone on the device (where its time goes)."""
-    from ofdb_study.train import gpu_augment, pil_batch
+    import ofdb_study.train.batched.pil  # noqa: F401  (batched.pil)
     from ofdb_study.train.runtime import StreamBatches
 
-    source = device_sources.batched_source(train_ds, device)
-    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+    source = batched.sources.batched_source(train_ds, device)
+    aug = batched.transforms.BatchAugment.from_timm(augment.train_transform(cfg))
     b = cfg.batch_size
     keys = next(iter(StreamBatches(len(source), b, 0, 0, 1)))
     gen, noise = batched.DeviceBatches(
@@ -121,11 +121,11 @@ def stage_rates(cfg, train_ds, device, n: int, warm: int) -> list[tuple[str, flo
     ).generators(0)
     x8 = source.batch(keys, noise)[0]
     p = aug.params(gen, b, x8.shape[-2], x8.shape[-1])
-    crop = pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)
+    crop = batched.pil.resized_crop(x8, p.crop, aug.size, aug.interpolation)
     stages = [
         ("source", lambda: source.batch(keys, noise)),
         ("parameters (CPU)", lambda: aug.params(gen, b, x8.shape[-2], x8.shape[-1])),
-        ("crop and resize", lambda: pil_batch.resized_crop(x8, p.crop, aug.size, aug.interpolation)),
+        ("crop and resize", lambda: batched.pil.resized_crop(x8, p.crop, aug.size, aug.interpolation)),
     ]
     if aug.ra is not None:
         stages.append(("RandAugment", lambda: aug.ra.apply(crop.clone(), p.ra)))

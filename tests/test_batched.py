@@ -23,15 +23,7 @@ from ofdb_study import cli  # noqa: E402
 from ofdb_study.config import phase_config  # noqa: E402
 from ofdb_study.errors import ParamError  # noqa: E402
 from ofdb_study.fractals import kernels, ofdb3d, onepfrac, render  # noqa: E402
-from ofdb_study.train import (  # noqa: E402
-    augment,
-    batched,
-    device_draw,
-    device_sources,
-    engine,
-    gpu_augment,
-    pil_batch,
-)
+from ofdb_study.train import augment, batched, engine  # noqa: E402
 from ofdb_study.train import pretrain_data as pdata  # noqa: E402
 from ofdb_study.train.runtime import StreamBatches  # noqa: E402
 
@@ -52,23 +44,25 @@ def source(searched):
 
 @pytest.fixture(scope="module")
 def paper_aug():
-    return gpu_augment.BatchAugment.from_timm(augment.train_transform(phase_config("paper", "pretrain")))
+    return batched.transforms.BatchAugment.from_timm(
+        augment.train_transform(phase_config("paper", "pretrain"))
+    )
 
 
 @pytest.fixture(scope="module")
 def small_aug():
     """The paper's recipe at 48 px (for speed)."""
     cfg = phase_config("paper", "pretrain", img_size=48)
-    return gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+    return batched.transforms.BatchAugment.from_timm(augment.train_transform(cfg))
 
 
 # ---- sources: the same images before augmentation ---------------------------------------------------
 def test_mask_rule_is_the_kernels(source):
     seeds = np.array([0, 1, 7, 2**62 - 1, 123456789012345], dtype=np.int64)
     idx = torch.arange(0, 5000, 37)
-    keys = torch.from_numpy(device_draw.mask_keys(seeds))
-    h = device_draw.splitmix64_t(keys[:, None] + idx[None])
-    mask = 1 + ((device_draw._srl(h, 32) * 511) >> 32)
+    keys = torch.from_numpy(batched.draw.mask_keys(seeds))
+    h = batched.draw.splitmix64_t(keys[:, None] + idx[None])
+    mask = 1 + ((batched.draw._srl(h, 32) * 511) >> 32)
     want = [[kernels.patch_mask(int(s), int(i)) for i in idx] for s in seeds]
     assert mask.tolist() == want
 
@@ -76,7 +70,7 @@ def test_mask_rule_is_the_kernels(source):
 @pytest.mark.parametrize("size,pad", [(32, 1), (40, 0), (48, 3)])
 def test_stamped_patches_are_render_draw(searched, size, pad):
     src = pdata.FractalSource(searched.categories[:3], size=size, n_points=2500, pad=pad)
-    tables = device_draw.PatchTables(size, CPU, device_sources._Budget(CPU, "test"))
+    tables = batched.draw.PatchTables(size, CPU, batched.sources._Budget(CPU, "test"))
     for c in range(3):
         tables.add(src.points(c))
     tables.finish()
@@ -101,9 +95,9 @@ def _loader_pictures(source, option: str, keys) -> list[np.ndarray]:
     """The loader's images of sample keys under ``option``, given the batched pipeline's draws."""
     seeds = np.array([k[1] for k in keys], dtype=np.uint64)
     draw = {
-        "fluctuation": device_draw.bounded(device_draw.sample_draws(seeds, 0), 25),
-        "rotation": device_draw.bounded(device_draw.sample_draws(seeds, 1), 4),
-        "pattern": device_draw.pattern_seeds(seeds),
+        "fluctuation": batched.draw.bounded(batched.draw.sample_draws(seeds, 0), 25),
+        "rotation": batched.draw.bounded(batched.draw.sample_draws(seeds, 1), 4),
+        "pattern": batched.draw.pattern_seeds(seeds),
     }.get(option, np.zeros(len(keys), dtype=np.int64))
     return [augment.instance_image(source, c, option, _Drawn(d)) for (c, _), d in zip(keys, draw)]
 
@@ -111,7 +105,7 @@ def _loader_pictures(source, option: str, keys) -> list[np.ndarray]:
 @pytest.mark.parametrize("option", ["default", "rotation", "fluctuation", "pattern"])
 def test_ofdb_sources_give_the_loaders_pictures(source, option):
     ds = pdata.OFDBDataset(source, option)
-    fb = device_sources.batched_source(ds, CPU)
+    fb = batched.sources.batched_source(ds, CPU)
     keys = [(c, s) for c in range(4) for s in (11, 12, 13)]
     img, labels = fb.batch(keys, None)
     assert img.shape == (12, 1, 40, 40) and img.dtype == torch.uint8
@@ -131,7 +125,7 @@ def onepfrac_source():
 def test_onepfrac_sources_give_the_loaders_pictures(onepfrac_source, option):
     """1p-frac's batched images are its in-memory source's: the generator's kept images (default,
     rotation), the class systems' weight rows and fresh patterns."""
-    fb = device_sources.batched_source(pdata.OFDBDataset(onepfrac_source, option), CPU)
+    fb = batched.sources.batched_source(pdata.OFDBDataset(onepfrac_source, option), CPU)
     keys = [(c, s) for c in range(3) for s in (5, 6)]
     img, labels = fb.batch(keys, None)
     assert labels.tolist() == [k[0] for k in keys]
@@ -145,7 +139,7 @@ def test_onepfrac_sources_give_the_loaders_pictures(onepfrac_source, option):
 
 def test_fractaldb_source_gives_every_row_render_and_flip(source):
     ds = pdata.FractalDBDataset(source)
-    fb = device_sources.batched_source(ds, CPU)
+    fb = batched.sources.batched_source(ds, CPU)
     idx = [0, 1, 2, 3, 39, 40, 517, 999, 1000, 2461, 3999]
     img, labels = fb.batch([(i, 0) for i in idx], None)
     np.testing.assert_array_equal(img[:, 0].numpy(), np.stack([ds.image(i) for i in idx]))
@@ -156,8 +150,8 @@ def test_source_builds_keep_nothing_on_the_host(source):
     """Building a batched source caches no points or images in the (shared) FractalSource."""
     fresh = pdata.FractalSource(source.categories, size=40, n_points=3000, pad=0)
     for option in ("default", "fluctuation", "pattern"):
-        device_sources.batched_source(pdata.OFDBDataset(fresh, option), CPU)
-    device_sources.batched_source(pdata.FractalDBDataset(fresh), CPU)
+        batched.sources.batched_source(pdata.OFDBDataset(fresh, option), CPU)
+    batched.sources.batched_source(pdata.FractalDBDataset(fresh), CPU)
     assert not fresh._points and not fresh._fixed and not fresh._rows
 
 
@@ -165,12 +159,12 @@ def test_texture_field_is_numpys_and_background_stays_black(source):
     rng = np.random.default_rng(0)
     g = np.arange(2, 9)
     grid = rng.uniform(0.2, 1.0, (len(g), 8, 8))
-    got = device_draw.texture_field_batch(torch.from_numpy(g), torch.from_numpy(grid), 40, 33).numpy()
+    got = batched.draw.texture_field_batch(torch.from_numpy(g), torch.from_numpy(grid), 40, 33).numpy()
     for k, gk in enumerate(g):
         np.testing.assert_array_equal(got[k], augment.texture_field(grid[k, :gk, :gk], 40, 33))
-    fb = device_sources.FractalBatches(pdata.OFDBDataset(source, "both"), CPU)
+    fb = batched.sources.FractalBatches(pdata.OFDBDataset(source, "both"), CPU)
     img = fb.batch([(0, 1), (2, 2)], torch.Generator().manual_seed(0))[0][:, 0]
-    plain = device_sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
+    plain = batched.sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
     plain = plain.batch([(0, 1), (2, 2)], None)[0][:, 0]
     assert torch.equal(img > 0, plain > 0) and len(torch.unique(img[img > 0])) > 5
 
@@ -191,8 +185,8 @@ def _loader_views(ds, keys, monkeypatch) -> np.ndarray:
     batched pipeline's draws."""
     seeds = np.array([k[1] for k in keys], dtype=np.uint64)
     counts = np.array([len(ds.views[i]) for i, _ in keys])
-    picks = iter(device_draw.bounded(device_draw.sample_draws(seeds, 5), counts).tolist())
-    patterns = iter(device_draw.pattern_seeds(seeds).tolist())
+    picks = iter(batched.draw.bounded(batched.draw.sample_draws(seeds, 5), counts).tolist())
+    patterns = iter(batched.draw.pattern_seeds(seeds).tolist())
     with monkeypatch.context() as m:
         m.setattr(pdata.random, "randrange", lambda n: next(picks))
         m.setattr(pdata.np.random, "randint", lambda lo, hi: next(patterns))
@@ -205,7 +199,7 @@ def test_stored_trees_are_the_decoded_files(tmp_path, mode, monkeypatch):
 
     _write_tree(tmp_path / "t", [12, 12], mode)
     folder = ImageFolder(str(tmp_path / "t"))
-    sb = device_sources.batched_source(folder, CPU)
+    sb = batched.sources.batched_source(folder, CPU)
     assert sb.channels == (1 if mode == "L" else 3)
     img, labels = sb.batch([(4, 0), (0, 1)], None)
     for got, i in zip(img, (4, 0)):
@@ -213,7 +207,7 @@ def test_stored_trees_are_the_decoded_files(tmp_path, mode, monkeypatch):
         np.testing.assert_array_equal(got.permute(1, 2, 0).numpy(), want)
     assert labels.tolist() == [1, 0]
     ds = pdata.MultiViewDataset(tmp_path / "t")
-    views = device_sources.batched_source(ds, CPU)
+    views = batched.sources.batched_source(ds, CPU)
     assert views.channels == 1  # views are read as gray, as the loader reads them
     keys = [(c, s) for c in (0, 1) for s in range(15)]
     img, labels = views.batch(keys, None)
@@ -227,8 +221,8 @@ def test_pattern_views_are_the_loaders_pattern(tmp_path, mode, monkeypatch):
     bytes of ``MultiViewDataset(augment="pattern")`` (``ofdb3d.pattern_view``) for the same draws."""
     _write_tree(tmp_path / "t", [24, 24], mode, lit=0.05)
     ds = pdata.MultiViewDataset(tmp_path / "t", augment="pattern")
-    pv = device_sources.batched_source(ds, CPU)
-    assert isinstance(pv, device_sources.PatternViews) and pv.channels == 1
+    pv = batched.sources.batched_source(ds, CPU)
+    assert isinstance(pv, batched.sources.PatternViews) and pv.channels == 1
     keys = [(c, s) for c in (0, 1) for s in range(6)]
     img, labels = pv.batch(keys, None)
     assert img.shape == (12, 1, 24, 24) and labels.tolist() == [k[0] for k in keys]
@@ -236,7 +230,7 @@ def test_pattern_views_are_the_loaders_pattern(tmp_path, mode, monkeypatch):
     np.testing.assert_array_equal(img[:, 0].numpy(), want)
     assert len({x.tobytes() for x in want}) == 12 and set(np.unique(want)) == {0, 127}
     gray = np.asarray(Image.open(ds.views[0][0]).convert("L"))  # the rule itself, no flip
-    tables = device_draw.PatchTables(24, CPU, device_sources._Budget(CPU, "test"), flip=False)
+    tables = batched.draw.PatchTables(24, CPU, batched.sources._Budget(CPU, "test"), flip=False)
     tables.add(ofdb3d.view_pixels(gray))
     tables.finish()
     got = tables.stamp(np.array([0]), [2**40 + 3])[0].numpy()
@@ -246,9 +240,9 @@ def test_pattern_views_are_the_loaders_pattern(tmp_path, mode, monkeypatch):
 def test_a_tree_of_mixed_sizes_is_refused(tmp_path):
     _write_tree(tmp_path / "t", [12, 16])
     with pytest.raises(ParamError, match="pipeline.*one size"):
-        device_sources.batched_source(pdata.MultiViewDataset(tmp_path / "t"), CPU)
+        batched.sources.batched_source(pdata.MultiViewDataset(tmp_path / "t"), CPU)
     with pytest.raises(ParamError, match="pipeline.*one size"):
-        device_sources.batched_source(pdata.MultiViewDataset(tmp_path / "t", augment="pattern"), CPU)
+        batched.sources.batched_source(pdata.MultiViewDataset(tmp_path / "t", augment="pattern"), CPU)
 
 
 # ---- augmentation: Pillow's bytes for the same parameters ------------------------------------------
@@ -270,47 +264,49 @@ def test_resized_crop_is_pillows(kind, h, w, size):
     import torchvision.transforms.functional as F
 
     a = _images(8, 1, h, w)
-    boxes = gpu_augment.crop_boxes(torch.Generator().manual_seed(3), 8, h, w, (0.08, 1.0), (3 / 4, 4 / 3))
+    boxes = batched.transforms.crop_boxes(
+        torch.Generator().manual_seed(3), 8, h, w, (0.08, 1.0), (3 / 4, 4 / 3)
+    )
     mode = F.InterpolationMode(kind)
     want = [np.asarray(F.resized_crop(_pil(x), *map(int, b), [size, size], mode)) for x, b in zip(a, boxes)]
-    got = pil_batch.resized_crop(torch.from_numpy(a).permute(0, 3, 1, 2), boxes, size, kind)
+    got = batched.pil.resized_crop(torch.from_numpy(a).permute(0, 3, 1, 2), boxes, size, kind)
     np.testing.assert_array_equal(got[:, 0].numpy(), np.stack(want))
 
 
 FACTORS = [0.3, 0.7, 1.0, 1.4, 1.9, 0.1]
 FILL = (128, 128, 128)
 OPS = {
-    "autocontrast": (lambda im, i: ImageOps.autocontrast(im), lambda x: pil_batch.auto_contrast(x)),
-    "equalize": (lambda im, i: ImageOps.equalize(im), lambda x: pil_batch.equalize(x)),
+    "autocontrast": (lambda im, i: ImageOps.autocontrast(im), lambda x: batched.pil.auto_contrast(x)),
+    "equalize": (lambda im, i: ImageOps.equalize(im), lambda x: batched.pil.equalize(x)),
     "posterize": (
         lambda im, i: taa.posterize(im, [0, 1, 2, 3, 4, 8][i]),
-        lambda x: pil_batch.posterize(x, torch.tensor([0, 1, 2, 3, 4, 8])),
+        lambda x: batched.pil.posterize(x, torch.tensor([0, 1, 2, 3, 4, 8])),
     ),
     "solarize": (
         lambda im, i: ImageOps.solarize(im, [0, 10, 128, 200, 256, 255][i]),
-        lambda x: pil_batch.solarize(x, torch.tensor([0, 10, 128, 200, 256, 255])),
+        lambda x: batched.pil.solarize(x, torch.tensor([0, 10, 128, 200, 256, 255])),
     ),
     "solarize_add": (
         lambda im, i: taa.solarize_add(im, [0, 10, 50, 100, 110, 128][i]),
-        lambda x: pil_batch.solarize_add(x, torch.tensor([0, 10, 50, 100, 110, 128])),
+        lambda x: batched.pil.solarize_add(x, torch.tensor([0, 10, 50, 100, 110, 128])),
     ),
     "color": (
         lambda im, i: ImageEnhance.Color(im).enhance(FACTORS[i]),
-        lambda x: pil_batch.color(x, torch.tensor(FACTORS)),
+        lambda x: batched.pil.color(x, torch.tensor(FACTORS)),
     ),
     "contrast": (
         lambda im, i: ImageEnhance.Contrast(im).enhance(FACTORS[i]),
-        lambda x: pil_batch.contrast(x, torch.tensor(FACTORS)),
+        lambda x: batched.pil.contrast(x, torch.tensor(FACTORS)),
     ),
     "brightness": (
         lambda im, i: ImageEnhance.Brightness(im).enhance(FACTORS[i]),
-        lambda x: pil_batch.brightness(x, torch.tensor(FACTORS)),
+        lambda x: batched.pil.brightness(x, torch.tensor(FACTORS)),
     ),
     "sharpness": (
         lambda im, i: ImageEnhance.Sharpness(im).enhance(FACTORS[i]),
-        lambda x: pil_batch.sharpness(x, torch.tensor(FACTORS)),
+        lambda x: batched.pil.sharpness(x, torch.tensor(FACTORS)),
     ),
-    "smooth": (lambda im, i: im.filter(ImageFilter.SMOOTH), lambda x: pil_batch.smooth(x)),
+    "smooth": (lambda im, i: im.filter(ImageFilter.SMOOTH), lambda x: batched.pil.smooth(x)),
     "shear": (
         lambda im, i: taa.shear_x(
             im, [0.1, -0.3, 0.27, 0.0, 0.05, -0.12][i], fillcolor=_fill(im), resample=3
@@ -332,7 +328,7 @@ def _fill(im):
 
 
 def _warp(x, rows):
-    return pil_batch.affine(x, torch.tensor(rows, dtype=torch.float64), FILL[: x.shape[1]])
+    return batched.pil.affine(x, torch.tensor(rows, dtype=torch.float64), FILL[: x.shape[1]])
 
 
 def _compare(channels, pil_fn, batch_fn):
@@ -353,7 +349,7 @@ def test_rotation_is_pillows_within_one_level(channels):
     diff = _compare(
         channels,
         lambda im, i: taa.rotate(im, DEGREES[i], fillcolor=_fill(im), resample=3),
-        lambda x: _warp(x, [pil_batch.rotation_matrix(d, 41, 37) for d in DEGREES]),
+        lambda x: _warp(x, [batched.pil.rotation_matrix(d, 41, 37) for d in DEGREES]),
     )
     assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
 
@@ -365,7 +361,7 @@ def test_level_rules_are_timms(monkeypatch, inc):
     for sign, coin in ((1.0, 0.0), (-1.0, 1.0)):  # timm negates when random() > 0.5
         monkeypatch.setattr(random, "random", lambda coin=coin: coin)
         for name in taa._RAND_INCREASING_TRANSFORMS if inc else taa._RAND_TRANSFORMS:
-            got = gpu_augment.level_to_arg(name, levels, np.full(6, sign), hparams)
+            got = batched.transforms.level_to_arg(name, levels, np.full(6, sign), hparams)
             fn = taa.LEVEL_TO_ARG[name]
             want = None if fn is None else [fn(float(v), hparams)[0] for v in levels]
             assert (got is None and want is None) or np.allclose(got, want, rtol=0, atol=1e-12), name
@@ -412,11 +408,11 @@ def test_with_the_loaders_draws_the_batch_is_the_loaders(monkeypatch):
     ds.transform = augment.train_transform(cfg)
     keys = next(iter(StreamBatches(len(ds), 16, 0, 0, 1)))
     want = torch.stack([Keyed(ds)[k][0] for k in keys])
-    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
-    drawn = gpu_augment.AugmentParams(
+    aug = batched.transforms.BatchAugment.from_timm(augment.train_transform(cfg))
+    drawn = batched.transforms.AugmentParams(
         torch.tensor(boxes), torch.tensor(flips["h"]), torch.tensor(flips["v"]), None, None
     )
-    got = aug.apply(device_sources.batched_source(ds, CPU).batch(keys, None)[0], drawn, None)
+    got = aug.apply(batched.sources.batched_source(ds, CPU).batch(keys, None)[0], drawn, None)
     assert torch.equal(got, want)
 
 
@@ -445,7 +441,7 @@ def test_crop_boxes_follow_timms_rule():
     random.seed(0)
     img = Image.new("L", (362, 300))
     timm_boxes = np.array([RRC.get_params(img, (0.08, 1.0), (3 / 4, 4 / 3)) for _ in range(N)], dtype=float)
-    ours = gpu_augment.crop_boxes(
+    ours = batched.transforms.crop_boxes(
         torch.Generator().manual_seed(0), N, 300, 362, (0.08, 1.0), (3 / 4, 4 / 3)
     ).numpy()
     for k in range(4):  # top, left, height, width
@@ -517,7 +513,7 @@ def _device_batches(source, aug, **kw):
 
 
 def test_same_seed_same_batches_and_resume_continues(source, small_aug):
-    fb = device_sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
+    fb = batched.sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
     a = list(_device_batches(fb, small_aug))
     b = list(_device_batches(fb, small_aug))
     late = list(_device_batches(fb, small_aug, start=2))
@@ -536,7 +532,7 @@ def test_same_seed_same_batches_and_resume_continues(source, small_aug):
 def test_repeated_augmentation_takes_the_loaders_keys(source, small_aug):
     """With ``repeated_aug`` k each drawn category fills k consecutive samples, each with its own
     seed, exactly as the loader's sampler (``StreamBatches``)."""
-    fb = device_sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
+    fb = batched.sources.FractalBatches(pdata.OFDBDataset(source, "pattern"), CPU)
     got = list(_device_batches(fb, small_aug, repeats=3))
     keys = StreamBatches(len(fb), 6, 3, 0, 3, repeats=3)
     assert [y.tolist() for _, y in got] == [[k[0] for k in b] for b in keys]
@@ -580,7 +576,7 @@ def test_one_p_frac_and_3d_pattern_pretrain_batched(tmp_path, kind):
 
 
 def test_data_that_do_not_fit_stop_batched_and_send_auto_to_the_loader(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(device_sources, "DATA_SHARE", 0.0)
+    monkeypatch.setattr(batched.sources, "DATA_SHARE", 0.0)
     args = ["pretrain", "--profile", "smoke", "--no-progress"]
     assert cli.main([*args, "--pipeline", "batched", "--out", str(tmp_path / "b")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -605,7 +601,7 @@ def test_resume_refuses_a_run_started_with_the_other_pipeline(tmp_path, monkeypa
 def test_recipes_the_batched_pipeline_lacks_are_named():
     jitter = phase_config("smoke", "pretrain", auto_augment=None, color_jitter=0.4)
     with pytest.raises(ParamError, match="pipeline.*ColorJitter"):
-        gpu_augment.BatchAugment.from_timm(augment.train_transform(jitter))
+        batched.transforms.BatchAugment.from_timm(augment.train_transform(jitter))
 
 
 def test_batched_resume_after_sigkill_is_bit_identical(tmp_path):

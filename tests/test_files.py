@@ -100,7 +100,7 @@ def test_a_param_error_survives_a_process_boundary():
 
     pytest.importorskip("torch")
     from ofdb_study.errors import ParamError
-    from ofdb_study.train.device_sources import DoesNotFit
+    from ofdb_study.train.batched.sources import DoesNotFit
 
     for error in (ParamError("out", "x is taken"), DoesNotFit("the tree", 2**31, 2**30, "cuda:0")):
         back = pickle.loads(pickle.dumps(error))

@@ -111,14 +111,14 @@ def test_compiled_paper_steps_with_the_batched_pipeline(tmp_path):
 
 def _paper_sources(option):
     from ofdb_study.fractals.search import first_categories
-    from ofdb_study.train import device_sources, pretrain_data
+    from ofdb_study.train import batched, pretrain_data
 
     src = pretrain_data.FractalSource(first_categories(4, None))  # the paper's 362 px, 200k points
     if option == "fractaldb":
         ds = pretrain_data.FractalDBDataset(src)
     else:
         ds = pretrain_data.OFDBDataset(src, option)
-    return [device_sources.FractalBatches(ds, torch.device(d)) for d in ("cpu", "cuda")]
+    return [batched.sources.FractalBatches(ds, torch.device(d)) for d in ("cpu", "cuda")]
 
 
 @pytest.mark.parametrize("option", ["pattern", "fluctuation", "fractaldb"])
@@ -136,9 +136,9 @@ def test_batched_augmentation_on_cuda_follows_the_cpu():
     """The same parameters give the same pixels on the card as on the CPU (crop, flips and the LUT
     ops exactly; the float64 warps within a gray level), erasing off since its noise differs."""
     from ofdb_study.config import phase_config
-    from ofdb_study.train import augment, gpu_augment
+    from ofdb_study.train import augment, batched
 
-    aug = gpu_augment.BatchAugment.from_timm(
+    aug = batched.transforms.BatchAugment.from_timm(
         augment.train_transform(phase_config("paper", "pretrain", re_prob=0.0))
     )
     on_cpu, on_cuda = _paper_sources("pattern")
@@ -153,9 +153,11 @@ def test_batched_augmentation_on_cuda_follows_the_cpu():
 
 def test_the_batched_pipeline_never_waits_for_the_card():
     from ofdb_study.config import phase_config
-    from ofdb_study.train import augment, batched, gpu_augment
+    from ofdb_study.train import augment, batched
 
-    aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(phase_config("paper", "pretrain")))
+    aug = batched.transforms.BatchAugment.from_timm(
+        augment.train_transform(phase_config("paper", "pretrain"))
+    )
     source = _paper_sources("both")[1]
     batches = batched.DeviceBatches(
         source, aug, seed=0, batch=64, start=0, stop=4, device=torch.device("cuda")

@@ -5,6 +5,6 @@ Modules: ``engine`` (the loop: ``train``, ``evaluate``), ``runfolder`` (the run 
 paper's Table-1 options), ``pretrain_data`` (fractals in memory, ImageFolder, 3D views),
 ``downstream`` (Fashion-MNIST, CIFAR, ImageFolder), ``models`` (timm ViTs), ``export`` and
 ``card`` (timm-loadable weights and their model card); the batched pipeline on the model's device:
-``batched`` (the choice and the batches), ``device_sources``, ``device_draw``, ``gpu_augment`` and
-``pil_batch`` (timm's recipe on whole batches).
+the ``batched`` package (the choice and the batches; ``sources``, ``draw``, ``transforms`` and
+``pil``: timm's recipe on whole batches).
 """

@@ -16,7 +16,7 @@ of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrup
 Two pipelines make the pre-training batches (``cfg.pipeline``, ``batched.choose_pipeline``): ``loader``
 runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over ``StreamBatches``);
 ``batched`` takes the same sample keys and makes whole batches on the model's device
-(``batched.DeviceBatches``: device-resident sources, ``gpu_augment``), seeded per (seed, step, rank).
+(``batched.DeviceBatches``: device-resident sources, ``batched.transforms``), seeded per (seed, step, rank).
 ``auto`` is batched on CUDA and the loader elsewhere, and falls back to the loader when the data do
 not fit or the recipe has a part the batched pipeline lacks (one line on stderr). Fine-tuning always
 uses the loader. The pipeline a run used is in its manifest and summary; a resume must use the same.

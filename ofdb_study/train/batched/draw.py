@@ -21,10 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from ..files import usable_cpus
-from ..fractals import render
-from .augment import TEXTURE_FIELD, TEXTURE_GRAIN, TEXTURE_GRID
-from .runtime import upload
+from ...files import usable_cpus
+from ...fractals import render
+from ..augment import TEXTURE_FIELD, TEXTURE_GRAIN, TEXTURE_GRID
+from ..runtime import upload
 
 _GRAY = 127  # the renderer's intensity (kernels._GRAY)
 _U64 = np.uint64

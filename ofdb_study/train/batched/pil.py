@@ -16,7 +16,7 @@ import math
 import numpy as np
 import torch
 
-from .runtime import upload
+from ..runtime import upload
 
 _PREC = 22  # Pillow's fixed-point precision for 8-bit resampling (32 - 8 - 2)
 

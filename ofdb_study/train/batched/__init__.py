@@ -6,8 +6,8 @@ fit, a recipe part it lacks; one line on stderr; ``batched`` stops with that lin
 ``check_resumed`` keeps a resumed run on the pipeline it started with.
 
 ``DeviceBatches`` takes the loader's sample keys (``runtime.StreamBatches``: (index, sample seed)
-per sample), asks a device-resident source (``device_sources``) for uint8 images (B, C, S, S) and
-labels (B,) on the model's device, and augments them there (``gpu_augment.BatchAugment``).
+per sample), asks a device-resident source (``sources``) for uint8 images (B, C, S, S) and
+labels (B,) on the model's device, and augments them there (``transforms.BatchAugment``).
 Every pre-training data kind has a source: ``ofdb`` and ``1pfrac`` with every Table-1 option,
 ``fractaldb``, ImageFolder trees and ``multiview:`` 3D-OFDB views (``default`` and ``pattern``).
 """
@@ -21,11 +21,12 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
-from ..errors import ParamError
-from ..seeds import SALT_BATCH_NOISE, SALT_BATCH_PARAMS, mix_seed
-from . import augment, gpu_augment
-from .device_sources import batched_source
-from .runtime import StreamBatches
+from ...errors import ParamError
+from ...seeds import SALT_BATCH_NOISE, SALT_BATCH_PARAMS, mix_seed
+from .. import augment
+from ..runtime import StreamBatches
+from . import transforms
+from .sources import batched_source
 
 
 # ---- the pipeline --------------------------------------------------------------------------------
@@ -50,7 +51,7 @@ def choose_pipeline(cfg, train_ds, device: torch.device, dd):
         return "loader", None
     parts, error = None, None
     try:
-        aug = gpu_augment.BatchAugment.from_timm(augment.train_transform(cfg))
+        aug = transforms.BatchAugment.from_timm(augment.train_transform(cfg))
         parts = (batched_source(train_ds, device), aug)
     except ParamError as exc:
         if exc.param != "pipeline":
@@ -94,8 +95,8 @@ class DeviceBatches:
     and a resumed run continues exactly.
 
     Args:
-        source: a ``device_sources`` source (``FractalBatches``, ``StoredBatches``, ``PatternViews``).
-        augment: a ``gpu_augment.BatchAugment``.
+        source: a ``sources`` source (``FractalBatches``, ``StoredBatches``, ``PatternViews``).
+        augment: a ``transforms.BatchAugment``.
         seed, batch, start, stop, rank, world, repeats: as ``StreamBatches``.
         device: the model's device.
 

@@ -9,7 +9,7 @@ images before augmentation are the loader dataset's own bytes for the same choic
   source's fixed images (C, S, S) (``fixed_image``: OFDB's, or the images 1p-frac's generator
   kept), ``fluctuation`` the 25 weight rows' images of each category (``row_image``);
   ``pattern`` and ``both`` keep the categories' points as last-writer tables on the device
-  (``device_draw.PatchTables``) and stamp fresh masks per sample (``pattern_image``);
+  (``draw.PatchTables``) and stamp fresh masks per sample (``pattern_image``);
   ``fractaldb`` keeps the tables of the 25 rows of every category (``row_points``) and stamps each
   instance's masks (``datasets.fractaldb_mask_seed``) and flip per batch
   (``datasets.fractaldb_instance``: ``FractalDBDataset``'s rule).
@@ -22,7 +22,7 @@ images before augmentation are the loader dataset's own bytes for the same choic
   last-writer table (no flip), stamped per sample with fresh masks (``ofdb3d.pattern_view``).
 
 Per-sample choices (the fluctuation row, the flip, the pattern seed, the texture grid, the view)
-are counter-based draws from the sample seed (``device_draw.sample_draws``), not the loader's
+are counter-based draws from the sample seed (``draw.sample_draws``), not the loader's
 NumPy calls: the batched pipeline sees the same categories in the same order as the loader, with
 other instances drawn from the same distributions. Texture grain comes from the device generator.
 
@@ -39,11 +39,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..errors import ParamError
-from ..fractals.datasets import fractaldb_instance, fractaldb_mask_seed
-from ..fractals.defaults import FRACTALDB_INSTANCES, FRACTALDB_ROWS
-from ..fractals.render import FLIPS
-from .device_draw import (
+from ...errors import ParamError
+from ...fractals.datasets import fractaldb_instance, fractaldb_mask_seed
+from ...fractals.defaults import FRACTALDB_INSTANCES, FRACTALDB_ROWS
+from ...fractals.render import FLIPS
+from ..runtime import upload
+from .draw import (
     PatchTables,
     bounded,
     flip_batch,
@@ -53,7 +54,6 @@ from .device_draw import (
     texture_draws,
     threads,
 )
-from .runtime import upload
 
 #: Share of the free device memory (CUDA) or available host memory that stored data may take.
 DATA_SHARE = 0.4
@@ -118,7 +118,7 @@ class FractalBatches:
     """
 
     def __init__(self, dataset, device: torch.device):
-        from .pretrain_data import FractalDBDataset
+        from ..pretrain_data import FractalDBDataset
 
         self.dataset, self.device = dataset, device
         self.source = src = dataset.source
@@ -298,7 +298,7 @@ class PatternViews(_Grouped):
     """
 
     def __init__(self, dataset, device: torch.device):
-        from ..fractals.ofdb3d import view_pixels
+        from ...fractals.ofdb3d import view_pixels
 
         what = f"the views under {dataset.root}"
         files = [[str(p) for p in v] for v in dataset.views]
@@ -343,7 +343,7 @@ def batched_source(dataset, device: torch.device):
         DoesNotFit: the data needs more than its memory share.
         ParamError: a tree whose images differ in size, or a dataset with no batched source.
     """
-    from .pretrain_data import FractalDBDataset, MultiViewDataset, OFDBDataset
+    from ..pretrain_data import FractalDBDataset, MultiViewDataset, OFDBDataset
 
     if isinstance(dataset, (OFDBDataset, FractalDBDataset)):
         return FractalBatches(dataset, device)

@@ -12,7 +12,7 @@ uint8 batches (B, C, H, W) -> float32 (B, 3, S, S):
 3. RandAugment (``rand-m9-mstd0.5-inc1`` in the paper): per sample and layer an op drawn uniformly
    with replacement, applied with its probability, magnitude ~ N(m, mstd) clipped to [0, mmax],
    sign flipped with probability 1/2 where timm does; the ops are Pillow's definitions on uint8
-   (``pil_batch``: lookup tables, ``Image.blend`` in float32 with truncation, the 3x3 SMOOTH
+   (``pil``: lookup tables, ``Image.blend`` in float32 with truncation, the 3x3 SMOOTH
    filter, and affine warps with Pillow's bicubic sampler and fill colour).
 4. ToTensor and Normalize (float32, the same arithmetic), then RandomErasing (timm's box rule,
    ``pixel`` / ``rand`` / ``const`` fill).
@@ -51,9 +51,9 @@ import math
 import numpy as np
 import torch
 
-from ..errors import ParamError
-from . import pil_batch as pb
-from .runtime import upload
+from ...errors import ParamError
+from ..runtime import upload
+from . import pil as pb
 
 _LEVEL_DENOM = 10.0  # timm's magnitude scale
 
@@ -191,7 +191,7 @@ def op_degenerate(name: str, x: torch.Tensor) -> torch.Tensor:
 
 
 def op_matrices(name: str, arg: np.ndarray, w: int, h: int) -> list[list[float]]:
-    """The affine matrices of a geometric op, one per argument, as ``pil_batch.affine`` takes them."""
+    """The affine matrices of a geometric op, one per argument, as ``pil.affine`` takes them."""
     v = [float(t) for t in arg]
     rel = name.endswith("Rel")
     if name == "Rotate":
