@@ -512,3 +512,16 @@ def test_local_alive_without_proc_asks_the_process_table(monkeypatch):
     assert backend.alive({"host": host, "job_id": os.getpid()})
     assert not backend.alive({"host": host, "job_id": 2**22 + 12345})
     assert not backend.alive({"host": "elsewhere", "job_id": os.getpid()})
+
+
+def test_plan_gives_the_hours_of_each_row(tmp_path):
+    specs = experiments.plan("paper-short", root=tmp_path)
+    lines = plan_report.row_hours(specs, tmp_path)
+    rows = {ln.split(":", 1)[0] for ln in lines}
+    assert rows == {s.row for s in specs}
+    images = {r: sum(s.images for s in specs if s.row == r and s.phase == "pretrain") for r in rows}
+    fdb = next(ln for ln in lines if ln.startswith("fractaldb:"))
+    assert f"{images['fractaldb'] / 8448 / 3600:,.1f} h GPU" in fdb and "finetune 3 x" in fdb
+    assert "per row (missing runs, every seed):" in plan_report.plan_report(
+        specs, tmp_path, profile="paper-short"
+    )

@@ -177,6 +177,36 @@ def estimate(specs, root) -> list[str]:
     return lines
 
 
+def row_hours(specs, root) -> list[str]:
+    """Lines: the hours of each study row's missing runs (pre-training and fine-tuning, every seed),
+    at the figure ``estimate`` uses for each run; a row with a run lacking a figure says so."""
+    measured = measured_in(root)
+    rows: dict[str, dict[str, list]] = {}
+    for s in specs:
+        if not s.finished:
+            rows.setdefault(s.row, {}).setdefault(s.phase, []).append(s)
+    lines = []
+    for row, phases in rows.items():
+        parts, unknown = [], False
+        for phase in ("pretrain", "finetune"):
+            runs = phases.get(phase, [])
+            if not runs:
+                continue
+            seconds, units = 0.0, set()
+            for r in runs:
+                t = throughput(r, measured, root)
+                if t is None:
+                    unknown = True
+                    continue
+                seconds += r.images / t.images_per_s
+                units.add("GPU" if t.device == "cuda" else "CPU")
+            parts.append(f"{phase} {len(runs)} x: {_hours(seconds)} {'/'.join(sorted(units)) or ''}".rstrip())
+        lines.append(
+            f"{row}: {'; '.join(parts)}" + ("; some runs have no measured figure" if unknown else "")
+        )
+    return lines
+
+
 def plan_report(specs, root, *, profile: str = "", seeds=None) -> str:
     """The text ``study plan`` prints: one line per unit, the counts, the estimate."""
     lines = plan_lines(specs, root)
@@ -198,4 +228,5 @@ def plan_report(specs, root, *, profile: str = "", seeds=None) -> str:
     est = ["estimate (training steps only, one device per figure):"] + [
         f"  {t}" for t in estimate(specs, root)
     ]
-    return "\n".join([head, *table, counts, *est])
+    per_row = ["per row (missing runs, every seed):"] + [f"  {t}" for t in row_hours(specs, root)]
+    return "\n".join([head, *table, counts, *est, *(per_row if len(per_row) > 1 else [])])
