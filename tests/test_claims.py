@@ -225,3 +225,17 @@ def test_probe_claims_read_the_probe_column():
     df = claims.evaluate(runs, value="probe_top1", claims=claims.PROBE_CLAIMS).set_index("key")
     assert df.loc["probe_ofdb_beats_random", "verdict"] == "agrees" and not df["primary"].any()
     assert df.loc["probe_fluctuation_hurts", "verdict"] == "inconclusive"
+
+
+def test_one_seed_gives_point_estimates_not_verdicts():
+    """At a one-seed profile (paper, paper-21k) each claim's difference is shown as a point
+    estimate, labelled so: neither a column of 'inconclusive' nor agreement."""
+    runs = _runs({"scratch": 0.0, "ofdb": 5.0, "ofdb+pattern": 4.5, "fractaldb": 4.5}, seeds=1)
+    df = claims.evaluate(runs).set_index("key")
+    assert set(df["verdict"]) == {claims.POINT_ESTIMATE}
+    assert df.loc["ofdb_beats_scratch", "ours"] == pytest.approx(
+        runs.loc[runs.row == "ofdb", "top1_last"].iloc[0]
+        - runs.loc[runs.row == "scratch", "top1_last"].iloc[0]
+    )
+    assert all(w.startswith("one seed: a point estimate") for w in df["why"])
+    claims.check_consistent(df.reset_index())

@@ -9,6 +9,8 @@ pre-trains and fine-tunes both rows on the same drawn training subset):
 * **disagrees**: the Holm-adjusted p-value in the opposite direction is below 0.05: our data show
   the opposite effect, or, for non-inferiority, an inferiority larger than the margin;
 * **inconclusive**: neither; the interval is reported, never read as agreement;
+* **point estimate (one seed)**: a one-seed profile's difference, shown beside the paper's number;
+  one pair tests nothing;
 * **not interpretable**: fewer than two thirds of the claim's seeds gave a usable pair: a seed's
   pair is dropped when a pre-training of it missed its learning bar (``learning_bar``) in that
   seed or a fine-tuning of it failed (``failed_finetunes``). Such a claim is not tested and never
@@ -533,7 +535,12 @@ def evaluate(
         row["seeds"] = n_seeds
         row["learned"] = row["n"] >= _min_pairs(n_seeds)
         row["why"] = "; ".join(notes)
-        if not row["learned"]:
+        if n_seeds == 1 and row["n"] == 1:
+            row["why"] = "; ".join(
+                ["one seed: a point estimate beside the paper's number, not a test", *notes]
+            )
+            row["p"] = row["p_opposite"] = math.nan
+        elif not row["learned"]:
             row["why"] = (
                 f"{row['n']} of {n_seeds} pairs usable (at least {_min_pairs(n_seeds)} needed): " + row["why"]
             )
@@ -565,7 +572,14 @@ def planned_effect(sd: float, n: int, hypotheses: int, power: float = POWER) -> 
     return detectable_effect(sd, n, ALPHA / hypotheses, power)
 
 
+#: The verdict of a claim at a one-seed profile: its difference is shown beside the paper's number
+#: as a point estimate; one pair cannot test it, so it is neither inconclusive nor agreement.
+POINT_ESTIMATE = "point estimate (one seed)"
+
+
 def _verdict(r) -> str:
+    if r.seeds == 1 and r.n == 1:
+        return POINT_ESTIMATE
     if not r.learned:
         return "not interpretable"
     p = r.p_holm if r.primary else r.p
@@ -583,7 +597,7 @@ def check_consistent(evaluated: pd.DataFrame) -> None:
     """Raise if a verdict disagrees with its displayed bound (agrees: low above -shift; disagrees:
     high below -shift); the claims table calls it before it shows anything."""
     for r in evaluated.itertuples():
-        if r.verdict == "not interpretable" or math.isnan(r.low):
+        if r.verdict in ("not interpretable", POINT_ESTIMATE) or math.isnan(r.low):
             continue
         agrees, disagrees = r.low > -r.shift, r.high < -r.shift
         expected = "agrees" if agrees else "disagrees" if disagrees else "inconclusive"
