@@ -72,15 +72,13 @@ def dispatch(args: argparse.Namespace, notebooks) -> int | None:
 
 
 def _specs(args: argparse.Namespace, root):
-    from ..study import plan
-    from ..study.runner import resolve_parameters
+    from ..study.runner import plan_of, resolve_parameters
 
     if Path(root).exists() and not Path(root).is_dir():
         raise ParamError("root", f"{root} is not a folder of runs")
     downstream = getattr(args, "downstream_root", None)
     params = resolve_parameters(args.profile, args.seeds, args.data_root, str(root), downstream)
-    overrides = {"data_root": params["downstream_root"]} if params["downstream_root"] else {}
-    return plan.plan(args.profile, params["seeds"], root, **overrides), params["seeds"]
+    return plan_of(params), params["seeds"]
 
 
 def _plan(args: argparse.Namespace) -> int:

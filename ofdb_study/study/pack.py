@@ -38,7 +38,7 @@ from typing import BinaryIO
 
 from ..errors import ParamError
 from ..files import atomic_write_bytes
-from ..train.runinfo import CONFIG, SMALL_FILES, profile_of, read_config, read_run
+from ..train.runinfo import CONFIG, SMALL_FILES, RunInfo, profile_of, read_config, read_run
 
 FORMAT = "ofdb-study-results"
 FORMAT_VERSION = 1
@@ -84,8 +84,8 @@ def _construction_files(data_root: Path, profile: str) -> dict[str, bytes]:
     return files
 
 
-def _finished_runs(root: Path, profile: str) -> tuple[list[tuple[str, Path]], list[str]]:
-    """``([(phase/name, folder)], [left out])``: the run folders in ``root``, ``root/pretrain`` and
+def _finished_runs(root: Path, profile: str) -> tuple[list[tuple[str, RunInfo]], list[str]]:
+    """``([(phase/name, the run as read)], [left out])``: the run folders in ``root``, ``root/pretrain`` and
     ``root/finetune`` (the phase is the config's); unfinished and unreadable runs are left out."""
     folders = [p for p in sorted(root.iterdir()) if (p / CONFIG).is_file()]
     for phase in PHASES:
@@ -107,7 +107,7 @@ def _finished_runs(root: Path, profile: str) -> tuple[list[tuple[str, Path]], li
             unfinished.append(f"{run.relative_to(root).as_posix()} (name taken or not portable)")
         else:
             names.add(name)
-            runs.append((name, run))
+            runs.append((name, info))
     return runs, unfinished
 
 
@@ -145,11 +145,11 @@ def pack_results(
     files: dict[str, bytes] = {}
     from .baselines import files_of
 
-    for packed, run in runs:
+    for packed, info in runs:
         for name in SMALL_FILES:
-            files[f"runs/{packed}/{name}"] = (run / name).read_bytes()
+            files[f"runs/{packed}/{name}"] = (info.path / name).read_bytes()
         if packed.startswith("finetune/"):
-            for extra in files_of(read_run(run).config, root):
+            for extra in files_of(info.config, root):
                 files[f"runs/{extra.parent.name}/{extra.name}"] = extra.read_bytes()
     if data_root is not None:
         files.update(_construction_files(Path(data_root), profile))
@@ -187,9 +187,9 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
     if not archive.is_file():
         raise ParamError("archive", f"{archive} is not a file")
     members: dict[str, bytes] = {}
-    total = 0
     try:
-        # the whole gzip stream is read first, so its CRC and length are checked to the last byte
+        # the whole gzip stream is read first, so its CRC and length are checked to the last byte,
+        # and no more than MAX_BYTES of it: the members lie inside that buffer
         buffer = io.BytesIO()
         with gzip.open(archive, "rb") as gz:
             while chunk := gz.read(_CHUNK):
@@ -210,9 +210,6 @@ def _read_archive(archive: Path) -> dict[str, bytes]:
                     _RUN_FILE.match(name) or _EXTRA_FILE.match(name) or _DATA_FILE.match(name)
                 ):
                     raise ParamError("archive", f"{archive}: member {name!r} is not a results file")
-                total += info.size
-                if total > MAX_BYTES:
-                    raise ParamError("archive", f"{archive} holds more than {MAX_BYTES >> 20} MiB")
                 members[name] = tar.extractfile(info).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ParamError(

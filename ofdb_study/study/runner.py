@@ -99,6 +99,15 @@ def resolve_parameters(
     }
 
 
+def plan_of(params: dict) -> list:
+    """The ``plan.plan`` of a study's parameters (``resolve_parameters``): profile, seeds and run
+    root, the fine-tunings reading ``downstream_root`` where one is given."""
+    from . import plan
+
+    overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
+    return plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+
+
 def check_finished(params: dict) -> None:
     """Refuse to run the notebooks without training when the plan has unfinished runs (they would
     fail on a missing result), naming how many and the first.
@@ -106,10 +115,7 @@ def check_finished(params: dict) -> None:
     Raises:
         ParamError: ``no_train``, with the count of unfinished runs and the run root.
     """
-    from . import plan
-
-    overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
-    specs = plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+    specs = plan_of(params)
     todo = [s for s in specs if not s.finished]
     if todo:
         raise ParamError(
@@ -130,8 +136,7 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     """
     from . import baselines, plan
 
-    overrides = {"data_root": params["downstream_root"]} if params.get("downstream_root") else {}
-    specs = plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
+    specs = plan_of(params)
     todo = [s for s in specs if not s.finished]
     log(
         f"[study] training: {len(todo)} of {len(specs)} runs to train"
