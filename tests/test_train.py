@@ -556,3 +556,23 @@ def test_init_takes_only_a_finished_runs_final_weights(pretrained, tmp_path, cap
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (tmp_path / "ft").exists()
+
+
+def test_a_samples_seed_gives_the_host_streams_of_the_runs_seeding():
+    """``seed_host`` (per sample) and ``seed_all`` (per run and step) start Python's, numpy's and
+    torch's CPU streams at the same place, so samples do not depend on which one seeded them."""
+    import random
+
+    import numpy as np
+    import torch
+
+    from ofdb_study.train.runtime import seed_all, seed_host
+
+    def draw():
+        return random.random(), float(np.random.rand()), torch.rand(3).tolist()
+
+    for seed in (0, 7, 2**40 + 3):
+        seed_all(seed)
+        expected = draw()
+        seed_host(seed)
+        assert draw() == expected
