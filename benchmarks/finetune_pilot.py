@@ -55,11 +55,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="a fine-tuning setting (YAML)"
     )
+    p.add_argument(
+        "--pretrain-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a pre-training setting (YAML), e.g. a model shape given to both phases",
+    )
     p.add_argument("--out", default=None, help="write the table as JSON here")
     args = p.parse_args(argv)
     import yaml
 
-    overrides = {k.strip(): yaml.safe_load(v) for k, v in (item.split("=", 1) for item in args.set)}
+    def parse(items: list[str]) -> dict:
+        return {k.strip(): yaml.safe_load(v) for k, v in (item.split("=", 1) for item in items)}
+
+    overrides, pre_overrides = parse(args.set), parse(args.pretrain_set)
     prof = get_profile(args.profile)
     study_seeds = set(prof.study.seeds)
     if study_seeds & set(args.seeds):
@@ -68,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     root = Path(tempfile.mkdtemp(prefix="ofdb-ft-pilot-"))
     started = time.perf_counter()
     try:
-        pre = [plan.pretrain_spec(args.profile, "ofdb", "default", None, s, root) for s in args.seeds]
+        pre = [
+            plan.pretrain_spec(args.profile, "ofdb", "default", None, s, root, **pre_overrides)
+            for s in args.seeds
+        ]
         with ProcessPoolExecutor(args.workers) as pool:
             list(pool.map(plan.train_spec, pre))
             jobs = [
@@ -97,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python benchmarks/finetune_pilot.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "overrides": overrides,
+        "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,
         "wall_seconds": round(time.perf_counter() - started, 1),
         "finetune": sorted(results, key=lambda r: (r["arm"], r["seed"], r["steps"])),

@@ -2,5 +2,6 @@
 
 Modules: ``runs`` (read-only readers of finished runs), ``stats`` (intervals, tests, Holm),
 ``claims`` (the pre-registered claims and their verdicts), ``paper`` (the published tables as data
-and our numbers beside them), ``plots`` (the book's figures).
+and our numbers beside them), ``pilots`` (the fine-tuning length pilots: merged records and the
+plateau rule), ``plots`` (the book's figures).
 """

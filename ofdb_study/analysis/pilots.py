@@ -1,0 +1,119 @@
+"""The fine-tuning length pilots: their records merged by setting, and where scratch plateaus.
+
+``benchmarks/finetune_pilot.py`` writes one record per call (the lengths it ran, on pilot seeds kept
+apart from the study's). Several calls that ran the same fine-tuning, for example a first call at
+short lengths and a later one at longer lengths, are one curve: ``merge_finetune`` groups the
+records by the settings they changed from the profile's current recipe (an override equal to the
+recipe's value is no change) and concatenates their runs. ``plateau`` reads one arm's curve: its
+mean endpoint and training loss at each length and what the last doubling of the length still
+bought.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+#: A doubling of the fine-tuning length that raises the arm's mean endpoint by less than this many
+#: top-1 points (and lowers its training loss by less than ``PLATEAU_LOSS``) is on the plateau.
+PLATEAU_POINTS = 0.5
+PLATEAU_LOSS = 0.05
+
+
+def _changed(overrides: dict, recipe) -> dict:
+    """The overrides that differ from ``recipe`` (a resolved ``TrainConfig``)."""
+    out = {}
+    for key, value in sorted((overrides or {}).items()):
+        current = getattr(recipe, key, None)
+        if isinstance(current, tuple):
+            current = list(current)
+        if current != value:
+            out[key] = value
+    return out
+
+
+def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> list[dict]:
+    """The fine-tuning pilot records in ``paths``, one merged record per distinct setting.
+
+    Args:
+        paths: ``finetune-PROFILE*.json`` records of ``benchmarks/finetune_pilot.py``.
+        finetune_recipe: the profile's resolved fine-tuning recipe.
+        pretrain_recipe: the profile's resolved pre-training recipe (for ``pretrain_overrides``).
+
+    Returns:
+        One dict per setting, in the order first met: ``files``, ``commands``, ``machines``,
+        ``measured`` (the dates), ``changed`` (the fine-tuning settings changed from the recipe),
+        ``pretrain_changed``, ``wall_seconds`` (summed) and ``finetune`` (every run; where two
+        records ran the same arm, seed and length, the later file's run).
+    """
+    groups: dict[tuple, dict] = {}
+    for path in sorted(Path(p) for p in paths):
+        doc = json.loads(Path(path).read_text())
+        changed = _changed(doc.get("overrides", {}), finetune_recipe)
+        pre_changed = _changed(doc.get("pretrain_overrides", {}), pretrain_recipe) if pretrain_recipe else {}
+        key = (json.dumps(changed, sort_keys=True), json.dumps(pre_changed, sort_keys=True))
+        g = groups.setdefault(
+            key,
+            {
+                "files": [],
+                "commands": [],
+                "machines": [],
+                "measured": [],
+                "changed": changed,
+                "pretrain_changed": pre_changed,
+                "wall_seconds": 0.0,
+                "runs": {},
+            },
+        )
+        g["files"].append(Path(path).name)
+        g["commands"].append(doc["command"])
+        g["machines"].append(doc["machine"])
+        g["measured"].append(doc["measured"])
+        g["wall_seconds"] += float(doc.get("wall_seconds", 0.0))
+        for run in doc["finetune"]:
+            g["runs"][(run["arm"], run["seed"], run["steps"])] = run
+    merged = []
+    for g in groups.values():
+        runs = g.pop("runs")
+        g["finetune"] = [runs[k] for k in sorted(runs)]
+        merged.append(g)
+    return merged
+
+
+def plateau(doc: dict, arm: str = "scratch") -> dict:
+    """Where ``arm``'s endpoint stops rising in a (merged) fine-tuning pilot record.
+
+    Returns:
+        ``curve`` (a DataFrame: steps, mean top-1 and training loss over the pilot seeds, seeds),
+        ``last_gain`` (top-1 points the last doubling-or-more of the length bought, mean over the
+        seeds that ran both lengths), ``last_loss_drop``, ``from_steps``, ``to_steps``, and
+        ``reached`` (True when the last gain is below ``PLATEAU_POINTS`` and the loss drop below
+        ``PLATEAU_LOSS``), or ``reached`` None when fewer than two lengths were run.
+    """
+    runs = pd.DataFrame(doc["finetune"])
+    runs = runs[runs["arm"] == arm]
+    curve = (
+        runs.groupby("steps")
+        .agg(top1=("top1", "mean"), final_loss=("final_loss", "mean"), seeds=("seed", "nunique"))
+        .reset_index()
+        .sort_values("steps")
+    )
+    out = {"curve": curve, "last_gain": None, "last_loss_drop": None, "from_steps": None, "to_steps": None}
+    lengths = list(curve["steps"])
+    if len(lengths) < 2:
+        return {**out, "reached": None}
+    a, b = lengths[-2], lengths[-1]
+    both = set(runs[runs["steps"] == a]["seed"]) & set(runs[runs["steps"] == b]["seed"])
+    pick = runs[runs["seed"].isin(both)].set_index(["seed", "steps"])
+    gain = float((pick.xs(b, level="steps")["top1"] - pick.xs(a, level="steps")["top1"]).mean())
+    drop = float((pick.xs(a, level="steps")["final_loss"] - pick.xs(b, level="steps")["final_loss"]).mean())
+    return {
+        **out,
+        "last_gain": round(gain, 2),
+        "last_loss_drop": round(drop, 4),
+        "from_steps": int(a),
+        "to_steps": int(b),
+        "reached": bool(gain < PLATEAU_POINTS and drop < PLATEAU_LOSS),
+    }

@@ -1,0 +1,67 @@
+"""The fine-tuning length pilots' records: merged by setting, and the plateau rule."""
+
+import json
+
+import pytest
+
+from ofdb_study.analysis import pilots
+from ofdb_study.config import get_profile
+
+
+def _record(path, steps_top1, overrides=None, command="c", arm_lead=1.0):
+    rows = []
+    for steps, (top1, loss) in steps_top1.items():
+        for seed in (100, 101):
+            rows.append(
+                {"arm": "scratch", "seed": seed, "steps": steps, "top1": top1 + seed % 2, "final_loss": loss}
+            )
+            rows.append(
+                {"arm": "ofdb", "seed": seed, "steps": steps, "top1": top1 + arm_lead, "final_loss": loss}
+            )
+    doc = {
+        "command": command,
+        "machine": "m",
+        "measured": "2026-12-07",
+        "wall_seconds": 60.0,
+        "overrides": overrides or {},
+        "finetune": rows,
+    }
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_records_of_one_setting_merge_into_one_curve(tmp_path):
+    prof = get_profile("mini")
+    same = {"opt": prof.finetune.opt, "base_lr": prof.finetune.base_lr}  # equal to the recipe: no change
+    a = _record(tmp_path / "finetune-mini.json", {300: (65.0, 1.2), 600: (70.0, 1.0)}, same, "short")
+    b = _record(tmp_path / "finetune-mini-long.json", {1200: (73.0, 0.9), 2400: (73.2, 0.88)}, None, "long")
+    other = _record(tmp_path / "finetune-mini-sgd.json", {600: (60.0, 1.3)}, {"opt": "sgd"}, "sgd")
+    merged = pilots.merge_finetune([a, b, other], prof.finetune, prof.pretrain)
+    assert len(merged) == 2
+    main = next(m for m in merged if not m["changed"])
+    assert sorted({r["steps"] for r in main["finetune"]}) == [300, 600, 1200, 2400]
+    assert set(main["commands"]) == {"short", "long"}
+    assert main["wall_seconds"] == 120.0
+    sgd = next(m for m in merged if m["changed"])
+    assert sgd["changed"] == {"opt": "sgd"}
+
+
+def test_the_plateau_rule_reads_the_last_doubling():
+    def doc(steps_top1):
+        return {
+            "finetune": [
+                {"arm": "scratch", "seed": s, "steps": n, "top1": t, "final_loss": loss}
+                for n, (t, loss) in steps_top1.items()
+                for s in (1, 2)
+            ]
+        }
+
+    flat = pilots.plateau(doc({1200: (73.0, 0.90), 2400: (73.3, 0.88)}))
+    assert flat["reached"] is True
+    assert flat["last_gain"] == pytest.approx(0.3)
+    assert (flat["from_steps"], flat["to_steps"]) == (1200, 2400)
+    rising = pilots.plateau(doc({600: (71.0, 1.05), 1200: (74.0, 0.90)}))
+    assert rising["reached"] is False and rising["last_gain"] == pytest.approx(3.0)
+    loss_still_falling = pilots.plateau(doc({1200: (73.0, 0.90), 2400: (73.1, 0.70)}))
+    assert loss_still_falling["reached"] is False
+    assert pilots.plateau(doc({600: (71.0, 1.0)}))["reached"] is None
