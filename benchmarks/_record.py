@@ -13,7 +13,9 @@ Each of ``bench_ifs.py``, ``bench_3d.py``, ``bench_explorer.py`` and ``bench_tra
 * ``notes``: sentences (quick mode, extrapolation, a busy shared machine).
 
 A script may add keys of its own (``bench_train.py`` keeps its raw measurements). The book's
-``bench_tables`` extension renders the document with ``{bench-table} <name>``.
+``bench_tables`` extension renders the document with ``{bench-table} <name>``. What a script prints
+is ``text`` of the document it wrote, read back from the file (``record``), so the terminal shows
+the figures the book will.
 """
 
 from __future__ import annotations
@@ -155,8 +157,39 @@ def write(path: str | os.PathLike, doc: dict) -> Path:
     return atomic_write_text(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
+def describe_machine(machine: dict) -> str:
+    """A document's ``machine`` in words: ``CPU (N cores, M usable, GPU NAME)``."""
+    details = [f"{machine['cores']} cores"]
+    if machine.get("usable_cores") not in (None, machine["cores"]):
+        details.append(f"{machine['usable_cores']} usable")
+    if machine.get("gpu") is not None:  # None: the script does not use a GPU
+        details.append("no GPU" if machine["gpu"] == "none" else f"GPU {machine['gpu']}")
+    return f"{machine['cpu']} ({', '.join(details)})"
+
+
+def _cells(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def text(doc: dict) -> str:
+    """The document as a benchmark prints it: the machine, date and command, the rows as a Markdown
+    table under the columns (a ``|`` in a cell written ``\\|``), then one line per note."""
+    lines = [
+        f"Measured on {describe_machine(doc['machine'])} on {doc['date']} by {doc['command']}",
+        "",
+        _cells(doc["columns"]),
+        _cells(["---"] * len(doc["columns"])),
+        *(_cells(r) for r in doc["rows"]),
+    ]
+    if doc["notes"]:
+        lines += ["", *(f"- {n}" for n in doc["notes"])]
+    return "\n".join(lines)
+
+
 def record(path: str | os.PathLike, columns, rows, notes=(), **kw) -> Path:
-    """``write(path, document(columns, rows, notes, **kw))``; prints where it went (to stderr)."""
+    """``write(path, document(columns, rows, notes, **kw))``, then print the written file's ``text``
+    (to stdout) and where it went (to stderr)."""
     out = write(path, document(columns, rows, notes, **kw))
+    print(text(json.loads(out.read_text(encoding="utf-8"))))
     print(f"result document: {out}", file=sys.stderr)
     return out

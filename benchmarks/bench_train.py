@@ -3,7 +3,7 @@
     python benchmarks/bench_train.py [--profile paper] [--steps 20] [--batch-size B] [--model NAME]
         [--categories C] [--augment pattern] [--data ofdb|fractaldb] [--img-size S]
         [--render-size R] [--render-points P] [--workers W] [--compile] [--threads T]
-        [--kinds default,pattern,...] [--json OUT]
+        [--kinds default,pattern,...] [--quick] [--json OUT]
 
 Rows (images/s; ``ratio`` is against the bare step):
 
@@ -18,11 +18,14 @@ Rows (images/s; ``ratio`` is against the bare step):
   loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
 
 The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
-batch 1,024); the options shrink it for a quick run. ``--json PATH`` (default
-``book/bench/train.json``) writes the result document of the book's speed page (``_record.py``:
-machine, command, date, columns, rows of text, notes) with the raw figures besides: ``device``,
-``threads``, ``config``, ``compile`` and ``measurements`` (one ``{part, what, images_per_s, ratio}``
-per row, what ``benchmarks/project_hours.py`` projects hours from).
+batch 1,024); the options shrink it for a quick run, and ``--quick`` shrinks every one not given
+(``QUICK``: 8 categories, batch 8, 64 px, 5,000 render points, 2 steps after 1, one loader worker)
+and the model to one block of width 32 (``QUICK_MODEL``): a CPU run of seconds that checks the
+script, not the recipe's speed. ``--json PATH`` (default ``book/bench/train.json``) writes the
+result document of the book's speed page (``_record.py``: machine, command, date, columns, rows of
+text, notes) with the raw figures besides: ``device``, ``threads``, ``config``, ``compile`` and
+``measurements`` (one ``{part, what, images_per_s, ratio}`` per row, what
+``benchmarks/project_hours.py`` projects hours from). The table printed is that document's.
 """
 
 from __future__ import annotations
@@ -39,6 +42,20 @@ import torch  # noqa: E402
 from ofdb_study.config import phase_config, resolve  # noqa: E402
 from ofdb_study.train import augment, batched, engine, models  # noqa: E402
 from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
+
+#: What ``--quick`` sets where the option is not given (argparse destinations).
+QUICK = {
+    "categories": 8,
+    "batch_size": 8,
+    "img_size": 64,
+    "render_size": 64,
+    "render_points": 5000,
+    "steps": 2,
+    "warmup": 1,
+    "workers": 1,
+}
+#: The model of ``--quick``: the profile's timm ViT cut to one block of width 32 (config fields).
+QUICK_MODEL = {"depth": 1, "embed_dim": 32, "num_heads": 2}
 
 
 def _sync(device: torch.device) -> None:
@@ -151,6 +168,12 @@ def per_image_rates(cfg, train_ds, n: int = 40) -> tuple[float, float]:
     return aug, n / (time.perf_counter() - t)
 
 
+def model_name(cfg) -> str:
+    """The timm model of a config, with the depth and width where the config cuts them."""
+    cut = [f"{k.replace('_', ' ')} {getattr(cfg, k)}" for k in QUICK_MODEL if getattr(cfg, k) is not None]
+    return cfg.model + (f" ({', '.join(cut)})" if cut else "")
+
+
 def _kind(cfg) -> str:
     """The data kind of a config: ``fractaldb`` or the OFDB Table-1 option."""
     return "fractaldb" if cfg.data == "fractaldb" else cfg.augment
@@ -173,6 +196,8 @@ def run(args):
         }.items()
         if v is not None
     }
+    if getattr(args, "quick", False):
+        over.update(QUICK_MODEL)
     cfg = phase_config(args.profile, "pretrain", compile=args.compile, **over)
     device = resolve_device()
     train_ds, _, classes, _ = engine.build_data(cfg)
@@ -181,7 +206,7 @@ def run(args):
     y = torch.randint(0, classes, (b,), device=device)
     rows = []
     bare = _timed(_repeat(x, y), bare_step_fn(cfg, classes, device), n, warm, b, device)
-    rows.append(("step", f"bare timm step, {cfg.model}, batch {b}", bare, 1.0))
+    rows.append(("step", f"bare timm step, {model_name(cfg)}, batch {b}", bare, 1.0))
     ours = our_step_fn(cfg, classes, device)  # one model (compiled once) for every row of ours
     fixed = _timed(_repeat(x, y), ours, n, warm, b, device)
     rows.append(("step", "ours, fixed batch (engine overhead, Mixup as the profile)", fixed, fixed / bare))
@@ -215,8 +240,8 @@ def run(args):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="paper")
-    p.add_argument("--steps", type=int, default=20, help="timed steps per row")
-    p.add_argument("--warmup", type=int, default=5, help="untimed steps first (compilation, workers)")
+    p.add_argument("--steps", type=int, help="timed steps per row (default 20)")
+    p.add_argument("--warmup", type=int, help="untimed steps first (compilation, workers; default 5)")
     p.add_argument("--model")
     p.add_argument("--batch-size", type=int)
     p.add_argument("--categories", type=int)
@@ -229,22 +254,22 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the profile's, else torch's)")
     p.add_argument("--kinds", type=lambda s: s.split(","), help="batched-alone rows: OFDB options, fractaldb")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a CPU run of seconds: every shrinking option not given takes its QUICK value",
+    )
     _record.add_json_option(p, "train")
     args = p.parse_args(argv)
+    for name, value in {"steps": 20, "warmup": 5, **(QUICK if args.quick else {})}.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
     load = os.getloadavg()
     threads = args.threads or phase_config(args.profile, "pretrain").threads
     if threads:
         torch.set_num_threads(threads)
     rows, cfg, device = run(args)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    print(
-        f"device: {name}, {torch.get_num_threads()} threads; profile {args.profile}, {cfg.model}, "
-        f"batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px renders"
-        f"{', compiled' if args.compile else ''}"
-    )
-    print(f"{'part':5} {'what':62} {'images/s':>10} {'ratio':>6}")
-    for part, what, value, ratio in rows:
-        print(f"{part:5} {what:62} {value:10.1f} {'' if ratio is None else f'{ratio:6.2f}'}")
     raw = {
         "device": name,
         "threads": torch.get_num_threads(),
@@ -254,8 +279,8 @@ def main(argv=None) -> None:
     }
     cells = [[a, w.strip(), f"{v:.1f}", "" if r is None else f"{r:.2f}"] for a, w, v, r in rows]
     notes = [
-        f"Device {name}, {torch.get_num_threads()} torch threads; profile {args.profile}: {cfg.model}, "
-        f"batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px "
+        f"Device {name}, {torch.get_num_threads()} torch threads; profile {args.profile}: "
+        f"{model_name(cfg)}, batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px "
         f"renders, {args.steps} timed steps after {args.warmup}{', compiled' if args.compile else ''}.",
         "No anchor row: the paper gives no throughput. Its Table 3 implies about 78 images/s per V100 "
         "for ViT-B/16 (2D-OFDB-21k: 1,088 GPU-hours for 300k iterations at batch 1,024; ofdb-facts "
@@ -263,11 +288,12 @@ def main(argv=None) -> None:
         "(benchmarks/project_hours.py turns the figures into hours).",
     ]
     paper = phase_config(args.profile, "pretrain")
-    if (cfg.model, cfg.batch_size, cfg.img_size) != (paper.model, paper.batch_size, paper.img_size):
+    ours_cut, recipe = model_name(cfg), model_name(paper)
+    if (ours_cut, cfg.batch_size, cfg.img_size) != (recipe, paper.batch_size, paper.img_size):
         notes.append(
-            f"Shrunk run: {cfg.model} at batch {cfg.batch_size} and {cfg.img_size} px instead of the "
-            f"profile's {paper.model} at batch {paper.batch_size} and {paper.img_size} px; the figures "
-            "show where the time goes, not the recipe's speed."
+            f"Shrunk run{' (--quick)' if args.quick else ''}: {ours_cut} at batch {cfg.batch_size} and "
+            f"{cfg.img_size} px instead of the profile's {recipe} at batch {paper.batch_size} and "
+            f"{paper.img_size} px; the figures show where the time goes, not the recipe's speed."
         )
     notes += [*args.note, _record.load_note(load)]
     gpu = _record.torch_gpu()

@@ -1,11 +1,15 @@
-"""The benchmarks' result documents (``benchmarks/_record.py``) and their tables in the book
-(``book/_ext/bench_tables.py``). Nothing here times anything."""
+"""The benchmarks' result documents (``benchmarks/_record.py``), their tables in the book
+(``book/_ext/bench_tables.py``), and each benchmark run in its quickest mode: what it prints is the
+document it writes."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
 import os
+import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -148,3 +152,107 @@ def test_committed_result_files_are_documents():
         assert set(record.KEYS) <= set(doc), path.name
         assert all(isinstance(c, str) for r in doc["rows"] for c in r), path.name
         tables.render(doc, path.stem)
+
+
+# ----------------------------------------------------------------------------------------------
+# What a benchmark prints is the document it wrote.
+
+_BAR = re.compile(r"(?<!\\)\|")
+
+
+def _printed(out: str) -> tuple[str, list[list[str]], list[str]]:
+    """(first line, table lines as cells, notes) of what ``record.text`` printed."""
+    lines = out.splitlines()
+    table = [
+        [c.strip().replace("\\|", "|") for c in _BAR.split(line)[1:-1]]
+        for line in lines
+        if line.startswith("| ")
+    ]
+    notes = [line[2:] for line in lines if line.startswith("- ")]
+    return lines[0], table, notes
+
+
+def test_text_is_the_document():
+    doc = record.document(
+        ["what", "figure"], [["a | b", "1.5 ms"], ["c", ""]], ["note 1", "note 2"], gpu="none"
+    )
+    first, table, notes = _printed(record.text(doc))
+    assert (
+        first == f"Measured on {record.describe_machine(doc['machine'])} on {doc['date']} by {doc['command']}"
+    )
+    assert first.startswith(f"Measured on {doc['machine']['cpu']} (") and ", no GPU)" in first
+    assert table == [doc["columns"], ["---", "---"], *doc["rows"]]
+    assert notes == doc["notes"]
+    bare = record.text(record.document(["x"], [["1"]]))  # no notes: the table ends the text
+    assert _printed(bare)[2] == [] and bare.endswith("| 1 |")
+
+
+def test_record_prints_the_file_it_wrote(tmp_path, capsys):
+    path = record.record(tmp_path / "t.json", COLUMNS, ROWS, ["quick run"])
+    out = capsys.readouterr()
+    assert out.out.rstrip("\n") == record.text(json.loads(path.read_text(encoding="utf-8")))
+    assert str(path) in out.err
+
+
+def _needs(*modules: str):
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)}")
+
+
+_CHROMIUM = _needs("selenium")
+_HAS_BROWSER = shutil.which("chromedriver") and (shutil.which("chromium") or shutil.which("chromium-browser"))
+
+#: Each benchmark in its quickest mode: seconds, figures not worth keeping.
+QUICKEST = [
+    pytest.param("bench_ifs.py", ["--smoke"], id="ifs"),
+    pytest.param(
+        "bench_3d.py", ["--categories", "4", "--views", "2", "--points", "2000", "--workers", "1"], id="3d"
+    ),
+    pytest.param(
+        "bench_explorer.py",
+        ["--n", "2"],
+        id="explorer",
+        marks=[_CHROMIUM, pytest.mark.skipif(not _HAS_BROWSER, reason="needs chromium and chromedriver")],
+    ),
+    pytest.param(
+        "bench_train.py", ["--quick"], id="train", marks=[_needs("torch", "timm"), pytest.mark.slow]
+    ),
+]
+
+
+@pytest.mark.parametrize(("script", "args"), QUICKEST)
+def test_benchmark_prints_the_figures_it_writes(script, args, tmp_path):
+    """Run a benchmark with its document in ``tmp_path``: the table it prints is that document's,
+    every cell and note (so every figure) in it, and the book's result files stay as they were."""
+    book = {p.name: p.read_bytes() for p in (REPO / "book" / "bench").glob("*.json")}
+    path = tmp_path / "result.json"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / script),
+            *args,
+            "--json",
+            str(path),
+            "--note",
+            "a test run",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    first, table, notes = _printed(done.stdout)
+    assert first.startswith(f"Measured on {doc['machine']['cpu']} (") and doc["command"] in first
+    assert table[0] == doc["columns"] and table[2:] == doc["rows"]
+    assert notes == doc["notes"] and "a test run" in notes
+    figures = re.compile(r"\d[\d,.]*")
+    for text in [c for r in doc["rows"] for c in r] + doc["notes"]:
+        for figure in figures.findall(text):
+            assert figure in done.stdout, (figure, text)
+    for m in doc.get("measurements", []):  # bench_train's raw figures, as its cells round them
+        assert f"{m['images_per_s']:.1f}" in done.stdout
+    assert {p.name: p.read_bytes() for p in (REPO / "book" / "bench").glob("*.json")} == book

@@ -1,18 +1,18 @@
-"""The explorer driven from Python: widgets, readouts, editing, CSV export, latency, coalescing."""
+"""The explorer from Python: the model (readouts, editing, CSV export, the category sources) and the
+JupyterLab widget's entry points and state hashes. The front end's pixels are checked in Chromium
+by ``test_explorer_web``."""
 
 from __future__ import annotations
 
-import time
+import re
 
 import numpy as np
 import pytest
 
-pytest.importorskip("ipywidgets")
-
-from ofdb_study import explorer as ex  # noqa: E402
-from ofdb_study.errors import ParamError  # noqa: E402
-from ofdb_study.fractals import render  # noqa: E402
-from ofdb_study.fractals.ifs import IFS, read_csv, write_csv  # noqa: E402
+from ofdb_study import explorer as ex
+from ofdb_study.errors import ParamError
+from ofdb_study.fractals import render
+from ofdb_study.fractals.ifs import IFS, read_csv, write_csv
 
 # A small, fixed, contractive system (a Sierpinski-like triangle): fast and independent of the search.
 TRIANGLE = IFS(
@@ -21,142 +21,104 @@ TRIANGLE = IFS(
     ),
     np.full(3, 1 / 3),
 )
+SMALL = ex.ViewSettings(size=128, n_points=20_000, mode="point", a_weight=1.0)
 
 
-class ManualSchedule:
-    """Collects scheduled callbacks; the test decides when the 'event loop' runs them."""
-
-    def __init__(self):
-        self.calls = []
-
-    def __call__(self, fn):
-        self.calls.append(fn)
-
-    def run(self):
-        calls, self.calls = self.calls, []
-        for fn in calls:
-            fn()
+def make(view=SMALL) -> ex.ExplorerModel:
+    return ex.ExplorerModel.from_ifs(TRIANGLE, "triangle", view)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _warm():
-    ex.warm_up()
-
-
-def make(view=None, **kwargs) -> ex.Explorer:
-    view = view or ex.ViewSettings(size=128, n_points=20_000, mode="point", a_weight=1.0)
-    return ex.Explorer(ex.ExplorerModel.from_ifs(TRIANGLE, "triangle", view), **kwargs)
-
-
-def test_initial_render_and_readouts():
-    e = make()
-    assert bytes(e.image.value).startswith(b"\x89PNG")
-    r = e.last_readouts
-    assert r.n_maps == 3
+def test_readouts_of_a_fixed_system():
+    r = make().readouts()
+    assert r.n_maps == 3 and r.search_fill is None
     np.testing.assert_allclose(r.contraction, 0.5)
     assert r.contractive
     # The triangle is sparse at 512 px: it fails the search's 0.2 filter.
     assert 0 < r.filter_fill < ex.FILTER_RATE and not r.passes
-    assert "fails" in e.readout.value and "maps</td><td>3" in e.readout.value
-    assert e.last_latency_ms is not None and "ms" in e.readout.value
-
-
-def test_sliders_change_image_and_readouts():
-    e = make()
-    png0, r0 = e.image.value, e.last_readouts
-    e.map_sliders(0)["a"].value = 0.9
-    assert e.model.maps[0, 0] == pytest.approx(0.9)
-    assert e.image.value != png0
-    assert e.last_readouts.contraction[0] == pytest.approx(0.9)
-    assert e.last_readouts.filter_fill != r0.filter_fill
-    e.map_sliders(0)["a"].value = 1.2
-    assert not e.last_readouts.contractive and "not contractive" in e.readout.value
-    # probability slider: relative weights, normalised for rendering and export
-    png1 = e.image.value
-    e.map_sliders(1)["p"].value = 0.9
-    assert e.model.probabilities().sum() == pytest.approx(1.0)
-    assert e.image.value != png1
-
-
-def test_view_controls():
-    e = make()
-    seen = {bytes(e.image.value)}
-    for widget, value in (
-        (e.mode, "patch"),
-        (e.mask_seed, 7),
-        (e.mode, "color"),
-        (e.size_slider, 192),
-        (e.points_slider, 50_000),
-        (e.a_weight, 0.2),
-        (e.row, 13),
-    ):
-        widget.value = value
-        assert bytes(e.image.value) not in seen, widget.description
-        seen.add(bytes(e.image.value))
-    assert e.model.view == ex.ViewSettings(
-        size=192, n_points=50_000, mode="color", a_weight=0.2, mask_seed=7, row=13
-    )
-    # row 13 = d x 0.2 on every map; the contraction is reported for the system as drawn
-    assert ex.fluctuation_label(13) == "d x 0.2"
-    assert e.last_readouts.n_maps == 3
 
 
 def test_fill_rate_matches_renderer():
-    e = make(ex.ViewSettings(size=256, n_points=100_000, mode="point", a_weight=1.0))
+    m = make(ex.ViewSettings(size=256, n_points=100_000, mode="point", a_weight=1.0))
+    r = m.readouts()
     img = render.render(TRIANGLE, size=256, n_points=100_000, mode="point", a_weight=1.0)
-    assert e.last_readouts.fill_rate == render.fill_rate(img)
+    assert r.fill_rate == render.fill_rate(img)
     filt = render.render(TRIANGLE, size=512, n_points=100_000, mode="point", a_weight=1.0)
-    assert e.last_readouts.filter_fill == render.fill_rate(filt)
+    assert r.filter_fill == render.fill_rate(filt)
+
+
+def test_edits_change_image_and_readouts():
+    m = make()
+    img0, r0 = m.image(), m.readouts()
+    m.set_coefficient(0, "a", 0.9)
+    assert not np.array_equal(m.image(), img0)
+    r = m.readouts()
+    assert r.contraction[0] == pytest.approx(0.9) and r.filter_fill != r0.filter_fill
+    m.set_coefficient(0, "a", 1.2)
+    assert not m.readouts().contractive
+    # probabilities are relative weights, normalised for rendering and export
+    img1 = m.image()
+    m.set_probability(1, 0.9)
+    assert m.probabilities().sum() == pytest.approx(1.0)
+    assert not np.array_equal(m.image(), img1)
+    m.probabilities_from_determinants()
+    np.testing.assert_allclose(m.probabilities(), np.array([0.6, 0.25, 0.25]) / 1.1)
+
+
+def test_view_settings_change_the_image():
+    m = make()
+    seen = {m.image().tobytes()}
+    for change in (
+        {"mode": "patch"},
+        {"mask_seed": 7},
+        {"mode": "color"},
+        {"size": 192},
+        {"n_points": 50_000},
+        {"a_weight": 0.2},
+        {"row": 13},
+    ):
+        m.set_view(**change)
+        assert m.image().tobytes() not in seen, change
+        seen.add(m.image().tobytes())
+    assert m.view == ex.ViewSettings(
+        size=192, n_points=50_000, mode="color", a_weight=0.2, mask_seed=7, row=13
+    )
+    assert ex.fluctuation_label(13) == "d x 0.2"
 
 
 def test_add_and_remove_map():
-    e = make()
-    png0 = e.image.value
-    e.add_map()
-    assert e.model.n_maps == 4 and len(e.maps_box.children) == 4 and e.last_readouts.n_maps == 4
-    assert e.image.value != png0
-    e.remove_map(0)
-    e.remove_map(0)
-    assert e.model.n_maps == 2 and len(e.maps_box.children) == 2
-    np.testing.assert_array_equal(e.model.maps[0], TRIANGLE.maps[2])
-    e.remove_map(0)
-    e.remove_map(0)  # the last map stays; the refusal is shown, nothing raised
-    assert e.model.n_maps == 1 and "at least one map" in e.status.value
+    m = make()
+    m.add_map()
+    assert m.n_maps == 4 and m.readouts().n_maps == 4
+    m.remove_map(0)
+    m.remove_map(0)
+    assert m.n_maps == 2
+    np.testing.assert_array_equal(m.maps[0], TRIANGLE.maps[2])
+    m.remove_map(0)
+    with pytest.raises(ParamError, match="at least one map"):
+        m.remove_map(0)
 
 
 def test_csv_export_round_trip(tmp_path):
-    e = make()
-    e.map_sliders(2)["e"].value = -0.3
-    e.map_sliders(0)["p"].value = 0.5
-    path = e.model.export_csv(tmp_path / "00000.csv")
-    back = read_csv(path)
-    assert back == e.model.ifs()
-    assert path.read_text() == e.model.csv_text()
-    # the export button writes where the path box says
-    e.export_path.value = str(tmp_path / "edited.csv")
-    e.export_button.click()
-    assert read_csv(tmp_path / "edited.csv") == back and "wrote" in e.export_status.value
+    m = make()
+    m.set_coefficient(2, "e", -0.3)
+    m.set_probability(0, 0.5)
+    path = m.export_csv(tmp_path / "00000.csv")
+    assert read_csv(path) == m.ifs()
+    assert path.read_text() == m.csv_text()
 
 
-def test_loaded_category_renders_bit_identically(tmp_path):
+def test_folder_category_renders_bit_identically(tmp_path):
     ifs = ex.random_ifs(3)
     write_csv(tmp_path / "00000.csv", TRIANGLE)
     write_csv(tmp_path / "00001.csv", ifs)
+    assert ex.folder_category(tmp_path, 0) == TRIANGLE
     view = ex.ViewSettings(size=96, n_points=10_000, mode="patch", mask_seed=4)
-    e = ex.Explorer.from_folder(tmp_path, 1, view)
-    assert e.model.ifs() == ifs
+    m = ex.ExplorerModel.from_ifs(ex.folder_category(tmp_path, 1), view=view)
+    assert m.ifs() == ifs
     expected = render.render(ifs, size=96, n_points=10_000, mode="patch", mask_seed=4)
-    np.testing.assert_array_equal(e.model.image(), expected)
-    # loading by source buttons: folder, then random
-    e.number.value = 0
-    e.load_button.click()
-    assert e.model.ifs() == TRIANGLE and e.last_readouts.n_maps == 3
-    e.source.value, e.number.value = "random", 3
-    e.load_button.click()
-    assert e.model.ifs() == ifs and e.model.label == "random 3"
-    e.source.value, e.number.value = "folder", 9
-    e.load_button.click()
-    assert "holds 2 categories" in e.status.value
+    np.testing.assert_array_equal(m.image(), expected)
+    with pytest.raises(ParamError, match="holds 2 categories"):
+        ex.folder_category(tmp_path, 9)
 
 
 def test_search_source_uses_the_cached_accessor(monkeypatch):
@@ -177,80 +139,11 @@ def test_search_source_uses_the_cached_accessor(monkeypatch):
     monkeypatch.setattr(ofdb_study.fractals.search, "searched", fake_searched)
     assert ex.search_category(2) == (TRIANGLE, 0.25)
     assert calls == [3]  # categories 0..2
-    e = make()
-    e.number.value = 1
-    e.load_button.click()
-    assert e.model.label == "search 00001" and e.last_readouts.search_fill == 0.25
-    assert "search record 0.2500" in e.readout.value
-    e.map_sliders(0)["b"].value = 0.1  # edited: the search's record no longer applies
-    assert e.last_readouts.search_fill is None
-
-
-def test_slider_snap_is_not_an_edit():
-    e = make()
-    before = e.model.maps.copy()
-    runs = e.coalescer.runs
-    e.map_sliders(0)["c"].value = 0.0002  # below half a slider step: a front-end snap
-    np.testing.assert_array_equal(e.model.maps, before)
-    assert e.coalescer.runs == runs
-
-
-def test_latency_is_measured_and_shown_at_256px_100k_points():
-    """Every update at 256 px / 100k points times itself and shows it. The figure against the
-    50 ms budget is printed by ``benchmarks/bench_explorer.py``, not asserted here."""
-    e = make(ex.ViewSettings(size=256, n_points=100_000, mode="patch", a_weight=0.2))
-    a = e.map_sliders(1)["a"]
-    latencies = []
-    for k in range(3):
-        a.value = 0.30 + 0.02 * k  # a new system each time: chaos game, filter test, draw, encode
-        latencies.append(e.last_latency_ms)
-    assert all(x is not None and x > 0 for x in latencies) and len(set(latencies)) > 1
-    assert f"{e.last_latency_ms:.1f} ms" in e.readout.value
-
-
-def test_coalescing_drops_intermediate_states():
-    schedule = ManualSchedule()
-    e = make(schedule=schedule)
-    runs0 = e.coalescer.runs
-    png0 = e.image.value
-    a = e.map_sliders(0)["a"]
-    for k in range(20):  # a drag: 20 events before the loop gets to run anything
-        a.value = 0.60 + 0.01 * k
-    assert e.coalescer.runs == runs0 and e.image.value == png0  # nothing rendered yet
-    assert len(schedule.calls) == 1  # one render scheduled for the whole burst
-    schedule.run()
-    assert e.coalescer.runs == runs0 + 1 and not e.coalescer.pending
-    assert e.model.maps[0, 0] == pytest.approx(0.79)
-    np.testing.assert_array_equal(
-        e.model.image(), render.render(e.model.ifs(), size=128, n_points=20_000, mode="point", a_weight=1.0)
-    )
-    assert e.last_readouts.contraction[0] == pytest.approx(0.79)
-    schedule.run()
-    assert e.coalescer.runs == runs0 + 1  # nothing left over
-
-
-def test_coalescer_request_during_work_runs_once_more():
-    seen = []
-    schedule = ManualSchedule()
-
-    def work():
-        seen.append(len(seen))
-        if len(seen) == 1:
-            c.request()
-            c.request()
-
-    c = ex.Coalescer(work, schedule)
-    c.request()
-    schedule.run()
-    assert seen == [0, 1] and c.requests == 3 and c.runs == 2 and not schedule.calls
-
-
-def test_coalescer_without_event_loop_is_synchronous():
-    seen = []
-    c = ex.Coalescer(lambda: seen.append(1))
-    c.request()
-    c.request()
-    assert seen == [1, 1]
+    ifs, fill = ex.search_category(1)
+    m = ex.ExplorerModel.from_ifs(ifs, "search 00001", SMALL, fill)
+    assert m.readouts().search_fill == 0.25
+    m.set_coefficient(0, "b", 0.1)  # edited: the search's record no longer applies
+    assert m.readouts().search_fill is None
 
 
 def test_bad_inputs():
@@ -274,74 +167,80 @@ def test_bad_inputs():
         m.export_csv("/nonexistent/dir/x.csv")
 
 
-def test_augmentation_preview_grid():
-    e = make(ex.ViewSettings(size=64, n_points=5_000, mode="point"))
-    tiles = e.preview_augmentations(n=2)
+def test_augmentation_previews():
+    m = make(ex.ViewSettings(size=64, n_points=5_000, mode="point"))
+    tiles, notes = ex.augmentation_previews(m, n=2)
     titles = [t for t, _ in tiles]
     assert titles[:3] == ["patch (fixed)", "pattern 0", "pattern 1"]
     assert not np.array_equal(tiles[1][1], tiles[2][1])  # fresh masks each time
-    assert len(e.aug_grid.children) == len(tiles)
     try:
-        import ofdb_study.train.augment  # noqa: F401
+        import torch  # noqa: F401
     except ImportError:
-        assert "unavailable" in e.aug_note.value
+        assert notes and "timm transform not shown" in notes[0]
     else:
-        assert {"texture 0", "timm 0"} <= set(titles), e.aug_note.value
+        assert {"texture 0", "timm 0"} <= set(titles), notes
 
 
-def test_measure_latency_restores_state():
-    e = make()
-    maps, view, png = e.model.maps.copy(), e.model.view, bytes(e.image.value)
-    lat = e.measure_latency(n=3)
-    assert len(lat) == 3 and all(x > 0 for x in lat)
-    np.testing.assert_array_equal(e.model.maps, maps)
-    assert e.model.view == view and bytes(e.image.value) == png
+# ----------------------------------------------------------------------------------------------
+# State hashes and the widget's entry points (the front end reads the hashes: test_explorer_web).
 
 
-def test_kernel_coalesces_a_slider_drag():
-    """In a real ipykernel, a burst of front-end slider messages renders far fewer times than it
-    has messages, and the last state wins (renders slowed to 50 ms to make a backlog possible)."""
-    manager = pytest.importorskip("jupyter_client.manager")
-    km, kc = manager.start_new_kernel(kernel_name="python3")
+def _fields(hash_: str) -> dict:
+    return dict(p.split("=", 1) for p in hash_.lstrip("#").split("&"))
 
-    def run(code: str) -> str:
-        msg_id = kc.execute(code)
-        out = []
-        while True:
-            msg = kc.get_iopub_msg(timeout=60)
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if msg["msg_type"] == "stream":
-                out.append(msg["content"]["text"])
-            elif msg["msg_type"] == "error":
-                raise AssertionError("\n".join(msg["content"]["traceback"]))
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                return "".join(out)
 
-    try:
-        slider = run(
-            "import time\n"
-            "from ofdb_study import explorer as ex\n"
-            "e = ex.Explorer(ex.ExplorerModel.from_ifs(ex.random_ifs(7), view=ex.ViewSettings(size=64, n_points=2000)))\n"
-            "work = e.coalescer._work\n"
-            "def slow():\n"
-            "    time.sleep(0.05)\n"
-            "    work()\n"
-            "e.coalescer._work = slow\n"
-            "print(e.map_sliders(0)['a'].model_id, end='')"
-        )
-        for k in range(30):  # what the front end sends while the slider is dragged
-            content = {
-                "comm_id": slider,
-                "data": {"method": "update", "state": {"value": 0.30 + 0.01 * k}, "buffer_paths": []},
-            }
-            kc.session.send(kc.shell_channel.socket, kc.session.msg("comm_msg", content))
-            time.sleep(0.005)
-        time.sleep(0.5)
-        requests, runs, a = run("print(e.coalescer.requests, e.coalescer.runs, e.model.maps[0, 0])").split()
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel(now=True)
-    assert int(requests) == 30
-    assert 1 <= int(runs) <= 15, runs  # 30 renders of 50 ms would be a 1.5 s backlog
-    assert float(a) == pytest.approx(0.59)
+def test_state_hash_of_a_category_and_a_view():
+    assert ex.state_hash(417) == "#c=417"
+    view = ex.ViewSettings(size=200, n_points=30_000, mode="color", a_weight=1.0, mask_seed=9, row=24)
+    got = ex.state_hash(417, view, flip="lr")
+    assert got == "#c=417&row=24&mode=color&seed=9&points=30000&size=200&a=1.0&flip=lr"
+    for bad in (
+        dict(category=None),
+        dict(category=1, ifs=TRIANGLE),
+        dict(category=-1),
+        dict(category=1, flip="up"),
+        dict(category=1, view=ex.ViewSettings(pad=3)),
+    ):
+        with pytest.raises(ParamError):
+            ex.state_hash(**bad)
+
+
+def test_state_hash_of_a_system_reads_back_exactly():
+    rs = np.random.RandomState(0)
+    maps = rs.uniform(-1, 1, (4, 6)) * 10.0 ** rs.randint(-8, 3, (4, 6))
+    maps[0, 1] = -0.0
+    ifs = IFS(maps, np.array([0.1, 0.2, 0.3, 0.4]))
+    fields = _fields(ex.state_hash(ifs=ifs))
+    assert fields["c"] == "" and set(fields) == {"c", "maps"}
+    rows = [[float(v) for v in r.split(",")] for r in fields["maps"].split(";")]
+    back = np.array(rows)
+    assert back.shape == (4, 7) and np.array_equal(back, ifs.to_rows())
+    assert np.signbit(back[0, 1])
+    # every number in the form the front end's parser takes (ifs-text.js, parseNumber)
+    number = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+    assert all(number.fullmatch(v) for r in fields["maps"].split(";") for v in r.split(","))
+
+
+def test_widget_entry_points(tmp_path):
+    pytest.importorskip("anywidget")
+    from ofdb_study.explorer.webwidget import ExplorerWidget
+
+    view = ex.ViewSettings(mode="point", a_weight=1.0)
+    assert ExplorerWidget(3).hash == "#c=3"
+    assert ExplorerWidget(3, view=view).hash == ex.state_hash(3, view)
+    assert ExplorerWidget(hash="#c=5&row=2").hash == "#c=5&row=2"
+    ifs = ex.random_ifs(7)
+    assert ExplorerWidget.from_ifs(ifs).hash == ex.state_hash(ifs=ifs)
+    write_csv(tmp_path / "00000.csv", TRIANGLE)
+    write_csv(tmp_path / "00001.csv", ifs)
+    w = ExplorerWidget.from_folder(tmp_path, 1, view)
+    assert w.hash == ex.state_hash(ifs=ifs, view=view)
+    with pytest.raises(ParamError, match="holds 2 categories"):
+        ExplorerWidget.from_folder(tmp_path, 2)
+    # moving the view keeps its settings; the system goes first (c=) and last (maps=)
+    w.load(TRIANGLE)
+    assert w.hash == ex.state_hash(ifs=TRIANGLE, view=view)
+    w.show(12)
+    assert w.hash == ex.state_hash(12, view)
+    w.load(TRIANGLE)
+    assert _fields(w.hash) == _fields(ex.state_hash(ifs=TRIANGLE, view=view))

@@ -433,6 +433,43 @@ def test_widget_front_end_with_the_kernel_as_host(site, browser):
     )
 
 
+def test_widget_opens_a_folder_category_and_a_random_system(site, browser, tmp_path):
+    """The hashes of ``ExplorerWidget.from_folder`` and ``load`` draw the package's pixels of the
+    system they carry (no category: nothing is asked of the kernel)."""
+    pytest.importorskip("anywidget")
+    from ofdb_study.explorer.model import random_ifs
+    from ofdb_study.explorer.webwidget import ExplorerWidget
+    from ofdb_study.fractals.ifs import write_csv
+
+    base, cats, _ = site
+    edited = IFS(cats[7].maps * [1, 1, 1, 1, 0.9, 1.1], cats[7].probs)
+    write_csv(tmp_path / "00000.csv", cats[6])
+    write_csv(tmp_path / "00001.csv", edited)
+    view = ViewSettings(size=128, n_points=30_000, mode="patch", mask_seed=5, row=3)
+    widget = ExplorerWidget.from_folder(tmp_path, 1, view)
+    browser.get("about:blank")
+    browser.get(f"{base}/widget.html")
+    WebDriverWait(browser, 30).until(
+        lambda d: d.execute_script("return window.sent && window.sent.length > 0")
+    )
+    _serve_widget(browser, widget, lambda d: d.execute_script("return window.values.hash.includes('mode=')"))
+    for ifs in (edited, random_ifs(11)):
+        if ifs is not edited:
+            widget.load(ifs)
+        browser.execute_script("window.setTrait('hash', arguments[0]);", widget.hash)
+        _serve_widget(
+            browser,
+            widget,
+            lambda d, ifs=ifs: np.array_equal(
+                np.array((ep.state(d, "#widget") or {}).get("maps") or []), ifs.to_rows()
+            ),
+        )
+        state = ep.state(browser, "#widget")
+        assert state["category"] is None and state["size"] == 128 and state["row"] == 3
+        model = ExplorerModel.from_ifs(ifs, view=view)
+        assert np.array_equal(ep.canvas_pixels(browser), ep.as_rgba(np.ascontiguousarray(model.image())))
+
+
 def test_a_link_with_too_many_maps_is_refused_at_once(site, browser):
     """A hash of 60,000 maps is not split into 60,000 rows: the explorer keeps its limit, says so
     and draws none of them, at once."""

@@ -1,20 +1,19 @@
 """The fractal explorer: one IFS category on screen, every map editable.
 
-``ExplorerWidget`` (``webwidget``, anywidget) is the JavaScript front end of ``web`` in JupyterLab,
-the same one the book's explorer page runs without a kernel; ``Explorer`` (``widgets``) is the
-ipywidgets app drawn by the kernel; ``ExplorerModel`` (``model``) holds the state without widgets,
+One front end, the JavaScript of ``web/``, runs in two hosts: the book's explorer page, with no
+kernel, and JupyterLab, as the anywidget ``ExplorerWidget`` (``webwidget``), where the kernel
+supplies any category of the search and the augmentation previews. ``ExplorerModel`` (``model``)
+holds a system and its view without widgets, with the package's readouts, image and CSV export,
 so tests and scripts drive it directly. ``from ofdb_study import explorer`` is all a notebook needs
 (``ExplorerWidget`` imports anywidget on first use).
 """
 
 from .model import (
-    COEF_RANGE,
     FILTER_A_WEIGHT,
     FILTER_PAD,
     FILTER_POINTS,
     FILTER_RATE,
     FILTER_SIZE,
-    SLIDER_STEP,
     ExplorerModel,
     Readouts,
     ViewSettings,
@@ -23,20 +22,15 @@ from .model import (
     folder_category,
     random_ifs,
     search_category,
-    warm_up,
 )
-from .widgets import Coalescer, Explorer
+from .web import state_hash
 
 __all__ = [
-    "COEF_RANGE",
     "FILTER_A_WEIGHT",
     "FILTER_PAD",
     "FILTER_POINTS",
     "FILTER_RATE",
     "FILTER_SIZE",
-    "SLIDER_STEP",
-    "Coalescer",
-    "Explorer",
     "ExplorerModel",
     "ExplorerWidget",
     "Readouts",
@@ -46,7 +40,7 @@ __all__ = [
     "folder_category",
     "random_ifs",
     "search_category",
-    "warm_up",
+    "state_hash",
 ]
 
 

@@ -3,8 +3,9 @@
 ``ExplorerModel`` holds the system (maps, probabilities) and the view settings (points, size,
 draw mode, ``a`` weight, patch seed, FractalDB fluctuation row), renders the preview and computes
 the readouts: fill rate, the search's fill test, contraction factors. ``augmentation_previews``
-samples the pre-training augmentations on it. The live widgets (``ofdb_study.explorer``) and the
-tests drive this model; it can also be used from plain scripts.
+samples the pre-training augmentations on it. The JupyterLab widget hands its state back as this
+model (``webwidget.model_from_state``) and renders its augmentation previews with it; tests and
+plain scripts use it directly.
 """
 
 from __future__ import annotations
@@ -44,9 +45,6 @@ FILTER_PAD = SEARCH_PAD
 FILTER_POINTS = SEARCH_POINTS
 FILTER_A_WEIGHT = 1.0
 FILTER_RATE = SEARCH_RATE
-#: Coefficient sliders span [-1, 1] (the search's range), widened when a loaded system needs more.
-COEF_RANGE = 1.0
-SLIDER_STEP = 0.001
 
 
 def random_ifs(seed: int) -> IFS:
@@ -397,12 +395,3 @@ def augmentation_previews(
         img = (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).numpy()
         tiles.append((f"timm {k}", np.ascontiguousarray(img)))
     return tiles, notes
-
-
-def warm_up() -> None:
-    """Compile the numba kernels of every draw mode on a tiny system (seconds, once per process),
-    so the first real update already runs at full speed."""
-    model = ExplorerModel.from_ifs(random_ifs(1), view=ViewSettings(size=32, n_points=100))
-    for mode in render.DRAW_MODES:
-        model.set_view(mode=mode)
-        model.readouts()

@@ -9,6 +9,8 @@ patch and colour modes, pixel for pixel) and hold every control. They run in two
 * JupyterLab: ``widget_esm`` bundles the same modules into the single ES module that the anywidget
   ``ExplorerWidget`` (``webwidget``) loads; the kernel supplies any category and the augmentations.
 
+Both hosts open on a state hash (``state_hash``), the form the book page's address carries.
+
 ``categories.json`` keeps the coefficients a..f of every map as base64 of little-endian float64
 (the probabilities are the search's ``|det|`` rule, recomputed in the page bit for bit) and each
 category's search record as lit pixels of the 512 px filter image. About 230 KB for 1,000.
@@ -26,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ParamError
+from ..errors import ParamError, check_positive_int
 from ..files import atomic_write_bytes
 from ..fractals import render
 from ..fractals.build import FLIPS
@@ -50,6 +52,57 @@ BOOK_FOLDER = "explorer"
 DATA_FILE = "categories.json"
 BOOK_CATEGORIES = 1000
 DATA_FORMAT = "ofdb-study explorer categories 1"
+
+
+def _shortest(value: float) -> str:
+    """The shortest decimal text that reads back as the same double (the front end parses it so)."""
+    return repr(float(value))
+
+
+def state_hash(
+    category: int | None = None,
+    view: ViewSettings | None = None,
+    *,
+    ifs: IFS | None = None,
+    flip: str | None = None,
+) -> str:
+    """The front end's state as a URL hash, for a search category or for a system of one's own.
+
+    The hash is what the book page's address carries after ``#`` and what ``ExplorerWidget`` opens
+    on: ``#c=417`` for a category with the front end's default view, and with ``view`` (and
+    ``flip``) every drawing setting too. A system given as ``ifs`` goes in as ``c=`` (no category)
+    and ``maps=a,b,c,d,e,f,p;...``, each number the shortest text that reads back as the same
+    double, so the front end draws it bit for bit.
+
+    Args:
+        category: a category of the exact search (0-based); leave it out with ``ifs``.
+        view: the drawing settings; None keeps the front end's defaults (``ViewSettings()``).
+        ifs: a system to draw instead of a category.
+        flip: one of FractalDB's flips (``none``, ``tb``, ``lr``, ``both``); None keeps ``none``.
+
+    Returns:
+        The hash, with its ``#``.
+
+    Raises:
+        ParamError: both or neither of ``category`` and ``ifs``, a view the renderer refuses or
+            with another padding than the front end's, or an unknown flip.
+    """
+    if (category is None) == (ifs is None):
+        raise ParamError("state", "give either a category or a system (ifs), not both or neither")
+    parts = ["c=" if ifs is not None else f"c={check_positive_int('category', category, minimum=0)}"]
+    if view is not None:
+        view = view.validate()
+        if view.pad != ViewSettings().pad:
+            raise ParamError("pad", f"the front end draws with pad {ViewSettings().pad}, got {view.pad}")
+        parts += [f"row={view.row}", f"mode={view.mode}", f"seed={view.mask_seed}"]
+        parts += [f"points={view.n_points}", f"size={view.size}", f"a={_shortest(view.a_weight)}"]
+    if flip is not None:
+        if flip not in FLIPS:
+            raise ParamError("flip", f"must be one of {', '.join(FLIPS)}, got {flip!r}")
+        parts.append(f"flip={flip}")
+    if ifs is not None:
+        parts.append("maps=" + ";".join(",".join(_shortest(v) for v in row) for row in ifs.to_rows()))
+    return "#" + "&".join(parts)
 
 
 def facts() -> dict:

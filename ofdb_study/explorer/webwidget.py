@@ -4,23 +4,35 @@
 renderer in JavaScript) and answers its two requests from the kernel: a category by number from the
 exact FractalDB search (any number, searched on demand and cached for the session, where the book
 page embeds only the first 1,000) and the pre-training augmentation previews of the system on
-screen (``model.augmentation_previews``). The state drawn last comes back as the ``state`` trait,
-so ``widget.model()`` gives it as an ``ExplorerModel``.
+screen (``model.augmentation_previews``). It opens on a search category, on a category of a search
+result folder (``from_folder``) or on any system (``from_ifs``, e.g. a random candidate from
+``model.random_ifs``), with given view settings or the front end's defaults. The state drawn last
+comes back as the ``state`` trait, so ``widget.model()`` gives it as an ``ExplorerModel`` (its
+readouts, image and CSV export).
 """
 
 from __future__ import annotations
 
 import base64
 import traceback
+from pathlib import Path
 
 import anywidget
 import numpy as np
 import traitlets
 
 from ..errors import ParamError, check_positive_int
+from ..fractals.ifs import IFS
 from ..fractals.png import encode_png
 from . import web
-from .model import FILTER_SIZE, ExplorerModel, ViewSettings, augmentation_previews, search_category
+from .model import (
+    FILTER_SIZE,
+    ExplorerModel,
+    ViewSettings,
+    augmentation_previews,
+    folder_category,
+    search_category,
+)
 
 
 def category_reply(index: int) -> dict:
@@ -63,7 +75,9 @@ class ExplorerWidget(anywidget.AnyWidget):
 
     Args:
         category: the search category to open on (any number; the search runs as far as needed).
-        hash: instead, a full state as the book page's URL hash carries it (``#c=417&row=3...``).
+        view: the drawing settings to open with (default: the front end's, ``ViewSettings()``).
+        hash: instead of both, a full state as the book page's URL hash carries it
+            (``#c=417&row=3...``, see ``web.state_hash``).
 
     Attributes:
         state: the state drawn last (category, row, flip, mode, seed, points, size, aWeight, maps
@@ -77,10 +91,26 @@ class ExplorerWidget(anywidget.AnyWidget):
     hash = traitlets.Unicode("").tag(sync=True)
     state = traitlets.Dict().tag(sync=True)
 
-    def __init__(self, category: int = 0, *, hash: str | None = None, **kwargs):
-        category = check_positive_int("category", category, minimum=0)
-        super().__init__(facts=web.facts(), hash=hash or f"#c={category}", **kwargs)
+    def __init__(
+        self, category: int = 0, *, view: ViewSettings | None = None, hash: str | None = None, **kwargs
+    ):
+        if hash is None:
+            hash = web.state_hash(category, view)
+        super().__init__(facts=web.facts(), hash=hash, **kwargs)
         self.on_msg(self._on_msg)
+
+    @classmethod
+    def from_ifs(cls, ifs: IFS, view: ViewSettings | None = None, **kwargs) -> ExplorerWidget:
+        """Open on the system ``ifs`` (no category: the front end shows it as a system of its own)."""
+        return cls(hash=web.state_hash(ifs=ifs, view=view), **kwargs)
+
+    @classmethod
+    def from_folder(
+        cls, folder: str | Path, index: int = 0, view: ViewSettings | None = None, **kwargs
+    ) -> ExplorerWidget:
+        """Open on category ``index`` (0-based, in name order) of a search result folder of
+        ``NNNNN.csv`` files, such as ``python -m ofdb_study search`` writes."""
+        return cls.from_ifs(folder_category(folder, index), view, **kwargs)
 
     def _on_msg(self, _widget, content, _buffers) -> None:
         self.send(self.answer(content))
@@ -105,11 +135,22 @@ class ExplorerWidget(anywidget.AnyWidget):
             self.log.error(traceback.format_exc())
         return reply
 
+    def _move(self, target: str) -> None:
+        """Set the hash to the system of hash ``target`` (its ``c=`` and ``maps=``) with the view
+        settings of the current one."""
+        system = ("c=", "maps=")
+        parts = [p for p in target.lstrip("#").split("&") if p.startswith(system)]
+        keep = [p for p in self.hash.lstrip("#").split("&") if p and not p.startswith(system)]
+        self.hash = "#" + "&".join([parts[0], *keep, *parts[1:]])
+
     def show(self, category: int) -> None:
         """Move the view to search category ``category`` (view settings kept)."""
-        category = check_positive_int("category", category, minimum=0)
-        keep = [p for p in self.hash.lstrip("#").split("&") if p and not p.startswith(("c=", "maps="))]
-        self.hash = "#" + "&".join([f"c={category}", *keep])
+        self._move(web.state_hash(category))
+
+    def load(self, ifs: IFS) -> None:
+        """Move the view to the system ``ifs`` (view settings kept), e.g. a folder's category
+        (``model.folder_category``) or a random candidate (``model.random_ifs``)."""
+        self._move(web.state_hash(ifs=ifs))
 
     def model(self) -> ExplorerModel:
         """The system and view on screen as an ``ExplorerModel`` (for CSV export, scripts, checks)."""
