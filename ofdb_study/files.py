@@ -10,6 +10,8 @@ Every writer of the package goes through these, so the rules hold everywhere:
   ``resume`` (continue it, when its settings match) or ``force``. ``force`` has one meaning: remove
   what this kind of output owns in the folder (named by patterns), then write afresh; anything else
   in the folder is left alone.
+* A writer that fails removes the folders it created for its output (``missing_folders``,
+  ``remove_empty``), so a refused or failed command leaves no empty folders behind.
 """
 
 from __future__ import annotations
@@ -82,6 +84,28 @@ def atomic_write_bytes(
 def atomic_write_text(path: str | os.PathLike, text: str, *, durable: bool = True) -> Path:
     """``atomic_write_bytes`` of ``text`` encoded as UTF-8."""
     return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
+
+
+def missing_folders(path: str | os.PathLike) -> list[Path]:
+    """``path`` and those of its ancestors that do not exist, deepest first: the folders that
+    ``mkdir(parents=True)`` would make, and that a writer which fails removes again
+    (``remove_empty``)."""
+    path = Path(path).absolute()
+    out = []
+    while not path.exists() and path != path.parent:
+        out.append(path)
+        path = path.parent
+    return out
+
+
+def remove_empty(folders: Sequence[Path]) -> None:
+    """Remove ``folders`` in order (deepest first, as ``missing_folders`` names them), stopping at
+    the first that is not empty or cannot be removed."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 # ---- outputs already there --------------------------------------------------------------------

@@ -52,6 +52,22 @@ CASES = [
     (["pretrain", "--profile", "smoke", "--set", "steps=two", "--out", "OUT"], "steps: --set steps= expects"),
     (["pretrain", "--profile", "smoke", "--augment", "sideways", "--out", "OUT"], "augment:"),
     (["pretrain", "--profile", "smoke", "--resume", "--force", "--out", "OUT"], "force: pass --resume"),
+    # an explicit --data-root is where the data must be (no fall back to the system copy)
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--dataset", "fashion-mnist"]
+        + ["--data-root", "OUT/data", "--out", "OUT/run"],
+        "data_root: --data-root",
+    ),
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--dataset", "cifar10"]
+        + ["--data-root", "FILE", "--out", "OUT"],
+        "is a file, not a folder",
+    ),
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--dataset", "cifar100"]
+        + ["--data-root", "PARAMS", "--out", "OUT"],
+        "does not hold cifar100",
+    ),
     # paths of the wrong kind
     (["render", "--params", "FILE", "--out", "OUT"], "params:"),
     (["pretrain", "--profile", "smoke", "--out", "FILE"], "exists and is not a folder"),

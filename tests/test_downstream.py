@@ -39,8 +39,45 @@ def test_fashion_from_data_root_with_subset(tmp_path):
 
 def test_fashion_missing_says_how(tmp_path, monkeypatch):
     monkeypatch.setattr(downstream, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
-    with pytest.raises(ParamError, match="dataset-fashion-mnist"):
-        downstream.load_downstream("fashion-mnist", data_root=str(tmp_path))
+    with pytest.raises(ParamError, match="^dataset: .*dataset-fashion-mnist"):
+        downstream.load_downstream("fashion-mnist")
+    with pytest.raises(ParamError, match="^download: --download needs --data-root"):
+        downstream.load_downstream("fashion-mnist", download=True)
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10", "cifar100"])
+@pytest.mark.parametrize("root", ["missing", "empty", "file"])
+def test_an_explicit_data_root_without_the_data_is_an_error_naming_it(name, root, tmp_path, monkeypatch):
+    """An explicit --data-root is where the data must be: never a silent fall back to the system
+    copy (which is there for Fashion-MNIST: the system folder is made to hold it)."""
+    system = make_fashion(tmp_path / "system")
+    monkeypatch.setattr(downstream, "FASHION_SYSTEM_DIR", system)
+    downstream._arrays.cache_clear()
+    folder = {"missing": tmp_path / "nowhere", "empty": tmp_path / "empty", "file": tmp_path / "f.txt"}[root]
+    if root == "empty":
+        folder.mkdir()
+        (folder / ("cifar-10-batches-py" if name == "cifar10" else "fashion-mnist")).mkdir()
+    elif root == "file":
+        folder.write_text("not a folder")
+    why = {"missing": "does not exist", "empty": f"does not hold {name}", "file": "is a file"}[root]
+    with pytest.raises(ParamError, match=f"^data_root: --data-root {folder} {why}"):
+        downstream.load_downstream(name, data_root=str(folder))
+    assert not (tmp_path / "nowhere").exists()
+    if name == "fashion-mnist":  # without --data-root the system copy is read
+        train, test, n, _ = downstream.load_downstream(name)
+        assert n == 10 and len(train) == 60 and len(test) == 30
+
+
+def test_finetune_with_a_wrong_data_root_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from ofdb_study.cli import main
+
+    for name in ("fashion-mnist", "cifar10"):
+        argv = ["finetune", "--profile", "smoke", "--init", "scratch", "--dataset", name]
+        out = tmp_path / "run"
+        assert main([*argv, "--data-root", str(tmp_path / "nowhere"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: data_root: --data-root ") and err.count("\n") == 1, err
+        assert sorted(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("name,classes", [("cifar10", 10), ("cifar100", 100)])
@@ -106,7 +143,7 @@ def test_cifar_batches_are_read_without_running_code(tmp_path, how, capsys):
 
 
 def test_cifar_missing_without_download(tmp_path):
-    with pytest.raises(ParamError, match="--download"):
+    with pytest.raises(ParamError, match="^data_root: .*lacks data_batch_1.*--download"):
         downstream.load_downstream("cifar10", data_root=str(tmp_path))
 
 
@@ -187,3 +224,149 @@ def test_cifar_download_through_torchvision_from_a_local_server(tmp_path, monkey
     assert list(ytr[:12]) == [i % 10 for i in range(12)]
     # a second call reads what is on disk, no server needed
     assert downstream.load_cifar("cifar10", data_root=str(root), download=True)[0].shape == (100, 32, 32, 3)
+
+
+def _tree(folder: Path) -> list[tuple[str, bytes | None]]:
+    """Every path under ``folder`` with its bytes (None for a folder): what a call must not change."""
+    return sorted(
+        (str(p.relative_to(folder)), p.read_bytes() if p.is_file() else None) for p in folder.rglob("*")
+    )
+
+
+def _offline(monkeypatch) -> None:
+    """urllib as on a machine without a network: every address fails to resolve."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    def refuse(*args, **kwargs):
+        raise urllib.error.URLError(socket.gaierror(-2, "Name or service not known"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+
+
+def _host(name: str) -> str:
+    import urllib.parse
+
+    from torchvision import datasets
+
+    if name == "fashion-mnist":
+        return urllib.parse.urlsplit(datasets.FashionMNIST.mirrors[0]).hostname
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+    return urllib.parse.urlsplit(cls.url).hostname
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10", "cifar100"])
+@pytest.mark.parametrize("root", ["missing", "existing"])
+def test_download_without_a_network_is_one_error_and_leaves_nothing(name, root, tmp_path, monkeypatch):
+    """The error names --download and the host; the data root is as it was (a folder the call
+    made is removed again, a user's folder keeps its files and gets no staging folder)."""
+    import re
+
+    _offline(monkeypatch)
+    data = tmp_path / "data" / "sets"
+    if root == "existing":
+        data.mkdir(parents=True)
+        (data / "mine.txt").write_text("keep")
+    before = _tree(tmp_path)
+    want = f"^download: could not fetch {name} from {re.escape(_host(name))} \\(Name or service not known\\)"
+    with pytest.raises(ParamError, match=want):
+        downstream.load_downstream(name, data_root=str(data), download=True)
+    assert _tree(tmp_path) == before
+
+
+def _cut_handler():
+    """A server handler that promises a long body, sends a few bytes and closes the connection."""
+    from chromium import QuietHandler
+
+    class Cut(QuietHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            self.wfile.write(b"\x1f\x8b" + b"0" * 100)
+            self.wfile.flush()
+            self.close_connection = True
+
+    return Cut
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10"])
+@pytest.mark.parametrize("how", ["cut", "corrupt"])
+def test_a_download_cut_short_or_corrupt_leaves_nothing_half_written(name, how, tmp_path, monkeypatch):
+    """A connection cut mid-file (http.client's IncompleteRead) or a file whose md5 differs
+    (torchvision's RuntimeError): one ParamError naming --download, no partial file kept."""
+    from chromium import QuietHandler, serve
+    from torchvision import datasets
+
+    www = tmp_path / "www"
+    www.mkdir()
+    for f in ("cifar-10-python.tar.gz", *(f for pair in downstream.FASHION_FILES.values() for f in pair)):
+        (www / f).write_bytes(b"not the published file")
+    data = tmp_path / "data"
+    with serve(www, _cut_handler() if how == "cut" else QuietHandler) as url:
+        if name == "fashion-mnist":
+            monkeypatch.setattr(datasets.FashionMNIST, "mirrors", [f"{url}/"])
+        else:
+            monkeypatch.setattr(datasets.CIFAR10, "url", f"{url}/cifar-10-python.tar.gz")
+        # a cut body reads short (IncompleteRead) or as a shorter file whose md5 then differs
+        why = (
+            "(IncompleteRead|File not found or corrupted)" if how == "cut" else "File not found or corrupted"
+        )
+        with pytest.raises(ParamError, match=f"^download: could not fetch {name} from 127.0.0.1 \\({why}"):
+            downstream.load_downstream(name, data_root=str(data), download=True)
+    assert not data.exists()
+
+
+def test_fashion_download_through_torchvision_from_a_local_server(tmp_path, monkeypatch):
+    """``--download`` for Fashion-MNIST: the four files fetched (md5s checked) into
+    ``DIR/FashionMNIST/raw``, nothing else left in DIR; later calls read them with no server."""
+    import hashlib
+
+    from chromium import serve
+    from torchvision import datasets
+
+    www = make_fashion(tmp_path / "www")
+    md5 = [(p.name, hashlib.md5(p.read_bytes()).hexdigest()) for p in sorted(www.iterdir())]
+    monkeypatch.setattr(datasets.FashionMNIST, "resources", md5)
+    monkeypatch.setattr(downstream, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
+    root = tmp_path / "data"
+    with serve(www) as url:
+        monkeypatch.setattr(datasets.FashionMNIST, "mirrors", [f"{url}/"])
+        xtr, ytr, xte, yte = downstream.load_fashion_mnist(str(root), download=True)
+    assert xtr.shape == (60, 28, 28) and xte.shape == (30, 28, 28) and list(ytr[:7]) == [0] * 6 + [1]
+    assert [p.relative_to(root).as_posix() for p in sorted(root.rglob("*"))] == [
+        "FashionMNIST",
+        "FashionMNIST/raw",
+        *(f"FashionMNIST/raw/{n}" for n, _ in md5),
+    ]
+    assert downstream.load_fashion_mnist(str(root), download=True)[0].shape == (60, 28, 28)
+    assert downstream.load_fashion_mnist(str(root))[2].shape == (30, 28, 28)
+
+
+@pytest.mark.parametrize("name", ["fashion-mnist", "cifar10"])
+def test_download_offline_for_real_is_one_line(name, tmp_path):
+    """The command as a user runs it on this machine, which has no network."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    host = _host(name)
+    try:
+        socket.getaddrinfo(host, 443)
+    except OSError:
+        pass
+    else:
+        pytest.skip(f"{host} resolves here: a real download would run")
+    data, out = tmp_path / "data", tmp_path / "run"
+    argv = ["finetune", "--profile", "smoke", "--init", "scratch", "--dataset", name]
+    argv += ["--data-root", str(data), "--download", "--out", str(out), "--no-progress"]
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "-m", "ofdb_study", *argv], capture_output=True, text=True, timeout=300, env=env
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"error: download: could not fetch {name} from {host} (")
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert not data.exists() and not out.exists()

@@ -82,7 +82,9 @@ def test_model_card_tells_the_run(runs, tmp_path):
     assert card.startswith("---\nlibrary_name: timm\nlicense: mit\n")
     assert "# vit_tiny_patch16_224.ofdb2d_4" in card
     for text in (
-        "| categories | 4 (ofdb2d_4) |",
+        "| categories | 4 (tag `ofdb2d_4`) |",
+        "tags: [image-classification, timm, formula-driven-supervised-learning, fractal, ofdb]",
+        "| data | 2D-OFDB (one fractal image per category, rendered in memory): `ofdb` |",
         "| seed | 0 |",
         f"`{manifest['dataset_sha256']}`",
         "Profile `smoke` (recorded in config.yaml",
@@ -153,6 +155,125 @@ def test_finetune_init_accepts_an_export_folder(runs, tmp_path, fashion):
     assert export_tag(read_run(out)) == "ofdb2d_4_ft_fashion_mnist"  # the export's tag carries over
 
 
+#: Pre-training data kind -> (pretrain argv after the profile, tag, card lines, card tags beyond
+#: image-classification and timm). ``TREE2D`` / ``TREE3D`` are trees built at the fixture's start.
+FRACTAL = ["formula-driven-supervised-learning", "fractal"]
+KINDS = {
+    "fractaldb": (
+        ["--data", "fractaldb"],
+        "fractaldb_4",
+        ["| data | FractalDB (", "| category parameters | the exact FractalDB search (seed 1) |"],
+        [*FRACTAL, "fractaldb"],
+    ),
+    "1pfrac": (
+        ["--data", "1pfrac"],
+        "1pfrac_4",
+        [
+            "| data | 1p-frac (perturbations of one fractal, one image per category, generated in memory): "
+            "`1pfrac` |",
+            "| category parameters | one base fractal drawn with seed 0, perturbed by delta 0.1, sigma 3.5 |",
+        ],
+        [*FRACTAL, "1p-frac"],
+    ),
+    "folder": (
+        ["--data", "TREE2D", "--categories", "3"],
+        "imagefolder_3",
+        ["| data | an ImageFolder tree: `TREE2D` |", "| category parameters | the folders of the tree"],
+        [],
+    ),
+    "multiview": (
+        ["--data", "multiview:TREE3D", "--categories", "2"],
+        "ofdb3d_2",
+        ["| data | 3D-OFDB (12 rendered views per category; one random view per sample): `multiview:TREE3D`"],
+        [*FRACTAL, "3d-ofdb"],
+    ),
+}
+#: What a card may say only for the kinds named.
+ONLY = {
+    "imagefolder": {"folder"},
+    "ImageFolder tree": {"folder"},
+    "exact FractalDB search": {"ofdb", "fractaldb"},
+    "1p-frac": {"1pfrac"},
+    "3D-OFDB": {"multiview"},
+}
+
+
+@pytest.fixture(scope="module")
+def kind_runs(tmp_path_factory, runs, fashion):
+    """Data kind -> finished smoke pre-training run (``ofdb`` is ``runs``'), the trees they read,
+    and a fine-tuning run from the 1p-frac run."""
+    base = tmp_path_factory.mktemp("kinds")
+    small = ["--size", "32", "--points", "1500", "--quiet"]
+    trees = {"TREE2D": base / "tree2d", "TREE3D": base / "tree3d"}
+    assert main(["build", "ofdb", "--categories", "3", *small, "--out", str(trees["TREE2D"])]) == 0
+    assert main(["build", "ofdb3d", "--categories", "2", *small, "--out", str(trees["TREE3D"])]) == 0
+    out = {"ofdb": runs[0]}
+    for kind, (argv, *_) in KINDS.items():
+        argv = [
+            a.replace("TREE2D", str(trees["TREE2D"])).replace("TREE3D", str(trees["TREE3D"])) for a in argv
+        ]
+        run = base / kind
+        assert main(["pretrain", "--profile", "smoke", *argv, "--out", str(run), "--no-progress"]) == 0
+        out[kind] = run
+    fine = base / "finetune-1pfrac"
+    argv = ["finetune", "--profile", "smoke", "--dataset", "fashion-mnist", "--data-root", fashion]
+    assert main([*argv, "--init", str(out["1pfrac"]), "--out", str(fine), "--no-progress"]) == 0
+    return out, trees, fine
+
+
+def _front_tags(card: str) -> list[str]:
+    line = next(ln for ln in card.splitlines() if ln.startswith("tags: ["))
+    return line[len("tags: [") : -1].split(", ")
+
+
+@pytest.mark.parametrize("kind", ["ofdb", *KINDS])
+def test_every_data_kind_exports_with_its_own_tag_and_card(kind_runs, kind, tmp_path, monkeypatch):
+    """The tag, the card's data rows and its tags name the run's data kind, and nothing the card
+    says of another kind appears (a 1p-frac run is neither an ImageFolder tree nor the search)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    runs, trees, _ = kind_runs
+    if kind == "ofdb":
+        tag, lines, tags = "ofdb2d_4", ["| data | 2D-OFDB ("], [*FRACTAL, "ofdb"]
+    else:
+        _, tag, lines, tags = KINDS[kind]
+    out = tmp_path / "export"
+    assert _export(runs[kind], out) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["pretrained_cfg"]["tag"] == tag
+    card = (out / "README.md").read_text()
+    assert f"# vit_tiny_patch16_224.{tag}\n" in card
+    assert f"(tag `{tag}`)" in card
+    for line in lines:
+        line = line.replace("TREE2D", str(trees["TREE2D"])).replace("TREE3D", str(trees["TREE3D"]))
+        assert line in card, line
+    assert _front_tags(card) == ["image-classification", "timm", *tags]
+    for text, kinds in ONLY.items():
+        assert (text in card) == (kind in kinds), text
+    model = timm.create_model(f"local-dir:{out}", pretrained=True)
+    assert model.num_classes == read_run(runs[kind]).summary["num_classes"]
+
+
+def test_a_fine_tuning_run_carries_its_pretraining_kind(kind_runs, tmp_path):
+    """A run fine-tuned from a 1p-frac run: tagged and described as 1p-frac's downstream run."""
+    *_, fine = kind_runs
+    assert _export(fine, tmp_path / "e") == 0
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["pretrained_cfg"]["tag"] == "1pfrac_4_ft_fashion_mnist"
+    card = (tmp_path / "e" / "README.md").read_text()
+    assert _front_tags(card) == ["image-classification", "timm", *FRACTAL, "1p-frac"]
+    assert "(1pfrac, 4 categories)" in card and "imagefolder" not in card
+
+
+def test_a_scratch_fine_tuning_run_is_not_tagged_as_fractal(tmp_path, fashion):
+    out = tmp_path / "ft"
+    argv = ["finetune", "--profile", "smoke", "--dataset", "fashion-mnist", "--data-root", fashion]
+    assert main([*argv, "--init", "scratch", "--out", str(out), "--no-progress"]) == 0
+    assert _export(out, tmp_path / "e") == 0
+    card = (tmp_path / "e" / "README.md").read_text()
+    assert _front_tags(card) == ["image-classification", "timm"]
+    assert "# vit_tiny_patch16_224.scratch_ft_fashion_mnist" in card
+
+
 def test_tags_and_profiles_from_configs(tmp_path):
     def info(**kw):
         phase = kw.pop("phase", "pretrain")
@@ -162,6 +283,7 @@ def test_tags_and_profiles_from_configs(tmp_path):
     assert export_tag(info(data="fractaldb", categories=100, augment="pattern")) == "fractaldb_100_pattern"
     assert export_tag(info(data="multiview:/x/ofdb3d-1000-362px", categories=21000)) == "ofdb3d_21k"
     assert export_tag(info(data="/some/tree", categories=10)) == "imagefolder_10"
+    assert export_tag(info(data="1pfrac", categories=1000)) == "1pfrac_1k"
     assert export_tag(info(phase="finetune", dataset="cifar100")) == "scratch_ft_cifar100"
     assert export_tag(info(phase="finetune", init=str(tmp_path / "gone" / "checkpoint.pt"))).startswith(
         "pretrained_ft_"

@@ -24,6 +24,7 @@ KINDS = {
     "ofdb": ["--categories", "3"],
     "fractaldb": ["--categories", "2", "--fluctuations", "2", "--renders", "2", "--flips", "2"],
     "ofdb3d": ["--categories", "2"],
+    "1pfrac": ["--categories", "3"],
 }
 
 
@@ -36,8 +37,8 @@ def _images(out: Path) -> dict[str, bytes]:
     """Tree path -> PNG bytes, read back from any format."""
     manifest = load_manifest(out)
     fmt = manifest.get("format", "folder")
-    if fmt == "folder":
-        return {p: (out / p).read_bytes() for p in manifest["files"]}
+    if fmt == "folder":  # the samples are the images (1p-frac's parameter CSVs are not)
+        return {p: (out / p).read_bytes() for p in formats.image_paths(manifest)}
     got = {}
     for shard in manifest["shards"]:
         if fmt == "webdataset":
@@ -77,10 +78,108 @@ def test_every_format_holds_the_same_image_bytes_and_verifies(built, kind, capsy
         assert main(["verify", str(folder)]) == 0
         assert f"({fmt}) match the manifest" in capsys.readouterr().out
         manifest = load_manifest(folder)
-        assert manifest["params"] and manifest["kind"] == kind  # parameters and manifest in every format
+        assert manifest["kind"] == kind
+        # every category's parameters in every format (a 1p-frac tree keeps them in its CSVs)
+        params = formats.tree_params(folder, manifest) if fmt == "folder" else manifest["params"]
+        assert sorted(params) == sorted({p.split("/", 1)[0] for p in formats.image_paths(manifest)})
         if fmt != "folder":
+            assert params == formats.tree_params(trees["folder"], load_manifest(trees["folder"]))
             assert sorted(p.name for p in folder.iterdir()) == [*manifest["shards"], "manifest.json"]
             assert manifest["files"] == load_manifest(trees["folder"])["files"]
+
+
+def _verified_count(folder: Path, capsys) -> int:
+    """The image count ``verify`` reports for a dataset (it must verify)."""
+    import re
+
+    assert main(["verify", str(folder)]) == 0
+    return int(re.search(r"OK, (\d+) images", capsys.readouterr().out).group(1))
+
+
+def _webdataset_samples(shard: Path) -> list[dict]:
+    """The samples of a tar shard grouped as the ``webdataset`` library groups them (the key is
+    the member name up to the first dot of its last part), each member decoded as its
+    ``.decode("pil")`` does: ``png`` to a PIL image, ``cls`` to an int, ``json`` to an object."""
+    from PIL import Image
+
+    samples: dict[str, dict] = {}
+    with tarfile.open(shard) as tar:
+        for m in tar:
+            head, _, last = m.name.rpartition("/")
+            key, _, ext = last.partition(".")
+            data = tar.extractfile(m).read()
+            if ext == "png":
+                value = Image.open(io.BytesIO(data))
+                value.load()
+            elif ext == "cls":
+                value = int(data)
+            elif ext == "json":
+                value = json.loads(data)
+            else:
+                value = data
+            samples.setdefault(f"{head}/{key}" if head else key, {})[ext] = value
+    return [samples[k] for k in sorted(samples)]
+
+
+def _check_onepfrac_samples(samples: list[dict], folder: Path, count: int) -> None:
+    """Every sample an image of the 1p-frac tree's size, labelled by its category, as many as
+    ``verify`` counts, every category present (and no fourth class from ``base.csv``)."""
+    manifest = load_manifest(folder)
+    size = manifest["settings"]["size"]
+    assert len(samples) == count == manifest["samples"] == 3
+    for s in samples:
+        assert s["image"].size == (size, size) and s["image"].mode in ("L", "RGB")
+        assert s["label"] == int(s["category"])
+        assert s["params"] == manifest["params"][s["category"]]  # the class's own CSV rows
+    assert sorted(s["label"] for s in samples) == [0, 1, 2]
+
+
+def test_onepfrac_webdataset_shards_read_as_webdataset_reads_them(built, capsys):
+    folder = built["1pfrac"]["webdataset"]
+    samples = [
+        {**s["json"], "image": s["png"], "label": s["cls"], "keys": set(s)}
+        for shard in load_manifest(folder)["shards"]
+        for s in _webdataset_samples(folder / shard)
+    ]
+    assert all(s["keys"] == {"png", "cls", "json"} for s in samples)
+    with tarfile.open(folder / "data-000000.tar") as tar:
+        meta = [json.loads(tar.extractfile(m).read()) for m in tar if m.name.endswith(".json")]
+    assert [m["label"] for m in meta] == [s["label"] for s in samples]  # .json and .cls agree
+    _check_onepfrac_samples(samples, folder, _verified_count(folder, capsys))
+
+
+def test_onepfrac_parquet_shards_decode_to_images(built, capsys):
+    from PIL import Image
+
+    folder = built["1pfrac"]["parquet"]
+    rows = [r for shard in load_manifest(folder)["shards"] for r in pq.read_table(folder / shard).to_pylist()]
+    samples = [dict(r, image=Image.open(io.BytesIO(r["image"]))) for r in rows]
+    _check_onepfrac_samples(samples, folder, _verified_count(folder, capsys))
+
+
+def test_onepfrac_shards_through_the_webdataset_library(built, capsys):
+    wds = pytest.importorskip("webdataset", reason="the webdataset library is not installed here")
+    folder = built["1pfrac"]["webdataset"]
+    urls = [str(folder / shard) for shard in load_manifest(folder)["shards"]]
+    samples = [
+        {
+            "image": s["png"],
+            "label": s["cls"],
+            "category": s["json"]["category"],
+            "params": s["json"]["params"],
+        }
+        for s in wds.WebDataset(urls, shardshuffle=False).decode("pil")
+    ]
+    _check_onepfrac_samples(samples, folder, _verified_count(folder, capsys))
+
+
+def test_onepfrac_shards_through_hugging_face_datasets(built, capsys):
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is not installed here")
+    folder = built["1pfrac"]["parquet"]
+    files = [str(folder / shard) for shard in load_manifest(folder)["shards"]]
+    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    ds = ds.cast_column("image", datasets.Image())
+    _check_onepfrac_samples(list(ds), folder, _verified_count(folder, capsys))
 
 
 def test_samples_carry_parameters_and_instance_fields(built):

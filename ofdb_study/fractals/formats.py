@@ -14,8 +14,11 @@ shard formats are that tree's files re-packed, so the PNG bytes are the same in 
 
 Every format keeps ``DIR/manifest.json``: the tree's manifest (kind, settings, every category's
 parameters, the sha256 of every image's bytes by its tree path) plus ``format`` and ``shards``
-(name -> sha256 and sample count). The tree is built in ``DIR/.folder`` and removed once the shards
-and the manifest (written last) are in place; ``--resume`` continues an unfinished build there.
+(name -> sha256 and sample count). A 1p-frac tree keeps its classes' parameters in
+``CAT/CAT.csv`` files beside the images (and its base system in the manifest); the shard manifest
+and samples carry them as ``params``, as for the other kinds. The tree is built in ``DIR/.folder``
+and removed once the shards and the manifest (written last) are in place; ``--resume`` continues
+an unfinished build there.
 
 Labels follow ``torchvision``'s ImageFolder: the index of the category folder in sorted order.
 """
@@ -100,6 +103,21 @@ def samples(tree: str | os.PathLike, manifest: dict | None = None) -> Iterator[d
         yield record(manifest, labels, path, i)
 
 
+def tree_params(tree: Path, manifest: dict) -> dict[str, list]:
+    """Each category's parameter rows: the manifest's ``params``, else (1p-frac, whose manifest
+    keeps only the base system) the ``CAT/CAT.csv`` of every category the tree lists."""
+    if manifest.get("params"):
+        return manifest["params"]
+    from .ifs import read_csv
+
+    cats = sorted({p.split("/", 1)[0] for p in image_paths(manifest)})
+    return {
+        c: read_csv(tree / c / f"{c}.csv").to_rows().tolist()
+        for c in cats
+        if f"{c}/{c}.csv" in manifest["files"]
+    }
+
+
 def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, 0
@@ -157,6 +175,9 @@ def convert_tree(
     check_format(fmt)
     check_positive_int("shard_size", shard_size)
     manifest = load_manifest(tree)
+    params = tree_params(tree, manifest)
+    if params:  # every format carries each category's parameters, in its samples and manifest
+        manifest = {**manifest, "params": params}
     recs = samples(tree, manifest)
     out.mkdir(parents=True, exist_ok=True)
     for old in out.glob("data-*"):

@@ -7,23 +7,59 @@ every value changed from it), training (steps, images seen, hardware, wall time,
 
 from __future__ import annotations
 
+from ..config import data_kind
 from ..config.citation import BIBTEX, PACKAGE_LICENSE, paper_line
 from .runinfo import (
     RunInfo,
     changes_from_profile,
-    count_tag,
-    data_kind,
     downstream_runs,
     init_run,
+    pretrain_tag,
     read_metrics,
 )
 
+#: What each pre-training data kind (``config.data_kind``) is, for the card's data table.
 DATA_NAMES = {
-    "ofdb2d": "2D-OFDB (one fractal image per category, rendered in memory)",
+    "ofdb": "2D-OFDB (one fractal image per category, rendered in memory)",
     "fractaldb": "FractalDB (25 fluctuation rows x patch renders x flips per category, rendered in memory)",
-    "ofdb3d": "3D-OFDB (12 rendered views per category; one random view per sample)",
-    "imagefolder": "an ImageFolder tree",
+    "1pfrac": "1p-frac (perturbations of one fractal, one image per category, generated in memory)",
+    "multiview": "3D-OFDB (12 rendered views per category; one random view per sample)",
+    "folder": "an ImageFolder tree",
 }
+#: The card's tags for each kind: formula-supervised kinds are tagged as such and by name; an
+#: ImageFolder tree may hold anything, so it adds none.
+KIND_TAGS = {
+    "ofdb": ("formula-driven-supervised-learning", "fractal", "ofdb"),
+    "fractaldb": ("formula-driven-supervised-learning", "fractal", "fractaldb"),
+    "1pfrac": ("formula-driven-supervised-learning", "fractal", "1p-frac"),
+    "multiview": ("formula-driven-supervised-learning", "fractal", "3d-ofdb"),
+    "folder": (),
+}
+
+
+def _category_source(cfg) -> str:
+    """Where a pre-training run's categories come from, by data kind."""
+    kind = data_kind(cfg.data)
+    if kind in ("ofdb", "fractaldb"):
+        return f"`{cfg.params}`" if cfg.params else "the exact FractalDB search (seed 1)"
+    if kind == "1pfrac":
+        return f"one base fractal drawn with seed 0, perturbed by delta {cfg.delta:g}, sigma {cfg.sigma:g}"
+    return "the folders of the tree (one category per folder)"
+
+
+def pretrain_kind(info: RunInfo) -> str | None:
+    """The pre-training data kind behind a run: its own, or that of the run a fine-tuning run
+    started from (None from scratch or where that run cannot be read)."""
+    if info.config.phase == "pretrain":
+        return data_kind(info.config.data)
+    parent = init_run(info)
+    return data_kind(parent.config.data) if parent else None
+
+
+def card_tags(info: RunInfo) -> list[str]:
+    """The tags of a run's card: the task and library, and those of its pre-training kind."""
+    kind = pretrain_kind(info)
+    return ["image-classification", "timm", *(KIND_TAGS[kind] if kind else ())]
 
 
 def _pct(value) -> str:
@@ -49,12 +85,11 @@ def _data_section(info: RunInfo) -> list[str]:
     cfg, man = info.config, info.manifest
     rows = [("setting", "value")]
     if cfg.phase == "pretrain":
-        kind = data_kind(cfg)
         rows += [
-            ("data", f"{DATA_NAMES[kind]}: `{cfg.data}`"),
-            ("categories", f"{cfg.categories:,} ({kind}_{count_tag(cfg.categories)})"),
+            ("data", f"{DATA_NAMES[data_kind(cfg.data)]}: `{cfg.data}`"),
+            ("categories", f"{cfg.categories:,} (tag `{pretrain_tag(cfg)}`)"),
             ("instance augmentation", cfg.augment),
-            ("category parameters", cfg.params or "the exact FractalDB search (seed 1)"),
+            ("category parameters", _category_source(cfg)),
         ]
     else:
         parent = init_run(info)
@@ -163,7 +198,7 @@ def model_card(info: RunInfo, name: str) -> str:
         "library_name: timm",
         f"license: {PACKAGE_LICENSE.lower()}",
         "pipeline_tag: image-classification",
-        "tags: [image-classification, timm, formula-driven-supervised-learning, fractal]",
+        f"tags: [{', '.join(card_tags(info))}]",
         "---",
         "",
         f"# {name}",

@@ -3,6 +3,11 @@
 Files are read with our own small readers (IDX .gz, CIFAR's python pickles) so that any copy in
 the standard formats works offline; torchvision is used only to download where asked and a network
 exists. ``--train-per-class K`` keeps K training images per class, chosen with a seeded generator.
+
+An explicit ``--data-root`` is the one place looked in (Fashion-MNIST falls back to the system copy
+only when none is given). ``--download`` fetches into a hidden staging folder in the data root and
+moves the checked files into place, so a failed download (no network, a cut connection, a checksum
+mismatch) leaves the data root as it was and ends in one error naming ``--download``.
 """
 
 from __future__ import annotations
@@ -10,14 +15,21 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import http.client
 import os
 import pickle
+import shutil
+import tarfile
+import tempfile
+import urllib.error
+import urllib.parse
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from ..errors import ParamError, check_positive_int
+from ..files import missing_folders, remove_empty
 from ..seeds import SALT_SUBSET, mix_seed
 
 try:
@@ -74,27 +86,149 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.reshape(dims)
 
 
-def _fashion_dir(data_root: str | None, download: bool) -> Path:
-    candidates = []
-    if data_root:  # an explicit folder wins over the system copy
-        root = Path(data_root)
-        candidates += [root, root / "fashion-mnist", root / "FashionMNIST" / "raw"]
-    candidates.append(FASHION_SYSTEM_DIR)
-    for d in candidates:
+def _fashion_in(root: Path) -> Path | None:
+    """The folder under ``root`` that holds the four Fashion-MNIST files (its usual layouts)."""
+    for d in (root, root / "fashion-mnist", root / "FashionMNIST" / "raw"):
         if all((d / f).is_file() for pair in FASHION_FILES.values() for f in pair):
             return d
-    if download and data_root:
-        from torchvision.datasets import FashionMNIST
+    return None
 
-        for train in (True, False):
-            FashionMNIST(data_root, train=train, download=True)
-        return Path(data_root) / "FashionMNIST" / "raw"
+
+def _check_root(data_root: str, download: bool, name: str) -> Path:
+    """``data_root`` as a Path; ParamError when it names a file, or a folder that does not exist
+    while there is no ``download`` to make it (``name``: the data set, for the message)."""
+    root = Path(data_root)
+    if root.exists() and not root.is_dir():
+        raise ParamError("data_root", f"--data-root {root} is a file, not a folder")
+    if not root.exists() and not download:
+        raise ParamError(
+            "data_root",
+            f"--data-root {root} does not exist; pass the folder that holds {name}, "
+            f"or add --download to fetch {name} there",
+        )
+    return root
+
+
+def _fashion_dir(data_root: str | None, download: bool) -> Path:
+    """Where the Fashion-MNIST files are: under an explicit ``data_root`` (never anywhere else),
+    else the system copy; ``download`` fetches them into ``data_root`` when they are not there."""
+    if data_root:
+        root = _check_root(data_root, download, "fashion-mnist")
+        found = _fashion_in(root) if root.is_dir() else None
+        if found is not None:
+            return found
+        if download:
+            return _download_fashion(root)
+        names = ", ".join(f for pair in FASHION_FILES.values() for f in pair)
+        raise ParamError(
+            "data_root",
+            f"--data-root {root} does not hold fashion-mnist (looked for {names} in it, in its "
+            f"fashion-mnist/ and in its FashionMNIST/raw/); pass the folder that holds them, add "
+            f"--download to fetch them there, or leave --data-root out to read {FASHION_SYSTEM_DIR}",
+        )
+    found = _fashion_in(FASHION_SYSTEM_DIR)
+    if found is not None:
+        return found
+    if download:
+        raise ParamError("download", "--download needs --data-root DIR, the folder to download into")
     raise ParamError(
         "dataset",
-        "fashion-mnist not found in /usr/share/datasets/fashion-mnist or --data-root; install it with "
+        f"fashion-mnist not found in {FASHION_SYSTEM_DIR}; install it with "
         "'apt-get install dataset-fashion-mnist', or pass --data-root DIR holding the four "
         "*-ubyte.gz files, or --data-root DIR --download where a network exists",
     )
+
+
+#: What a failed download raises: urllib's URLError and socket errors (OSError), http.client's
+#: errors for a connection cut mid-file, and torchvision's RuntimeError for a checksum mismatch.
+_DOWNLOAD_ERRORS = (OSError, http.client.HTTPException, RuntimeError, EOFError, tarfile.TarError)
+
+
+def _reason(exc: BaseException) -> str:
+    """One line saying why a download failed."""
+    if isinstance(exc, urllib.error.URLError) and not isinstance(exc, urllib.error.HTTPError):
+        exc = exc.reason if isinstance(exc.reason, BaseException) else exc
+        text = str(exc.strerror if isinstance(exc, OSError) and exc.strerror else exc)
+    else:
+        text = str(exc)
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _fetch(name: str, root: Path, url: str, fetch, place) -> Path:
+    """Download ``name`` into ``root`` through a hidden staging folder, so that a failure leaves
+    nothing behind.
+
+    Args:
+        name: the data set, for messages and the staging folder's name.
+        root: the ``--data-root`` folder (created if missing; removed again if the download fails).
+        url: the (first) address fetched, whose host the message names.
+        fetch: ``fetch(staging)`` downloads and unpacks into the staging folder (torchvision).
+        place: ``place(staging)`` moves the checked files from it into ``root``, returning the
+            folder that holds them.
+
+    Raises:
+        ParamError: ``data_root`` when ``root`` cannot be written, ``download`` when the download
+            fails (no network, a cut connection, a checksum mismatch).
+    """
+    made = missing_folders(root)
+    staging = None
+    try:
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            staging = Path(tempfile.mkdtemp(prefix=f".{name}-download-", dir=root))
+        except OSError as exc:
+            why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+            raise ParamError(
+                "data_root",
+                f"--data-root {root} cannot be written ({why}); --download needs a folder it can write",
+            ) from None
+        try:
+            fetch(staging)
+        except _DOWNLOAD_ERRORS as exc:
+            host = urllib.parse.urlsplit(url).hostname or url
+            raise ParamError(
+                "download",
+                f"could not fetch {name} from {host} ({_reason(exc)}); fetch the files where a network "
+                "exists and pass --data-root DIR holding them",
+            ) from None
+        found = place(staging)
+    except BaseException:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        remove_empty(made)  # only the folders this call created, and only while empty
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return found
+
+
+def _move_files(source: Path, target: Path, names) -> None:
+    """Move ``names`` from ``source`` into ``target`` (created), replacing files there."""
+    target.mkdir(parents=True, exist_ok=True)
+    for n in names:
+        os.replace(source / n, target / n)
+
+
+def _download_fashion(root: Path) -> Path:
+    """Fetch the four Fashion-MNIST files from torchvision's mirror (its md5s checked) into
+    ``root/FashionMNIST/raw`` (torchvision's layout)."""
+    from torchvision.datasets import FashionMNIST
+    from torchvision.datasets import utils as tv_utils
+
+    names = [f for pair in FASHION_FILES.values() for f in pair]
+    md5 = dict(FashionMNIST.resources)
+    mirror = FashionMNIST.mirrors[0]
+
+    def fetch(staging: Path) -> None:
+        for n in names:
+            tv_utils.download_url(f"{mirror}{n}", str(staging), filename=n, md5=md5.get(n))
+
+    def place(staging: Path) -> Path:
+        target = root / "FashionMNIST" / "raw"
+        _move_files(staging, target, names)
+        return target
+
+    return _fetch("fashion-mnist", root, f"{mirror}{names[0]}", fetch, place)
 
 
 def load_fashion_mnist(data_root: str | None = None, download: bool = False):
@@ -161,23 +295,48 @@ def _read_cifar_batches(folder: Path, names: list[str], label_key: bytes):
     return np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels)
 
 
+def _download_cifar(name: str, root: Path) -> None:
+    """Fetch a CIFAR archive through torchvision (the archive's and every batch's md5 checked) and
+    put its batch folder in ``root``."""
+    from torchvision import datasets
+
+    sub = CIFAR[name][0]
+    cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
+
+    def fetch(staging: Path) -> None:
+        cls(str(staging), train=True, download=True)
+
+    def place(staging: Path) -> Path:
+        _move_files(staging / sub, root / sub, sorted(p.name for p in (staging / sub).iterdir()))
+        return root / sub
+
+    _fetch(name, root, cls.url, fetch, place)
+
+
 def load_cifar(name: str, data_root: str | None = None, download: bool = False):
-    """(train images (N, 32, 32, 3), train labels, test images, test labels) from the python pickles."""
+    """(train images (N, 32, 32, 3), train labels, test images, test labels) from the python pickles.
+
+    Raises:
+        ParamError: ``data_root`` when it is missing, not a folder or without the batches (and no
+            ``download``); ``download`` when fetching fails; ``data_root`` for a batch that is not
+            a CIFAR batch (read without running code).
+    """
     sub, train_names, test_names, key = CIFAR[name]
     if not data_root:
         raise ParamError(
             "data_root", f"{name} needs --data-root DIR (holding {sub}/), with --download to fetch it"
         )
-    folder = Path(data_root) / sub
-    if not all((folder / n).is_file() for n in train_names + test_names):
+    root = _check_root(data_root, download, name)
+    folder = root / sub
+    missing = [n for n in train_names + test_names if not (folder / n).is_file()]
+    if missing:
         if not download:
             raise ParamError(
-                "dataset", f"{folder} not found; pass --download to fetch {name} through torchvision"
+                "data_root",
+                f"--data-root {root} does not hold {name} ({folder} lacks {', '.join(missing)}); pass "
+                f"the folder that holds {sub}/, or add --download to fetch {name} there",
             )
-        from torchvision import datasets
-
-        cls = datasets.CIFAR10 if name == "cifar10" else datasets.CIFAR100
-        cls(data_root, train=True, download=True)
+        _download_cifar(name, root)
     arrays = (*_read_cifar_batches(folder, train_names, key), *_read_cifar_batches(folder, test_names, key))
     for labels in arrays[1::2]:
         if labels.size and (labels.min() < 0 or labels.max() >= NUM_CLASSES[name]):

@@ -21,7 +21,8 @@ Load it with ``timm.create_model("local-dir:OUT", pretrained=True)``, or by name
 
 (timm refuses a tag it has not registered in the model name itself, so the tag travels in the
 config.) Nothing is written unless the run is finished and its checkpoint holds the weights that
-summary.json recorded; the folder is written beside OUT and renamed into place.
+summary.json recorded; the files are written to a folder beside OUT and renamed into place, and a
+failed export removes that folder and any folder it created.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from ..config.citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
-from ..files import prepare_output, release_output
+from ..files import missing_folders, prepare_output, release_output, remove_empty
 from . import models
 from .card import model_card
 from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
@@ -101,9 +102,15 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
         "description": f"ofdb-study run {info.name} ({cfg.phase}), seed {cfg.seed}",
     }
     tmp = out.parent / f".{out.name}.export-tmp"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    shutil.rmtree(tmp, ignore_errors=True)
+    made = missing_folders(out)
     try:
+        try:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+        except OSError as exc:
+            why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+            raise ParamError("out", f"{out} cannot be written ({why})") from None
         with torch.no_grad():
             timm.models.save_for_hf(
                 model, str(tmp), model_config={"pretrained_cfg": pretrained_cfg}, safe_serialization=True
@@ -113,6 +120,10 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
         for entry in sorted(tmp.iterdir()):
             os.replace(entry, out / entry.name)
         release_output(out)
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        release_output(out)
+        remove_empty(made)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from ..config import OPERATIONAL, PROFILES, TrainConfig
+from ..config import OPERATIONAL, PROFILES, TrainConfig, data_kind
 from ..errors import ParamError
 
 #: The files of a run folder (``train.runfolder`` writes them): settings, provenance, the metrics
@@ -148,15 +148,14 @@ def changes_from_profile(cfg: TrainConfig) -> tuple[str | None, dict[str, tuple]
     return name, _differences(cfg, base, OPERATIONAL)
 
 
-def data_kind(cfg: TrainConfig) -> str:
-    """The pre-training data of a config: ``ofdb2d``, ``fractaldb``, ``ofdb3d`` or ``imagefolder``."""
-    if cfg.data == "ofdb":
-        return "ofdb2d"
-    if cfg.data == "fractaldb":
-        return "fractaldb"
-    if str(cfg.data).startswith("multiview:"):
-        return "ofdb3d"
-    return "imagefolder"
+#: The name an export's tag gives each pre-training data kind (``config.data_kind``).
+KIND_TAG_NAMES = {
+    "ofdb": "ofdb2d",
+    "fractaldb": "fractaldb",
+    "1pfrac": "1pfrac",
+    "multiview": "ofdb3d",
+    "folder": "imagefolder",
+}
 
 
 def count_tag(n: int) -> str:
@@ -169,8 +168,9 @@ def _slug(text: str) -> str:
 
 
 def pretrain_tag(cfg: TrainConfig) -> str:
-    """``ofdb2d_1k``, ``fractaldb_100``, ``ofdb2d_1k_pattern`` (augmentation named unless default)."""
-    tag = f"{data_kind(cfg)}_{count_tag(cfg.categories)}"
+    """``ofdb2d_1k``, ``fractaldb_100``, ``1pfrac_1k``, ``ofdb2d_1k_pattern`` (the kind's
+    ``KIND_TAG_NAMES`` entry and the category count; augmentation named unless default)."""
+    tag = f"{KIND_TAG_NAMES[data_kind(cfg.data)]}_{count_tag(cfg.categories)}"
     return tag if cfg.augment == "default" else f"{tag}_{_slug(cfg.augment)}"
 
 
