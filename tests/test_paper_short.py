@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 import pytest
+import yaml
 
 from ofdb_study.cli import main
 from ofdb_study.config import PAPER_SHORT, PHASES, PROFILES, TrainConfig, get_profile, phase_config, recipe
@@ -94,6 +95,112 @@ def test_the_smoke_sized_twin_pretrains_on_the_cpu(tmp_path, _search_cached, aug
     assert cfg.profile == "paper-short" and cfg.auto_augment and cfg.mixup and cfg.re_prob
     summary = train(cfg, tmp_path / "run", progress=False)
     assert summary["finished"] and summary["steps"] == 2 and summary["device"] == "cpu"
-    assert summary["top1_last"] is not None and summary["pipeline"] == "loader"
+    # the pinned pipeline, on the CPU too: the run's key is the one a GPU machine plans and trains
+    assert summary["top1_last"] is not None and summary["pipeline"] == "batched"
+    recorded = yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())
+    assert TrainConfig.from_dict(recorded).digest() == cfg.digest()
     written = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert written["weights_sha256"] == summary["weights_sha256"]
+
+
+# ---- fp16: the gradient scaler's state in the checkpoint ------------------------------------------
+def _growing_scaler(torch):
+    """A CPU GradScaler whose scale doubles every step (no overflow at these sizes)."""
+    return torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=1)
+
+
+def test_the_optimizer_state_carries_the_scaler_only_where_one_is_used():
+    torch = pytest.importorskip("torch")
+    from ofdb_study.train import engine
+
+    model = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    scaler = _growing_scaler(torch)
+    for _ in range(3):
+        loss = model(torch.ones(4, 3)).square().mean()
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    assert scaler.get_scale() == 2.0**11
+    plain = engine.ScaledOptimizer(optimizer).state_dict()
+    assert engine.SCALER_KEY not in plain  # bf16 and fp32 runs: the optimizer's state alone
+    doc = engine.ScaledOptimizer(optimizer, scaler).state_dict()
+    assert doc[engine.SCALER_KEY] == scaler.state_dict() and doc["state"] == plain["state"]
+
+    fresh_opt = torch.optim.SGD(torch.nn.Linear(3, 2).parameters(), lr=0.1, momentum=0.9)
+    fresh = _growing_scaler(torch)
+    engine.ScaledOptimizer(fresh_opt, fresh).load_state_dict(doc)
+    assert fresh.get_scale() == 2.0**11 and fresh.state_dict() == scaler.state_dict()
+    assert torch.equal(
+        fresh_opt.state_dict()["state"][0]["momentum_buffer"], plain["state"][0]["momentum_buffer"]
+    )
+    # a checkpoint without the key (a bf16 run) leaves the scaler as built ...
+    other = _growing_scaler(torch)
+    engine.ScaledOptimizer(fresh_opt, other).load_state_dict(plain)
+    assert other.get_scale() == 2.0**8
+    # ... and a run without a scaler reads a checkpoint that has one
+    engine.ScaledOptimizer(fresh_opt).load_state_dict(doc)
+    assert engine.SCALER_KEY in doc  # the caller's document is left as it was
+
+
+def test_a_resumed_fp16_run_continues_its_loss_scale(tmp_path, _search_cached, monkeypatch):
+    """Interrupted after its step-2 checkpoint and resumed, a run with a gradient scaler (built on
+    the CPU here, as fp16 builds one on CUDA) ends with the scale and the weights of a run straight
+    through; the scale restarting would end at a quarter of it."""
+    torch = pytest.importorskip("torch")
+    from ofdb_study.train import engine
+
+    monkeypatch.setattr(engine, "build_scaler", lambda cfg, device: _growing_scaler(torch))
+    cfg = phase_config("paper-short", "pretrain", augment="pattern", **{**TWIN, "steps": 4})
+    cfg = cfg.replace(checkpoint_every=2)
+    assert cfg.precision == "fp16"
+    whole = engine.train(cfg, tmp_path / "whole", progress=False)
+
+    def scale(folder) -> float:
+        doc = torch.load(folder / "checkpoint.pt", weights_only=True)
+        return doc["optimizer"][engine.SCALER_KEY]["scale"]
+
+    assert scale(tmp_path / "whole") == 2.0**12
+
+    real = engine.train_step
+
+    def stop_at_step_3(step, *args, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_step", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, tmp_path / "run", progress=False)
+    assert scale(tmp_path / "run") == 2.0**10  # the step-2 checkpoint
+    monkeypatch.setattr(engine, "train_step", real)
+    resumed = engine.train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert scale(tmp_path / "run") == 2.0**12
+    assert resumed["weights_sha256"] == whole["weights_sha256"]
+
+
+def test_a_checkpoint_without_a_scaler_resumes_with_one(tmp_path, _search_cached, monkeypatch):
+    """A bf16 run's checkpoint (no scaler state) still loads where a scaler is in use."""
+    torch = pytest.importorskip("torch")
+    from ofdb_study.train import engine
+
+    cfg = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2)
+    real = engine.train_step
+
+    def stop_at_step_3(step, *args, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_step", stop_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, tmp_path / "run", progress=False)
+    doc = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert engine.SCALER_KEY not in doc["optimizer"]
+    monkeypatch.setattr(engine, "train_step", real)
+    monkeypatch.setattr(engine, "build_scaler", lambda cfg, device: _growing_scaler(torch))
+    resumed = engine.train(cfg, tmp_path / "run", resume=True, progress=False)
+    assert resumed["steps"] == 4
+    doc = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
+    assert doc["optimizer"][engine.SCALER_KEY]["scale"] == 2.0**10  # built afresh, two steps

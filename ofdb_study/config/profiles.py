@@ -58,6 +58,26 @@ _PUBLIC_MAIN = dict(
     precision=("fp16", pub(f"{MAIN_PY}: torch.cuda.amp.autocast() (fp16) with timm's NativeScaler")),
 )
 _PAPER_PRETRAIN = Recipe.defaults().derive(**_BOOKKEEPING, **_PUBLIC_MAIN)
+# The pre-trainings of the profiles meant for GPUs make their batches with the batched pipeline on
+# every machine, with the pipeline in their key: every row of their plans has a batched source
+# (ofdb and 1pfrac with each Table-1 option, fractaldb, 3D-OFDB views plain and with the pattern:
+# train.batched.sources) and every part of the paper's transform (crop, flips, RandAugment
+# rand-m9-mstd0.5-inc1, normalisation, pixel erasing) is in train.batched.transforms. "auto" would
+# key the loader where the study is planned (a CPU login node) and train batched where it runs.
+# The profiles derived from this recipe for the CPU (mini, smoke) keep "auto".
+_GPU_PIPELINE = dict(
+    pipeline=(
+        "batched",
+        ours(
+            "the batched pipeline on every machine, in the run's key, so that the study finds its "
+            "runs wherever it is planned, trained or read; every row of the plan has a batched "
+            "source (data over its memory share stop with one line; --pipeline loader is a run of "
+            "another key)",
+            NO_PUBLIC,
+        ),
+    ),
+)
+_PAPER_GPU_PRETRAIN = _PAPER_PRETRAIN.derive(**_GPU_PIPELINE)
 
 _CIFAR_STEPS = steps_for(1000, 50_000, 768)
 _PAPER_FINETUNE = _PAPER_PRETRAIN.derive(
@@ -86,7 +106,7 @@ _PAPER_FINETUNE = _PAPER_PRETRAIN.derive(
 )
 PAPER = Profile(
     name="paper",
-    pretrain_recipe=_PAPER_PRETRAIN,
+    pretrain_recipe=_PAPER_GPU_PRETRAIN,
     finetune_recipe=_PAPER_FINETUNE,
     study=StudyPlan(
         categories=1000,
@@ -116,7 +136,7 @@ PAPER = Profile(
 
 # ---- paper-21k: OFDB-21k pre-training and ImageNet-1k fine-tuning (Table 3) ----------------------
 _21K_STEPS = steps_for(15_238, 21_000, 1024)
-_PAPER_21K_PRETRAIN = _PAPER_PRETRAIN.derive(
+_PAPER_21K_PRETRAIN = _PAPER_GPU_PRETRAIN.derive(
     model=("vit_base_patch16_224", pub(f"{OFDB_PAPER}, Table 3: ViT-B column")),
     categories=(21_000, pub(f"{OFDB_PAPER}, Table 3: 2D-OFDB-21k (the exact search continued to 21,000)")),
     base_lr=(5e-4, pub(f"{README_21K}: lr 5.0e-4, x 1,024 / 512 in {MAIN_PY} = 1e-3 at 1,024")),
@@ -217,7 +237,7 @@ def _length(epochs: int, images: int, batch: int) -> str:
 
 
 _SHORT_WHY = "a tenth of the public length, so the plan of 3 seeds fits one GPU in a working day"
-_PAPER_SHORT_PRETRAIN = _PAPER_PRETRAIN.derive(
+_PAPER_SHORT_PRETRAIN = _PAPER_GPU_PRETRAIN.derive(
     steps=(
         steps_for(_SHORT_EPOCHS, 1000, 256),
         ours(f"{_length(_SHORT_EPOCHS, 1000, 256)}: {_SHORT_WHY} (public: 80,000 epochs)"),

@@ -89,7 +89,8 @@ OPERATIONAL = frozenset(
 
 #: Where pre-training batches are made (``train.engine``): ``loader`` (timm's per-image transform in
 #: DataLoader workers, the reference), ``batched`` (sources and augmentation on whole batches on the
-#: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere).
+#: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere). A run records
+#: the one that made its batches (``TrainConfig.ran_with``), and its key follows (``result_dict``).
 PIPELINES = ("loader", "batched", "auto")
 
 #: Autocast dtypes of the forward pass on CUDA (``TrainConfig.precision``; the CPU runs fp32).
@@ -279,8 +280,8 @@ class TrainConfig:
     eval_batch_size: int = _c(256, ours("evaluation batch", NO_PUBLIC))
     num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC))
     # where pre-training batches are made (PIPELINES); the two draw different samples from the same
-    # distributions, so an explicit choice keys the run, while "auto" is left out of the key like
-    # the device it follows (result_dict)
+    # distributions, so the pipeline that made a run's batches is in its key; "auto" is left out,
+    # and a run records an "auto" that chose the batched pipeline as "batched" (ran_with)
     pipeline: str = _c(
         "auto", ours("batches made by loader workers, or batched on the model's device (CUDA)", NO_PUBLIC)
     )
@@ -325,9 +326,18 @@ class TrainConfig:
         tree counts by its folder name for the same reason (the study names 3D-OFDB trees by their
         settings, ``ofdb3d-<N>-<size>px``), so unpacked results match wherever they land.
 
-        ``pipeline`` counts unless it is ``auto``: auto picks by device, and the device is no part
-        of the key either (a CPU and a CUDA run of one config differ in their last bits anyway);
-        runs cached before the setting existed keep their keys.
+        ``pipeline`` counts as the pipeline that makes the batches, so two runs whose samples
+        differ never share a key: ``loader`` and ``batched`` are keyed; ``auto`` is left out, and
+        stands for the loader it picks on the CPU (runs cached before the setting existed keep
+        their keys). Where ``auto`` picks the batched pipeline (pre-training on CUDA) the engine
+        trains and records the config as ``batched`` (``ran_with``): the run's ``config.yaml``, its
+        resume check and its key say ``batched``, and its manifest names the pipeline that ran and
+        the one asked for. The device is no part of the key otherwise (a CPU and a CUDA run of one
+        config differ only in their last bits). The study names its run folders by the key of the
+        config it plans, before ``auto`` is resolved (``study.plan``); the profiles meant for GPUs
+        (``paper``, ``paper-short``, ``paper-21k``) pin ``batched`` in pre-training, so that their
+        keys, and the study's run folders, are the same on every machine that plans, trains or
+        reads them.
 
         Settings added after runs were cached count only where they differ from their default
         (``KEYED_UNLESS_DEFAULT``: ``decay_embed_tokens`` unless False, ``precision`` unless bf16),
@@ -347,6 +357,26 @@ class TrainConfig:
         if str(doc.get("data", "")).startswith("multiview:"):
             doc["data"] = "multiview:" + Path(doc["data"][len("multiview:") :]).name
         return doc
+
+    def pipeline_on(self, device_type: str) -> str:
+        """``loader`` or ``batched``: the pipeline this config asks for on a device of type
+        ``device_type`` (``cuda``, ``cpu``, ...). Fine-tuning reads no ``pipeline`` (the loader);
+        ``auto`` is batched on CUDA. Under ``auto`` the engine may still fall back to the loader
+        where the batched pipeline cannot be built (``train.batched.choose_pipeline``)."""
+        if self.phase != "pretrain":
+            return "loader"
+        if self.pipeline == "auto":
+            return "batched" if device_type == "cuda" else "loader"
+        return self.pipeline
+
+    def ran_with(self, pipeline: str) -> TrainConfig:
+        """This config as a run records it once ``pipeline`` (``loader`` or ``batched``) made its
+        pre-training batches: an ``auto`` that chose the batched pipeline becomes ``batched``, so
+        that the run's key says so (``result_dict``); any other config is returned unchanged (an
+        ``auto`` that chose the loader keeps the loader's key)."""
+        if self.phase == "pretrain" and self.pipeline == "auto" and pipeline == "batched":
+            return self.replace(pipeline="batched")
+        return self
 
     def digest(self) -> str:
         """sha256 of ``result_dict`` as canonical JSON: the cache key of experiments and of resume."""

@@ -19,11 +19,14 @@ runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over `
 (``batched.DeviceBatches``: device-resident sources, ``batched.transforms``), seeded per (seed, step, rank).
 ``auto`` is batched on CUDA and the loader elsewhere, and falls back to the loader when the data do
 not fit or the recipe has a part the batched pipeline lacks (one line on stderr). Fine-tuning always
-uses the loader. The pipeline a run used is in its manifest and summary; a resume must use the same.
+uses the loader. The pipeline a run used is in its manifest and summary, and in its key: an
+``auto`` that chose the batched pipeline is recorded as ``batched`` (``TrainConfig.ran_with``), so
+it never shares a key with a loader run of the same config; a resume must use the same pipeline.
 
 On CUDA the forward pass runs under the config's ``precision`` (bf16, fp16 with a
-``torch.amp.GradScaler``, or fp32); the CPU always runs fp32. The scaler's loss scale is not in the
-checkpoint: a resumed fp16 run starts its scale afresh (a GPU run is not bit-exact on resume anyway).
+``torch.amp.GradScaler``, or fp32); the CPU always runs fp32. Where a scaler is in use its state
+(the loss scale and its growth count) is saved with the optimizer's in the checkpoint and restored
+on resume (``ScaledOptimizer``); a checkpoint without it (a bf16 or fp32 run) loads as it is.
 
 A non-finite loss stops the run with a ``TrainingError`` naming the first such step; no checkpoint
 or metrics record is written after it, and no summary.json. The run folder's files are written by
@@ -216,6 +219,42 @@ def build_scaler(cfg: TrainConfig, device: torch.device):
     if cfg.precision == "fp16" and device.type == "cuda":
         return torch.amp.GradScaler("cuda")
     return None
+
+
+#: The key under a checkpoint's ``optimizer`` entry that holds the gradient scaler's state.
+SCALER_KEY = "grad_scaler"
+
+
+class ScaledOptimizer:
+    """An optimizer and its gradient scaler (or None) as the one state a checkpoint saves.
+
+    ``RunFolder.save_checkpoint`` and ``load_checkpoint`` call ``state_dict`` and
+    ``load_state_dict`` on what they are given as the optimizer; this object answers with the
+    optimizer's state plus, under ``SCALER_KEY``, the scaler's (plain numbers, readable with
+    ``weights_only=True``). Loading restores the scaler where both the checkpoint and this run
+    have one; a checkpoint without the key leaves the scaler as built, and a run without a
+    scaler ignores the key.
+
+    Args:
+        optimizer: a torch optimizer.
+        scaler: a ``torch.amp.GradScaler`` (``build_scaler``), or None.
+    """
+
+    def __init__(self, optimizer, scaler=None):
+        self.optimizer, self.scaler = optimizer, scaler
+
+    def state_dict(self) -> dict:
+        doc = self.optimizer.state_dict()
+        if self.scaler is not None:
+            doc = {**doc, SCALER_KEY: self.scaler.state_dict()}
+        return doc
+
+    def load_state_dict(self, doc: dict) -> None:
+        doc = dict(doc)
+        scaler_state = doc.pop(SCALER_KEY, None)
+        self.optimizer.load_state_dict(doc)
+        if self.scaler is not None and scaler_state is not None:
+            self.scaler.load_state_dict(scaler_state)
 
 
 class Due(NamedTuple):
@@ -444,15 +483,19 @@ def train(
     dd = init_distributed(device)
     check_config(cfg)
     res = resolve(cfg, dd.world_size)
-    if resume and run.summary() is not None:
-        run.prepare(cfg, resume=True, force=False)
-        return run.summary()
+    finished = run.summary() if resume else None
+    if finished is not None:  # the run as recorded: auto that chose batched here says batched
+        picks = batched.resolve_pipeline(cfg, device)
+        ran = finished.get("pipeline", "loader") if picks == "batched" else "loader"
+        run.prepare(cfg.ran_with(ran), resume=True, force=False)
+        return finished
     train_ds, eval_ds, num_classes, data_hash, model = _build(cfg, dd)
     pipeline, parts = batched.choose_pipeline(cfg, train_ds, device, dd)
+    asked, cfg = cfg.pipeline, cfg.ran_with(pipeline)  # the run's key names the pipeline that runs
     if dd.main:
-        run.prepare(cfg, resume=resume, force=force)
-        if resume:
+        if resume:  # before the settings' check, which would name only the pipeline's setting
             batched.check_resumed(run.file(MANIFEST), pipeline)
+        run.prepare(cfg, resume=resume, force=force)
     _barrier(dd)
 
     model.to(device)
@@ -460,7 +503,8 @@ def train(
         model = model.to(memory_format=torch.channels_last)
     optimizer, scheduler, mixup, criterion = build_optimization(model, cfg, res, num_classes)
     scaler = build_scaler(cfg, device)
-    state = run.load_checkpoint(model, optimizer, scheduler) if resume else Progress()
+    saved = ScaledOptimizer(optimizer, scaler)  # what the checkpoint holds as the optimizer
+    state = run.load_checkpoint(model, saved, scheduler) if resume else Progress()
     start, resumed_seconds = state.step, state.train_seconds
     if dd.main:
         provenance = manifest(
@@ -472,6 +516,7 @@ def train(
             num_classes=num_classes,
         )
         provenance["pipeline"] = pipeline
+        provenance["pipeline_asked"] = asked
         run.start(cfg, provenance, from_step=start)
 
     net = _wrap(model, cfg, device, dd)
@@ -551,7 +596,7 @@ def train(
             if dd.main:
                 state.step = step
                 state.train_seconds = resumed_seconds + time.perf_counter() - t_start
-                run.save_checkpoint(model, optimizer, scheduler, state, cfg, num_classes)
+                run.save_checkpoint(model, saved, scheduler, state, cfg, num_classes)
             _barrier(dd)
         if bar is not None:
             bar.update(1)
