@@ -544,7 +544,9 @@ def test_auto_is_the_loader_on_the_cpu_and_the_key_keeps_auto_out():
     cfg = phase_config("smoke", "pretrain")
     assert cfg.pipeline == "auto" and batched.resolve_pipeline(cfg, CPU) == "loader"
     assert batched.resolve_pipeline(cfg, torch.device("cuda", 0)) == "batched"
-    assert batched.resolve_pipeline(phase_config("smoke", "finetune", pipeline="batched"), CPU) == "loader"
+    ft = phase_config("smoke", "finetune")
+    assert batched.resolve_pipeline(ft, torch.device("cuda", 0)) == "loader"  # fine-tuning's auto
+    assert batched.resolve_pipeline(ft.replace(pipeline="batched"), CPU) == "batched"  # asked for
     assert "pipeline" not in cfg.result_dict()  # runs cached before the setting keep their keys
     keys = {cfg.replace(pipeline=p).digest() for p in ("auto", "loader", "batched")}
     assert len(keys) == 3

@@ -53,8 +53,11 @@ def test_auto_is_out_of_the_key_and_the_pipelines_are_in():
         assert pre.ran_with("loader") is pre  # auto that chose the loader keeps its key
         assert pre.ran_with("batched").pipeline == "batched"
         assert pre.ran_with("batched").digest() == pre.replace(pipeline="batched").digest() != pre.digest()
-        ft = PROFILES[name].finetune  # fine-tuning reads no pipeline
+        ft = PROFILES[name].finetune  # fine-tuning's auto is the loader on every device
         assert ft.ran_with("batched") is ft and "pipeline" not in ft.result_dict()
+        assert ft.pipeline_on("cuda") == ft.pipeline_on("cpu") == "loader"
+        assert ft.replace(pipeline="batched").pipeline_on("cpu") == "batched"
+        assert len({ft.replace(pipeline=p).digest() for p in PIPELINES}) == 3
     explicit = PROFILES["smoke"].pretrain.replace(pipeline="loader")
     assert explicit.ran_with("batched") is explicit  # only auto is resolved
 
@@ -172,3 +175,26 @@ def test_auto_on_the_cpu_records_the_config_as_asked(tmp_path, _search_cached, e
     engine.train(cfg, tmp_path / "run", progress=False)
     assert _recorded(tmp_path / "run") == cfg  # mini's and smoke's keys stay
     assert _manifest(tmp_path / "run")["pipeline"] == "loader"
+
+
+def test_a_fine_tuning_asks_for_the_batched_pipeline_and_is_keyed_by_it(tmp_path, engine):
+    """A fine-tuning with ``pipeline=batched`` draws its batches from the training images held as
+    one tensor: its own key, recorded as such, and the same bytes for the same seed."""
+    import torch
+
+    from ofdb_study.train import augment, batched, downstream
+
+    cfg = phase_config("smoke", "finetune").replace(pipeline="batched")
+    train_ds, _, _, _ = engine.build_data(cfg)
+    source = batched.sources.batched_source(train_ds, torch.device("cpu"))
+    keys = [(3, 0), (0, 0), (3, 1)]
+    x, y = source.batch(keys, None)
+    assert x.dtype == torch.uint8 and x.shape[1] == 1  # gray kept with one channel
+    for row, (i, _) in enumerate(keys):
+        assert (x[row, 0].numpy() == train_ds.images[i]).all() and int(y[row]) == int(train_ds.labels[i])
+    assert isinstance(train_ds, downstream.ArrayDataset)
+    batched.transforms.BatchAugment.from_timm(augment.train_transform(cfg))  # the recipe has a batched twin
+    runs = [engine.train(cfg, tmp_path / f"run{k}", progress=False) for k in range(2)]
+    assert runs[0]["pipeline"] == "batched" and runs[0]["final_loss"] == runs[1]["final_loss"]
+    assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]
+    assert _recorded(tmp_path / "run0").digest() == cfg.digest() != phase_config("smoke", "finetune").digest()

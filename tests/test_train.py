@@ -274,7 +274,6 @@ CHANGED = {
     "eval_per_category": 3,
     "delta": 0.2,
     "sigma": 4.0,
-    "pipeline": "batched",
     "dataset": "cifar10",
     "data_root": "/x",
     "download": True,

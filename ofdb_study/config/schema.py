@@ -113,7 +113,6 @@ PRETRAIN_ONLY = frozenset(
         "eval_per_category",
         "delta",
         "sigma",
-        "pipeline",
     }
 )
 #: Settings only fine-tuning reads (the downstream task and the starting weights): a pre-training
@@ -279,7 +278,7 @@ class TrainConfig:
     checkpoint_every: int = _c(1000, ours("checkpoint cadence", NO_PUBLIC))
     eval_batch_size: int = _c(256, ours("evaluation batch", NO_PUBLIC))
     num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC))
-    # where pre-training batches are made (PIPELINES); the two draw different samples from the same
+    # where training batches are made (PIPELINES); the two draw different samples from the same
     # distributions, so the pipeline that made a run's batches is in its key; "auto" is left out,
     # and a run records an "auto" that chose the batched pipeline as "batched" (ran_with)
     pipeline: str = _c(
@@ -360,13 +359,13 @@ class TrainConfig:
 
     def pipeline_on(self, device_type: str) -> str:
         """``loader`` or ``batched``: the pipeline this config asks for on a device of type
-        ``device_type`` (``cuda``, ``cpu``, ...). Fine-tuning reads no ``pipeline`` (the loader);
-        ``auto`` is batched on CUDA. Under ``auto`` the engine may still fall back to the loader
+        ``device_type`` (``cuda``, ``cpu``, ...): an explicit ``loader`` or ``batched`` is itself on
+        every device and in both phases; ``auto`` is batched for pre-training on CUDA and the
+        loader otherwise (fine-tuning's ``auto`` is the loader everywhere, so fine-tuning keys do
+        not depend on the device). Under ``auto`` the engine may still fall back to the loader
         where the batched pipeline cannot be built (``train.batched.choose_pipeline``)."""
-        if self.phase != "pretrain":
-            return "loader"
         if self.pipeline == "auto":
-            return "batched" if device_type == "cuda" else "loader"
+            return "batched" if self.phase == "pretrain" and device_type == "cuda" else "loader"
         return self.pipeline
 
     def ran_with(self, pipeline: str) -> TrainConfig:

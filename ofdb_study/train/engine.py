@@ -13,13 +13,14 @@ So a resumed run needs only the checkpointed step, model and optimizer to contin
 checkpoint still holds the scheduler and RNG states for inspection. On the CPU the final weights
 of a run killed (even by SIGKILL) and resumed are bit-identical to an uninterrupted run.
 
-Two pipelines make the pre-training batches (``cfg.pipeline``, ``batched.choose_pipeline``): ``loader``
+Two pipelines make the training batches (``cfg.pipeline``, ``batched.choose_pipeline``): ``loader``
 runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over ``StreamBatches``);
 ``batched`` takes the same sample keys and makes whole batches on the model's device
 (``batched.DeviceBatches``: device-resident sources, ``batched.transforms``), seeded per (seed, step, rank).
-``auto`` is batched on CUDA and the loader elsewhere, and falls back to the loader when the data do
-not fit or the recipe has a part the batched pipeline lacks (one line on stderr). Fine-tuning always
-uses the loader. The pipeline a run used is in its manifest and summary, and in its key: an
+``auto`` is batched for pre-training on CUDA and the loader elsewhere (fine-tuning's ``auto`` is the
+loader on every device; an explicit ``batched`` fine-tuning draws from its training images held on
+the device), and falls back to the loader when the data do not fit or the recipe has a part the
+batched pipeline lacks (one line on stderr). The pipeline a run used is in its manifest and summary, and in its key: an
 ``auto`` that chose the batched pipeline is recorded as ``batched`` (``TrainConfig.ran_with``), so
 it never shares a key with a loader run of the same config; a resume must use the same pipeline.
 

@@ -9,7 +9,9 @@ fit, a recipe part it lacks; one line on stderr; ``batched`` stops with that lin
 per sample), asks a device-resident source (``sources``) for uint8 images (B, C, S, S) and
 labels (B,) on the model's device, and augments them there (``transforms.BatchAugment``).
 Every pre-training data kind has a source: ``ofdb`` and ``1pfrac`` with every Table-1 option,
-``fractaldb``, ImageFolder trees and ``multiview:`` 3D-OFDB views (``default`` and ``pattern``).
+``fractaldb``, ImageFolder trees and ``multiview:`` 3D-OFDB views (``default`` and ``pattern``);
+fine-tuning sets in memory (Fashion-MNIST, the CIFARs) have one too, used when a fine-tuning asks
+for ``--pipeline batched`` (its ``auto`` is the loader).
 """
 
 from __future__ import annotations
@@ -31,13 +33,10 @@ from .sources import batched_source
 
 # ---- the pipeline --------------------------------------------------------------------------------
 def resolve_pipeline(cfg, device: torch.device) -> str:
-    """``loader`` or ``batched``: ``auto`` is batched for pre-training on CUDA; fine-tuning reads no
-    ``pipeline`` and always uses the loader."""
-    if cfg.phase != "pretrain":
-        return "loader"
-    if cfg.pipeline == "auto":
-        return "batched" if device.type == "cuda" else "loader"
-    return cfg.pipeline
+    """``loader`` or ``batched``: the pipeline ``cfg`` asks for on ``device``
+    (``TrainConfig.pipeline_on``: ``auto`` is batched for pre-training on CUDA, the loader for
+    fine-tuning everywhere; an explicit value is itself)."""
+    return cfg.pipeline_on(device.type)
 
 
 def choose_pipeline(cfg, train_ds, device: torch.device, dd):

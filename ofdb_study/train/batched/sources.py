@@ -1,4 +1,4 @@
-"""Device-resident pre-training sources of the batched pipeline (``train.batched``).
+"""Device-resident sources of the batched pipeline (``train.batched``).
 
 A source turns the loader's sample keys ((index, sample seed) per sample, ``runtime.StreamBatches``)
 into uint8 images (B, C, S, S) and labels (B,) on the model's device (``batch(keys, gen)``); the
@@ -20,6 +20,9 @@ images before augmentation are the loader dataset's own bytes for the same choic
   ``MultiViewDataset`` reads them) are kept with one channel.
 * ``PatternViews`` (``multiview:`` with ``augment=pattern``): every view's lit pixels as a
   last-writer table (no flip), stamped per sample with fresh masks (``ofdb3d.pattern_view``).
+* ``ArrayBatches`` (fine-tuning sets in memory, ``downstream.ArrayDataset``: Fashion-MNIST, the
+  CIFARs): the training images as one uint8 tensor (gray kept with one channel, as the loader's
+  RGB conversion repeats it), gathered per batch.
 
 Per-sample choices (the fluctuation row, the flip, the pattern seed, the texture grid, the view)
 are counter-based draws from the sample seed (``draw.sample_draws``), not the loader's
@@ -331,20 +334,67 @@ class PatternViews(_Grouped):
         return self.tables.stamp(pick, pattern_seeds(seeds)).unsqueeze(1), labels
 
 
+# ---- fine-tuning sets in memory ----------------------------------------------------------------------
+class ArrayBatches:
+    """Batches of a fine-tuning set held in memory (``downstream.ArrayDataset``).
+
+    Args:
+        dataset: the training set: uint8 images (N, H, W) gray or (N, H, W, 3), labels (N,).
+        device: the model's device; the images live there (they are small: Fashion-MNIST's 60,000
+            training images are 47 MB) unless they exceed its share of the memory.
+    """
+
+    def __init__(self, dataset, device: torch.device):
+        images = np.asarray(dataset.images)
+        if (
+            images.dtype != np.uint8
+            or images.ndim not in (3, 4)
+            or (images.ndim == 4 and images.shape[-1] != 3)
+        ):
+            raise ParamError(
+                "pipeline", f"no batched source for images of shape {images.shape} ({images.dtype})"
+            )
+        self.device = device
+        x = torch.from_numpy(np.ascontiguousarray(images))
+        x = x.unsqueeze(1) if x.ndim == 3 else x.permute(0, 3, 1, 2).contiguous()
+        limit = data_budget(device)
+        if x.numel() > limit:
+            raise DoesNotFit("the fine-tuning images", int(x.numel()), limit, str(device))
+        self.images = x.to(device)
+        self.labels = torch.from_numpy(np.asarray(dataset.labels, dtype=np.int64)).to(device)
+        self.where = str(device)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.images.numel())
+
+    def batch(self, keys: list[tuple[int, int]], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 images (B, C, H, W) and labels (B,) on the device for the keys' indices."""
+        idx = upload(torch.tensor([k[0] for k in keys], dtype=torch.int64), self.device)
+        return self.images[idx], self.labels[idx]
+
+
 def _mode_and_size(path: str) -> tuple[str, tuple[int, int]]:
     with Image.open(path) as im:
         return ("L" if im.mode in ("L", "1") else im.mode), im.size
 
 
 def batched_source(dataset, device: torch.device):
-    """The device-resident source of a pre-training dataset built by ``pretrain_data``.
+    """The device-resident source of a pre-training dataset built by ``pretrain_data``, or of a
+    fine-tuning set in memory (``downstream.ArrayDataset``).
 
     Raises:
         DoesNotFit: the data needs more than its memory share.
         ParamError: a tree whose images differ in size, or a dataset with no batched source.
     """
+    from ..downstream import ArrayDataset
     from ..pretrain_data import FractalDBDataset, MultiViewDataset, OFDBDataset
 
+    if isinstance(dataset, ArrayDataset):
+        return ArrayBatches(dataset, device)
     if isinstance(dataset, (OFDBDataset, FractalDBDataset)):
         return FractalBatches(dataset, device)
     if isinstance(dataset, MultiViewDataset):
