@@ -65,3 +65,13 @@ def test_the_plateau_rule_reads_the_last_doubling():
     loss_still_falling = pilots.plateau(doc({1200: (73.0, 0.90), 2400: (73.1, 0.70)}))
     assert loss_still_falling["reached"] is False
     assert pilots.plateau(doc({600: (71.0, 1.0)}))["reached"] is None
+
+
+def test_the_lead_is_paired_by_seed_at_each_length(tmp_path):
+    prof = get_profile("mini")
+    path = _record(tmp_path / "finetune-mini.json", {600: (70.0, 1.0), 1200: (73.0, 0.9)}, arm_lead=1.0)
+    (doc,) = pilots.merge_finetune([path], prof.finetune, prof.pretrain)
+    lead = pilots.lead(doc)
+    # seed 101's scratch is one point higher than seed 100's, OFDB is not: leads 1.0 and 0.0
+    assert lead.to_dict() == {600: 0.5, 1200: 0.5}
+    assert pilots.lead(doc, "ofdb", "fractaldb").empty

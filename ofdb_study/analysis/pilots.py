@@ -117,3 +117,13 @@ def plateau(doc: dict, arm: str = "scratch") -> dict:
         "to_steps": int(b),
         "reached": bool(gain < PLATEAU_POINTS and drop < PLATEAU_LOSS),
     }
+
+
+def lead(doc: dict, a: str = "ofdb", b: str = "scratch") -> pd.Series:
+    """Mean paired difference ``a - b`` in endpoint top-1 points at each fine-tuning length of a
+    (merged) pilot record, over the seeds that ran both arms at that length (index: steps)."""
+    runs = pd.DataFrame(doc["finetune"])
+    table = runs.pivot_table(index=["steps", "seed"], columns="arm", values="top1")
+    if a not in table.columns or b not in table.columns:
+        return pd.Series(dtype=float)
+    return (table[a] - table[b]).dropna().groupby(level="steps").mean().round(2)
