@@ -8,6 +8,8 @@ valid category CSV.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from ofdb_study.cli import main
@@ -127,3 +129,93 @@ def test_study_without_training_names_the_unfinished_runs(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "no_train: 23 of 23 runs of the smoke plan are not finished" in err and err.count("\n") == 1
     assert not (tmp_path / "book").exists() and not (tmp_path / "runs").exists()
+
+
+#: Run in a child: hold the lock of the folder argv[1] until stdin closes.
+HOLD_LOCK = """
+import sys
+from ofdb_study.files import lock_output
+lock_output(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+
+@pytest.mark.parametrize("there", ["search", "run", "input", "locked"])
+def test_a_refused_pretrain_output_costs_no_data_preparation(there, tmp_path, monkeypatch, capsys):
+    """An ``--out`` the output policy refuses, or one another process is writing, is refused
+    before the search cache is filled: the cache folder stays empty, and ``--out`` keeps exactly
+    what it held."""
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    monkeypatch.setenv("OFDB_STUDY_CACHE", str(cache))
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = None
+    if there == "search":  # another kind's files, which --force never removes
+        (out / "00000.csv").write_text("0.5,0,0,0.5,0,0,1\n")
+        extra, message = ["--force"], "holds a search (00000.csv)"
+    elif there == "run":  # a run, and neither --resume nor --force
+        (out / "config.yaml").write_text("phase: pretrain\n")
+        extra, message = [], "already holds a run"
+    elif there == "input":  # the run's own input, in --out
+        extra, message = ["--data", str(out / "tree"), "--force"], "holds the --data input"
+        (out / "tree" / "00000").mkdir(parents=True)
+    else:  # another process writes --out
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLD_LOCK, str(out)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert holder.stdout.readline().strip() == "locked"
+        extra, message = [], "is being written by another process"
+    try:
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        argv = ["pretrain", "--profile", "smoke", "--out", str(out), "--no-progress", *extra]
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert message in err and err.startswith("error: out: ") and err.count("\n") == 1, err
+        assert not list(cache.iterdir())
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    finally:
+        if holder is not None:
+            holder.communicate("", timeout=60)
+
+
+NOTEBOOKS = str(Path(__file__).resolve().parents[1] / "notebooks")
+
+
+@pytest.mark.parametrize("command", ["study", "study run"])
+@pytest.mark.parametrize("where", ["missing", "empty"])
+def test_a_study_names_its_downstream_root_flag(command, where, tmp_path, capsys):
+    """A --downstream-root that does not hold the fine-tuning data is refused before anything
+    trains or is written, naming the flag the user typed (not finetune's --data-root)."""
+    root = tmp_path / "fm"
+    if where == "empty":
+        root.mkdir()
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    if command == "study":
+        argv = ["study", "--profile", "smoke", "--notebooks", NOTEBOOKS, "--out", str(tmp_path / "book")]
+        argv += ["--run-root", str(tmp_path / "runs"), "--data-root", str(tmp_path / "data")]
+    else:
+        argv = ["study", "run", "--profile", "smoke", "--executor", "local", "--root", str(tmp_path / "runs")]
+    assert main([*argv, "--downstream-root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: downstream_root: --downstream-root {root} ") and err.count("\n") == 1, err
+    assert ("does not exist" if where == "missing" else "does not hold fashion-mnist") in err
+    assert "data_root" not in err and "--data-root" not in err and "--download" not in err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_a_tree_class_folder_without_images_is_one_line(tmp_path, capsys):
+    tree = tmp_path / "tree"
+    (tree / "00000").mkdir(parents=True)
+    out = tmp_path / "run"
+    assert main(["pretrain", "--profile", "smoke", "--data", str(tree), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: data: {tree}: Found no valid file") and err.count("\n") == 1, err
+    assert not out.exists()

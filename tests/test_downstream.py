@@ -39,6 +39,7 @@ def test_fashion_from_data_root_with_subset(tmp_path):
 
 def test_fashion_missing_says_how(tmp_path, monkeypatch):
     monkeypatch.setattr(downstream, "FASHION_SYSTEM_DIR", tmp_path / "nowhere")
+    downstream._arrays.cache_clear()  # arrays an earlier test read from the system copy
     with pytest.raises(ParamError, match="^dataset: .*dataset-fashion-mnist"):
         downstream.load_downstream("fashion-mnist")
     with pytest.raises(ParamError, match="^download: --download needs --data-root"):

@@ -14,6 +14,7 @@ timm = pytest.importorskip("timm")
 
 from ofdb_study.cli import main  # noqa: E402
 from ofdb_study.config import phase_config  # noqa: E402
+from ofdb_study.errors import ParamError  # noqa: E402
 from ofdb_study.study import plan as experiments  # noqa: E402
 from ofdb_study.train import models  # noqa: E402
 from ofdb_study.train.runinfo import RunInfo, changes_from_profile, export_tag, profile_of, read_run  # noqa: E402
@@ -298,3 +299,142 @@ def test_tags_and_profiles_from_configs(tmp_path):
     unrecorded = cfg.replace(profile=None)
     assert profile_of(unrecorded) == (None, False)  # steps differ: no profile fits
     assert profile_of(unrecorded.replace(steps=mini.steps)) == ("mini", False)  # per-run settings only
+
+
+def _png_tree(root: Path, classes: int, per_class: int = 2) -> Path:
+    """An ImageFolder tree of ``classes`` class folders holding small grey PNGs."""
+    from PIL import Image
+
+    for c in range(classes):
+        d = root / f"{c:05d}"
+        d.mkdir(parents=True)
+        for i in range(per_class):
+            Image.new("L", (20, 20), 30 * i + 60 * c).save(d / f"{i:02d}.png")
+    return root
+
+
+def test_a_folder_tree_has_the_tree_s_category_count(tmp_path, capsys, monkeypatch):
+    """A 3-class tree at ``smoke`` (whose own count is 4): 3 categories recorded, a 3-way head, the
+    tag ``imagefolder_3``; a --categories that disagrees is one line naming it, nothing written."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert phase_config("smoke", "pretrain").categories != 3
+    tree = _png_tree(tmp_path / "tree", 3)
+    run = tmp_path / "run"
+    pretrain = ["pretrain", "--profile", "smoke", "--data", str(tree), "--no-progress"]
+    assert main([*pretrain, "--out", str(run)]) == 0
+    info = read_run(run)
+    assert info.config.categories == 3 == info.summary["num_classes"]
+    assert export_tag(info) == "imagefolder_3"
+    assert _export(run, tmp_path / "e") == 0
+    cfg = json.loads((tmp_path / "e" / "config.json").read_text())
+    assert cfg["pretrained_cfg"]["tag"] == "imagefolder_3" and cfg["num_classes"] == 3
+    assert "| categories | 3 (tag `imagefolder_3`) |" in (tmp_path / "e" / "README.md").read_text()
+    # a run that recorded the profile's count instead exports with its classifier's
+    saved = (run / "config.yaml").read_text()
+    (run / "config.yaml").write_text(saved.replace("categories: 3", "categories: 4"))
+    assert read_run(run).config.categories == 4
+    assert _export(run, tmp_path / "old") == 0
+    old = json.loads((tmp_path / "old" / "config.json").read_text())
+    assert old["pretrained_cfg"]["tag"] == "imagefolder_3"
+    capsys.readouterr()
+    for n in ("4", "2"):
+        refused = tmp_path / f"r{n}"
+        assert main([*pretrain, "--categories", n, "--out", str(refused)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: categories: --categories {n} disagrees") and err.count("\n") == 1, err
+        assert "holds 3 category folders" in err and not refused.exists()
+    # the study's runs take the tree's count too
+    spec = experiments.pretrain_spec("smoke", str(tree), root=tmp_path / "runs")
+    assert spec.cfg.categories == spec.categories == 3
+    with pytest.raises(ParamError, match="^categories: --categories 5"):
+        experiments.pretrain_spec("smoke", str(tree), categories=5, root=tmp_path / "runs")
+
+
+def test_a_3d_view_tree_is_never_asked_for_more_categories_than_it_holds(tmp_path, capsys):
+    tree = _png_tree(tmp_path / "views", 2)
+    data = f"multiview:{tree}"
+    spec = experiments.pretrain_spec("smoke", data, root=tmp_path / "runs")
+    assert spec.cfg.categories == 2  # the profile's 4, but the tree holds 2
+    assert experiments.pretrain_spec("smoke", data, categories=1, root=tmp_path / "runs").cfg.categories == 1
+    out = tmp_path / "r"
+    argv = ["pretrain", "--profile", "smoke", "--data", data, "--categories", "3", "--out", str(out)]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "categories: --categories 3 disagrees with the 3D-view tree" in err and err.count("\n") == 1
+    assert not out.exists()
+
+
+#: Run as ``python SCRIPT READY GO ARGV...``: the CLI, with the export's writing of the weights
+#: held until the file GO exists, after writing READY (so another export can start meanwhile).
+HELD_EXPORT = """
+import sys, time
+from pathlib import Path
+import timm.models
+from ofdb_study.cli import main
+
+ready, go = Path(sys.argv[1]), Path(sys.argv[2])
+real = timm.models.save_for_hf
+
+def held(*args, **kwargs):
+    ready.write_text("writing")
+    for _ in range(1200):
+        if go.exists():
+            break
+        time.sleep(0.1)
+    return real(*args, **kwargs)
+
+timm.models.save_for_hf = held
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def test_two_exports_to_one_folder_one_refused_the_other_complete(runs, tmp_path):
+    """The first export holds --out while it writes; a second one at the same time exits 2 with
+    one line, takes nothing away, and the first's folder is the export, byte for byte."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pre = runs[0]
+    want = tmp_path / "want"
+    assert _export(pre, want) == 0
+    script = tmp_path / "held.py"
+    script.write_text(HELD_EXPORT)
+    ready, go, out = tmp_path / "ready", tmp_path / "go", tmp_path / "shared" / "export"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    argv = ["export", str(pre), "--out", str(out)]
+    first = subprocess.Popen(
+        [sys.executable, str(script), str(ready), str(go), *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 300
+        while not ready.exists() and first.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert ready.exists(), first.communicate()
+        second = subprocess.run(
+            [sys.executable, "-m", "ofdb_study", *argv], env=env, capture_output=True, text=True, timeout=300
+        )
+    finally:
+        go.write_text("go")
+        stdout, stderr = first.communicate(timeout=300)
+    assert first.returncode == 0, stderr
+    assert second.returncode == 2, second.stderr
+    assert second.stderr.count("\n") == 1 and "being written by another process" in second.stderr
+    assert second.stderr.startswith("error: out: ")
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "config.json", "model.safetensors"]
+    for name in ("README.md", "config.json", "model.safetensors"):
+        assert (out / name).read_bytes() == (want / name).read_bytes(), name
+    assert sorted(p.name for p in out.parent.iterdir()) == ["export"]  # no staging folder left
+
+
+def test_the_publishing_guide_lists_every_kind_s_tag():
+    from ofdb_study.train.runinfo import KIND_TAG_NAMES
+
+    guide = (Path(__file__).resolve().parents[1] / "book" / "guide" / "publishing.md").read_text()
+    for name in KIND_TAG_NAMES.values():
+        assert f"`{name}_N`" in guide, name

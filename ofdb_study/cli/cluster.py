@@ -123,10 +123,12 @@ def _run(args: argparse.Namespace, notebooks) -> int:
     if args.executor is None:
         raise ParamError("executor", "study run needs --executor local or --executor slurm")
     from ..study.cluster import ProgressLine, execute
+    from ..study.runner import check_downstream
 
     root = Path(args.run_root).resolve()
     specs, _ = _specs(args, root)
     options = options_from(args, specs)
+    check_downstream(specs)  # a --downstream-root without the data is refused before any job
     line = ProgressLine()
     todo = sum(not s.finished for s in specs)
     line.log(

@@ -15,12 +15,12 @@ import argparse
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from ..train.export import export_name, export_run
-
-    out = export_run(args.run, args.out, force=args.force)
+    from ..train.export import export_name, export_run, trained_categories
     from ..train.runinfo import read_run
 
-    print(f"{export_name(read_run(args.run))} -> {out} (model.safetensors, config.json, README.md)")
+    out = export_run(args.run, args.out, force=args.force)
+    name = export_name(trained_categories(read_run(args.run)))
+    print(f"{name} -> {out} (model.safetensors, config.json, README.md)")
     return 0
 
 

@@ -100,11 +100,78 @@ def _overrides(args, keys: tuple[str, ...]) -> dict:
     return over
 
 
-def _run(args, phase: str, keys: tuple[str, ...]) -> int:
+def _config(args, phase: str, keys: tuple[str, ...]):
+    """The run's ``TrainConfig``: the profile's with the command line's settings; a pre-training
+    on a folder tree takes its category count from the tree (``pretrain_data.tree_categories``)."""
     from ..config import phase_config
-    from ..train.engine import train
 
-    cfg = phase_config(args.profile, phase, **_overrides(args, keys))
+    over = _overrides(args, keys)
+    cfg = phase_config(args.profile, phase, **over)
+    if phase == "pretrain":
+        from ..train.pretrain_data import tree_categories
+
+        n = tree_categories(cfg.data, over.get("categories"), cfg.categories)
+        if n != cfg.categories:
+            cfg = cfg.replace(categories=n)
+    return cfg
+
+
+def check_output(cfg, out: str, *, resume: bool, force: bool) -> None:
+    """Apply the run folder's output policy before any data is prepared, so a refused ``--out``
+    costs no search, render or download, and writes nothing.
+
+    The checks of ``engine.train``'s own ``prepare_output`` (another kind's output there, the
+    run's input, a run there without ``resume`` or ``force``), and a folder whose lock another
+    process holds, are refused here; nothing is created, so a data error found later leaves the
+    file system as it was. ``engine.train`` takes the lock when it starts writing and checks
+    again. Only the first process of a ``torchrun`` job (``RANK`` 0, or no ``RANK``) checks: the
+    others write nothing.
+
+    Raises:
+        ParamError: naming ``out`` (or ``force`` for ``resume`` with ``force``).
+    """
+    import os
+
+    from ..files import prepare_output
+    from ..train.runfolder import run_inputs
+
+    if os.environ.get("RANK", "0") not in ("", "0"):
+        return
+    prepare_output(out, owned="run", resume=resume, force=force, inputs=run_inputs(cfg), check_only=True)
+    _check_unlocked(out)
+
+
+def _check_unlocked(out: str) -> None:
+    """Refuse ``out`` while another process holds its lock (``files.lock_output``), without
+    creating anything: a folder with no lock file is held by no one."""
+    import os
+
+    from ..files import LOCK_FILE
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no locks
+        return
+    try:
+        fd = os.open(os.path.join(out, LOCK_FILE), os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except OSError:
+        raise ParamError(
+            "out", f"{out} is being written by another process; wait for it or choose another --out"
+        ) from None
+    finally:
+        os.close(fd)  # closing drops the shared lock, if it was taken
+
+
+def _run(args, phase: str, keys: tuple[str, ...]) -> int:
+    from ..train.engine import check_config, train
+
+    cfg = _config(args, phase, keys)
+    check_config(cfg)  # bad settings are refused before the output is looked at
+    check_output(cfg, args.out, resume=args.resume, force=args.force)
     summary = train(cfg, args.out, resume=args.resume, force=args.force, progress=not args.no_progress)
     top = summary.get("top1_last")
     best = summary.get("top1_best")
@@ -132,7 +199,12 @@ def register(subparsers) -> None:
         default="ofdb",
         help="ofdb | fractaldb | 1pfrac | PATH (ImageFolder) | multiview:PATH (3D views)",
     )
-    p.add_argument("--categories", type=int, help="number of categories (default: the profile's)")
+    p.add_argument(
+        "--categories",
+        type=int,
+        help="number of categories (default: the profile's; an ImageFolder tree has one per class "
+        "folder, and a 3D-view tree at most its folders)",
+    )
     p.add_argument(
         "--augment",
         help="default | fluctuation | rotation | pattern | texture | both (multiview: default | pattern)",

@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ROWS, TrainConfig, get_profile, phase_config
+from ..config import ROWS, TrainConfig, data_kind, get_profile, phase_config
 from ..errors import ParamError
 from ..train.runinfo import CHECKPOINT, SUMMARY
 
@@ -132,18 +132,26 @@ def pretrain_spec(
         data: ofdb | fractaldb | 1pfrac | ofdb3d (a 3D tree built before training) | PATH |
             multiview:PATH.
         augment: a Table-1 option (``augment.INSTANCE_AUGMENTS``).
-        categories: number of categories (default: the profile's study plan).
+        categories: number of categories (default: the profile's study plan); an ImageFolder
+            tree's is the tree's, a 3D-view tree's at most its own (``tree_categories``).
         seed: run seed.
         root: folder of all runs.
         row: the study row the run belongs to (default: the ``config.ROWS`` entry of data and augment).
         **overrides: any TrainConfig setting.
     """
-    categories = int(categories or get_profile(profile).study.categories)
+    default = int(get_profile(profile).study.categories)
     tag, data3d = _tag(data), None
     if data == "ofdb3d":
+        categories = int(categories or default)
         path, render = ofdb3d_settings(profile, categories, root)
         data3d = (categories, tuple(sorted(render.items())))
         data = f"multiview:{path}"
+    elif data_kind(data) in ("folder", "multiview"):  # a tree's count is the tree's
+        from ..train.pretrain_data import tree_categories
+
+        categories = tree_categories(data, None if categories is None else int(categories), default)
+    else:
+        categories = int(categories or default)
     cfg = phase_config(
         profile, "pretrain", data=data, categories=categories, augment=augment, seed=seed, **overrides
     )

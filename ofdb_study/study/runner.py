@@ -16,9 +16,11 @@ in the static book.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +110,59 @@ def plan_of(params: dict) -> list:
     return plan.plan(params["profile"], params["seeds"], params["run_root"], **overrides)
 
 
+#: The loaders' advice to pass ``--download``, a flag of ``finetune`` the study does not have.
+_DOWNLOAD_HINT = re.compile(r"(,? or|,)? (add|with) --download to fetch [^,;]+")
+
+
+@contextlib.contextmanager
+def downstream_errors():
+    """Re-raise a fine-tuning's error about its data folder in the study's own words.
+
+    The study hands ``--downstream-root`` to every fine-tuning as its ``data_root``; the data
+    loaders name ``data_root`` and ``--data-root``, which the study's user never typed. Inside
+    this context such an error names ``downstream_root`` and ``--downstream-root`` instead (any
+    other ``ParamError`` that mentions ``--data-root`` keeps its parameter and says
+    ``--downstream-root``), without the loaders' advice to add ``--download``.
+    """
+    try:
+        yield
+    except ParamError as exc:
+        if exc.param != "data_root" and "--data-root" not in exc.message:
+            raise
+        param = "downstream_root" if exc.param == "data_root" else exc.param
+        message = _DOWNLOAD_HINT.sub("", exc.message).replace("--data-root", "--downstream-root")
+        raise ParamError(param, message) from None
+
+
+def check_downstream(specs: list) -> None:
+    """Read the downstream data set before anything is trained or written, when a fine-tuning
+    of the plan is still to run and reads a ``--downstream-root``, so a folder that does not hold
+    the data is refused up front (the loader caches what it read, for the runs of this process).
+    Without ``--downstream-root`` the fine-tunings read the data set's usual place, checked when
+    the first of them starts.
+
+    Args:
+        specs: the study's plan (``plan_of``).
+
+    Raises:
+        ParamError: ``downstream_root`` (or ``dataset``) naming what is missing.
+    """
+    from ..train.downstream import load_downstream
+
+    tuning = next((s for s in specs if s.phase == "finetune" and not s.finished), None)
+    if tuning is None or not tuning.cfg.data_root:
+        return
+    cfg = tuning.cfg
+    root = Path(cfg.data_root)
+    if not root.is_dir() and not cfg.download:
+        what = "is not a folder" if root.exists() else "does not exist"
+        raise ParamError(
+            "downstream_root", f"--downstream-root {root} {what}; pass the folder that holds {cfg.dataset}"
+        )
+    with downstream_errors():
+        load_downstream(cfg.dataset, data_root=cfg.data_root, download=cfg.download)
+
+
 def check_finished(params: dict) -> None:
     """Refuse to run the notebooks without training when the plan has unfinished runs (they would
     fail on a missing result), naming how many and the first.
@@ -133,6 +188,10 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     Returns:
         ``{"runs": n, "trained": k, "seconds": wall, "baselines": {...}}`` for this call (seconds
         covers the training; the baselines' record has its own).
+
+    Raises:
+        ParamError: a run cannot start; an error about the fine-tunings' data folder names
+            ``--downstream-root`` (``downstream_errors``).
     """
     from . import baselines, plan
 
@@ -143,11 +202,12 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
         + (f", {workers} at a time" if workers > 1 and todo else "")
     )
     t0 = time.perf_counter()
-    plan.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
-    seconds = round(time.perf_counter() - t0, 1)
-    made = baselines.compute(
-        specs, params["run_root"], workers=workers, log=lambda line: log(f"[study] {line}")
-    )
+    with downstream_errors():
+        plan.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
+        seconds = round(time.perf_counter() - t0, 1)
+        made = baselines.compute(
+            specs, params["run_root"], workers=workers, log=lambda line: log(f"[study] {line}")
+        )
     return {"runs": len(specs), "trained": len(todo), "seconds": seconds, "baselines": made}
 
 
@@ -319,6 +379,8 @@ def run_study(
         raise ParamError("out", "must differ from the notebooks folder (the sources stay without outputs)")
     if not train and any(nb.stem in TRAINING_NOTEBOOKS for nb in books):
         check_finished(params)
+    if train and any(nb.stem in TRAINING_NOTEBOOKS for nb in books):
+        check_downstream(plan_of(params))  # before anything is written
     out.mkdir(parents=True, exist_ok=True)
     write_page(out / RECIPE_PAGE)  # the recipe page, value by value, generated from config
     report = StudyReport(out=str(out), parameters=params)

@@ -84,6 +84,7 @@ def check_config(cfg: TrainConfig) -> None:
                 check_positive_int(key, getattr(cfg, key))
     else:
         check_categories(cfg.categories)
+        pretrain_data.tree_categories(cfg.data, cfg.categories, cfg.categories)  # a tree's own count
         augment.check_augment(cfg.augment)
         if cfg.init not in (None, "", "scratch"):
             raise ParamError("init", "only fine-tuning starts from a checkpoint")

@@ -21,19 +21,23 @@ Load it with ``timm.create_model("local-dir:OUT", pretrained=True)``, or by name
 
 (timm refuses a tag it has not registered in the model name itself, so the tag travels in the
 config.) Nothing is written unless the run is finished and its checkpoint holds the weights that
-summary.json recorded; the files are written to a folder beside OUT and renamed into place, and a
-failed export removes that folder and any folder it created.
+summary.json recorded. The export holds OUT's lock (``files.lock_output``) from its first check to
+its last rename, so a second export to OUT at the same time is refused with one line; the files
+are written to a folder beside OUT whose name carries the process id, then renamed into place,
+and a failed export removes that folder and any folder it created.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
 
+from ..config import data_kind
 from ..config.citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
-from ..files import missing_folders, prepare_output, release_output, remove_empty
+from ..files import lock_output, missing_folders, prepare_output, release_output, remove_empty
 from . import models
 from .card import model_card
 from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
@@ -60,6 +64,49 @@ def _prepare_out(out: Path, run: Path, force: bool, *, check_only: bool) -> None
     )
 
 
+def trained_categories(info: RunInfo) -> RunInfo:
+    """``info`` with the category count its classifier was trained on, for the tag and the card.
+
+    A pre-training on a folder tree has as many categories as its classifier has outputs
+    (``summary.json``'s ``num_classes``, the tree's folders). A run recorded with the profile's
+    count instead (written before ``pretrain`` took the count from the tree) is told by that
+    count; every other run is returned as it is.
+    """
+    cfg = info.config
+    trained = (info.summary or {}).get("num_classes")
+    if cfg.phase != "pretrain" or data_kind(cfg.data) not in ("folder", "multiview"):
+        return info
+    if not isinstance(trained, int) or trained < 1 or trained == cfg.categories:
+        return info
+    return dataclasses.replace(info, config=cfg.replace(categories=trained))
+
+
+def staging_folder(out: Path) -> Path:
+    """The folder beside ``out`` an export writes into before renaming its files into ``out``:
+    hidden, and named by this process's id, so two processes never share one. Its name ends in no
+    ``.tmp``: no other output's ``--force`` takes it for a temporary of its own."""
+    return out.parent / f".{out.name}.export-{os.getpid()}"
+
+
+def _remove_stale_staging(out: Path) -> None:
+    """Remove the staging folders of exports to ``out`` that were killed: called with ``out``'s
+    lock held, so no other export to ``out`` is running and every such folder is left over."""
+    prefix = f".{out.name}.export-"
+    try:
+        entries = list(out.parent.iterdir())
+    except OSError:
+        return
+    for entry in entries:
+        name = entry.name
+        if name.startswith(prefix) and name[len(prefix) :].isdigit() and entry.is_dir():
+            shutil.rmtree(entry, ignore_errors=True)
+
+
+def _cannot_write(out: Path, exc: OSError) -> ParamError:
+    why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
+    return ParamError("out", f"{out} cannot be written ({why})")
+
+
 def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = False) -> Path:
     """Write the export folder of a finished run (see the module doc).
 
@@ -70,19 +117,49 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
 
     Returns:
         ``out`` as a Path.
+
+    Raises:
+        ParamError: the run is unfinished or its checkpoint does not match its summary; ``out``
+            is refused by the output policy or is being written by another process.
     """
-    import timm.models
-    import torch
-
-    from .runfolder import weights_sha256
-
     run, out = Path(run), Path(out)
     info = read_run(run)
     if not info.finished:
         raise ParamError("run", f"{run} is not finished (no summary.json); export a finished run")
     if not (run / CHECKPOINT).is_file():
         raise ParamError("run", f"{run} has no checkpoint.pt (unpacked results carry no weights)")
+    info = trained_categories(info)
     _prepare_out(out, run, force, check_only=True)
+    made = missing_folders(out)
+    tmp = staging_folder(out)
+    locked = False
+    try:
+        lock_output(out)  # held until the last rename: a second export to ``out`` is refused
+        locked = True
+        _prepare_out(out, run, force, check_only=True)  # what is there now that the lock is held
+        _remove_stale_staging(out)
+        _write(info, run, tmp, out)
+        _prepare_out(out, run, force, check_only=False)
+        for entry in sorted(tmp.iterdir()):
+            os.replace(entry, out / entry.name)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if locked:  # a refused export leaves what the export holding ``out`` has made
+            release_output(out)
+            remove_empty(made)
+        raise
+    shutil.rmtree(tmp, ignore_errors=True)
+    release_output(out)
+    return out
+
+
+def _write(info: RunInfo, run: Path, tmp: Path, out: Path) -> None:
+    """Write the export's three files into the fresh folder ``tmp`` (``out`` is for messages)."""
+    import timm.models
+    import torch
+
+    from .runfolder import weights_sha256
+
     model = models.create_model(info.config, int(info.summary["num_classes"]))
     model.load_state_dict(models.read_state_dict(run / CHECKPOINT))
     if weights_sha256(model) != info.summary["weights_sha256"]:
@@ -101,29 +178,12 @@ def export_run(run: str | os.PathLike, out: str | os.PathLike, *, force: bool = 
         "paper_ids": f"arXiv:{PAPER_ARXIV}",
         "description": f"ofdb-study run {info.name} ({cfg.phase}), seed {cfg.seed}",
     }
-    tmp = out.parent / f".{out.name}.export-tmp"
-    made = missing_folders(out)
     try:
-        try:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir()
-        except OSError as exc:
-            why = "permission denied" if isinstance(exc, PermissionError) else exc.strerror or str(exc)
-            raise ParamError("out", f"{out} cannot be written ({why})") from None
-        with torch.no_grad():
-            timm.models.save_for_hf(
-                model, str(tmp), model_config={"pretrained_cfg": pretrained_cfg}, safe_serialization=True
-            )
-        (tmp / "README.md").write_text(model_card(info, export_name(info)))
-        _prepare_out(out, run, force, check_only=False)
-        for entry in sorted(tmp.iterdir()):
-            os.replace(entry, out / entry.name)
-        release_output(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        release_output(out)
-        remove_empty(made)
-        raise
-    shutil.rmtree(tmp, ignore_errors=True)
-    return out
+        tmp.mkdir()
+    except OSError as exc:
+        raise _cannot_write(out, exc) from None
+    with torch.no_grad():
+        timm.models.save_for_hf(
+            model, str(tmp), model_config={"pretrained_cfg": pretrained_cfg}, safe_serialization=True
+        )
+    (tmp / "README.md").write_text(model_card(info, export_name(info)))

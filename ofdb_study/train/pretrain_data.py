@@ -216,6 +216,55 @@ def _category_dirs(root: Path) -> list[Path]:
     return dirs
 
 
+def tree_categories(data: str | None, asked: int | None, default: int) -> int:
+    """The category count of a pre-training on ``data``, from the tree when ``data`` is one.
+
+    An ImageFolder tree (``PATH``) has one category per class folder, whatever a profile says:
+    its count is the tree's, and an ``asked`` count must equal it. A 3D-view tree
+    (``multiview:PATH``) trains on its first N folders: N is ``asked`` (at most the folders it
+    holds), else the profile's ``default`` or the tree's count where that is smaller. Data that is
+    not a folder tree, or a tree that is not there (``pretrain_datasets`` names it), keeps
+    ``asked``, else ``default``.
+
+    Args:
+        data: the ``data`` setting (``ofdb``, ``PATH``, ``multiview:PATH``, ...).
+        asked: the count given by the user (``--categories``), or None.
+        default: the profile's count.
+
+    Returns:
+        The count the run records, its tag names and its classifier has.
+
+    Raises:
+        ParamError: ``asked`` differs from an ImageFolder tree's class folders, or is more than a
+            3D-view tree holds.
+    """
+    data = str(data or "")
+    wanted = default if asked is None else asked
+    if data in ("", "ofdb", "fractaldb", "1pfrac"):
+        return wanted
+    multiview = data.startswith(MULTIVIEW_PREFIX)
+    root = Path(data[len(MULTIVIEW_PREFIX) :] if multiview else data)
+    try:
+        held = sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
+    except OSError:
+        held = 0
+    if not held:
+        return wanted
+    if not multiview and asked in (None, held):
+        return held
+    if multiview and (asked is None or asked <= held):
+        return min(wanted, held)
+    what, hint = (
+        ("3D-view tree", "ask for at most that many")
+        if multiview
+        else ("ImageFolder tree", "leave --categories out: a tree's class folders are its categories")
+    )
+    raise ParamError(
+        "categories",
+        f"--categories {asked} disagrees with the {what} {root}, which holds {held} category folders; {hint}",
+    )
+
+
 class MultiViewDataset(Dataset):
     """3D-OFDB views: ``root/<category>/<view>.png``; item i is a random view of category i.
 
@@ -329,5 +378,8 @@ def pretrain_datasets(cfg, transform, eval_transform):
     from torchvision.datasets import ImageFolder
 
     _category_dirs(path)
-    train = ImageFolder(str(path), transform=transform)
+    try:
+        train = ImageFolder(str(path), transform=transform)
+    except FileNotFoundError as exc:  # a class folder without a single image
+        raise ParamError("data", f"{path}: {str(exc).splitlines()[0]}") from None
     return train, None, len(train.classes), folder_digest(path)
