@@ -20,7 +20,7 @@ from ofdb_study.config import (
     resolve,
     steps_for,
 )
-from ofdb_study.config.sources import INHERIT, NO_PUBLIC, SAME, Cite
+from ofdb_study.config.sources import DISAGREEMENTS, INHERIT, NO_PUBLIC, SAME, Cite
 from ofdb_study.errors import ParamError
 
 FIELDS = [f.name for f in dataclasses.fields(TrainConfig)]
@@ -143,8 +143,24 @@ def test_recipe_page_lists_every_value_of_every_profile():
     rows = [ln for ln in page.splitlines() if ln.startswith("| ")]
     # per profile and phase: a header and one row per field; then a header and 5 resolved rows
     kinds = sum(1 + sum(len(i) for i in p.data_kinds.values()) for p in PROFILES.values() if p.data_kinds)
-    assert len(rows) == len(PROFILES) * len(PHASES) * (1 + len(FIELDS) + 1 + 5) + kinds
+    disagreements = 1 + len(DISAGREEMENTS)
+    assert len(rows) == len(PROFILES) * len(PHASES) * (1 + len(FIELDS) + 1 + 5) + kinds + disagreements
     assert "| base_lr | 0.0005 | 0.0005 |" in page  # paper-21k's rate, from the code
+
+
+def test_the_disagreements_between_sources_are_on_the_page_and_true_of_the_profiles():
+    page = recipe.page_markdown()
+    assert "## Where the public sources disagree" in page
+    for topic, _, _ in DISAGREEMENTS:
+        assert f"| {topic} |" in page
+    p21 = PROFILES["paper-21k"]
+    assert p21.pretrain.batch_size == 1024 and p21.pretrain.base_lr == 5e-4  # the names' bs1024, lr5.0e-4
+    assert p21.pretrain.augment == "default" and p21.pretrain.model == "vit_base_patch16_224"
+    assert (p21.pretrain.precision, p21.finetune.precision) == ("fp16", "fp32")
+    for name in ("paper", "paper-short"):
+        prof = PROFILES[name]
+        assert {"ofdb", "ofdb+pattern"} <= set(prof.study.rows)
+        assert prof.pretrain.precision == prof.finetune.precision == "fp16"
 
 
 def test_eval_transform_uses_crop_pct():

@@ -17,7 +17,7 @@ from ..errors import check_positive_int
 from ..files import atomic_write_text
 from .profiles import PROFILES, get_profile
 from .schema import LR_REFERENCE_BATCH, PHASES, TrainConfig, resolve
-from .sources import MAIN_PY, NO_PUBLIC, REPOSITORIES, resolve_public
+from .sources import DISAGREEMENTS, MAIN_PY, NO_PUBLIC, REPOSITORIES, resolve_public
 
 COLUMNS = ("setting", "ours", "public", "source")
 PHASE_TITLES = {"pretrain": "pre-training", "finetune": "fine-tuning"}
@@ -127,9 +127,9 @@ def _md_cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def _md_table(rows: list[tuple[str, ...]]) -> list[str]:
-    head = "| " + " | ".join(COLUMNS) + " |"
-    rule = "|" + "---|" * len(COLUMNS)
+def _md_table(rows: list[tuple[str, ...]], header: tuple[str, ...] = COLUMNS) -> list[str]:
+    head = "| " + " | ".join(header) + " |"
+    rule = "|" + "---|" * len(header)
     body = ["| " + " | ".join(_md_cell(c) for c in r) + " |" for r in rows]
     return [head, rule, *body]
 
@@ -148,6 +148,15 @@ def page_markdown(profiles=PAGE_ORDER) -> str:
         f"`global_batch / {LR_REFERENCE_BATCH}`; the resolved tables give them at one process. "
         f"The public sources: {repos}.",
     ]
+    lines += [
+        "",
+        "## Where the public sources disagree",
+        "",
+        "Where two public sources give different values for one setting, or a value had to be inferred, "
+        "this is what each says and what the profiles do (`config.sources.DISAGREEMENTS`).",
+        "",
+    ]
+    lines += _md_table(list(DISAGREEMENTS), ("topic", "the public sources", "the profiles"))
     for name in profiles:
         prof = PROFILES[name]
         lines += ["", f"## `{prof.name}`"]

@@ -45,6 +45,50 @@ ONEPFRAC_SH = "1p-frac generate.sh"
 TIMM_DEIT_B = "timm deit_base_patch16_224 (pretrained_cfg)"
 TIMM_EVAL = "timm create_transform(is_training=False)"
 
+#: Where the public sources disagree with each other, and what the profiles do about it: (topic,
+#: what each source says, what we do). The recipe page lists them; an inference is called one.
+DISAGREEMENTS = (
+    (
+        "pre-training batch above 1k categories",
+        "OFDB README (its pre-training note): 'for datasets with more than 1k categories, we "
+        "basically pre-trained with overall batch size of 256'; the released 21k checkpoints are named "
+        f"bs1024, and {OFDB_PAPER}, Table 3 gives batch 1,024 for 2D/3D-OFDB-21k",
+        "paper-21k pre-trains at a global batch of 1,024: the table of the paper and the names of the "
+        "released 21k weights agree on it, the README's note does not say which runs it means",
+    ),
+    (
+        "paper-21k learning rate",
+        "the only public 21k value is in the names of the released checkpoints "
+        "(pretrain_deit_tiny_2d-ofdb21k_..._lr5.0e-4_epochs15238_bs1024_amp): ViT-Tiny runs; no ViT-Base "
+        "21k learning rate is published",
+        "paper-21k's ViT-Base uses the ViT-Tiny runs' 5e-4 per 512 (1e-3 at 1,024): an inference, "
+        "not a published ViT-Base value",
+    ),
+    (
+        "augmentation of the released checkpoints",
+        "the released 2D checkpoints are named ..._2d-ofdb1k_patch_... and ..._2d-ofdb21k_patch_..., which "
+        "reads as the random pattern augmentation (Table 1's best row); the 3D-21k one is named "
+        "..._3d-ofdb21k_edgar_...; the README does not say what the words mean",
+        "paper and paper-short run the default augmentation and pattern as separate rows; paper-21k "
+        "pre-trains with the default augmentation, as Table 3 names none: a user who wants the released "
+        "weights' likely recipe adds --augment pattern",
+    ),
+    (
+        "precision",
+        f"the checkpoint names end in _amp, and {MAIN_PY} runs fp16 autocast with a gradient scaler; the "
+        "ImageNet-1k fine-tuning of the CVPR 2022 ViT repository runs fp32",
+        "paper and paper-short run both phases in fp16 with a scaler (OFDB's main.py trains both); "
+        "paper-21k pre-trains in fp16 and fine-tunes ImageNet-1k in fp32; bf16 stays the default of a "
+        "custom config, listed as a deviation",
+    ),
+    (
+        "the a x 0.2 weight row",
+        f"{GEN_2D}: weights/one_ins.csv is all ones; the default --weight_csv is weights/weights_0.4.csv, "
+        "whose first row scales a by 0.2",
+        "OFDB's images use the first row of weights_0.4.csv (a x 0.2), cited to that file",
+    ),
+)
+
 
 class _Marker:
     def __init__(self, name: str):
