@@ -11,6 +11,7 @@ exact category search (never ~/.cache). Fixtures, each built once per session:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -63,6 +64,35 @@ class StudyBook:
     run_root: Path
 
 
+def _write_finetune_pilot(path: Path) -> None:
+    """A fine-tuning pilot record for ``smoke`` (made up: two seeds, two arms, two lengths), so the
+    results page's pilot cells run in the tests as they do at ``mini``."""
+    rows = [
+        {
+            "arm": arm,
+            "seed": seed,
+            "steps": steps,
+            "top1": top1 + lead,
+            "final_loss": loss,
+            "wall_seconds": 1.0,
+        }
+        for steps, top1, loss in ((2, 20.0, 2.2), (4, 25.0, 2.0))
+        for seed in (100, 101)
+        for arm, lead in (("scratch", 0.0), ("ofdb", 0.25))
+    ]
+    doc = {
+        "profile": "smoke",
+        "seeds": [100, 101],
+        "machine": "a test fixture, not a measurement",
+        "measured": "2026-12-07",
+        "command": "tests/conftest.py (a made-up record)",
+        "overrides": {},
+        "wall_seconds": 8.0,
+        "finetune": rows,
+    }
+    path.write_text(json.dumps(doc, indent=1) + "\n")
+
+
 def _smoke_book(root: Path, *, train: bool = True) -> Path:
     """Copy the book to ``root/book``, run every study notebook at ``smoke`` into it (data and runs
     under ``root``; ``train=False`` only reads finished runs) and build it; returns the book folder."""
@@ -70,6 +100,7 @@ def _smoke_book(root: Path, *, train: bool = True) -> Path:
 
     book = root / "book"
     shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
+    _write_finetune_pilot(book / "pilot" / "finetune-smoke-fixture.json")
     study.run_study(
         "smoke",
         out=book / "study",

@@ -81,7 +81,14 @@ def test_key_numbers_are_glued(study_book):
         _executed(study_book, "02_instances_vs_augmentation")
     )
     assert {"scaling_gain", "fig_scaling"} <= _glued(_executed(study_book, "03_category_scaling"))
-    assert {"n_claims", "n_agrees"} <= _glued(_executed(study_book, "04_results"))
+    assert {"n_claims", "n_agrees", "fig_ft_pilot_0"} <= _glued(_executed(study_book, "04_results"))
+
+
+def test_the_results_page_reads_the_fine_tuning_pilot(study_book):
+    """The fixture's pilot record (conftest) is merged, its plateau and OFDB's lead stated."""
+    text = json.dumps(_executed(study_book, "04_results").cells)
+    assert "Where the endpoint is read" in text and "still rising" in text
+    assert "OFDB's mean lead over scratch, by length: 2 steps +0.25, 4 steps +0.25 points" in text
 
 
 def test_widget_state_is_stored(study_book):
