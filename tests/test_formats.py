@@ -173,11 +173,11 @@ def test_onepfrac_shards_through_the_webdataset_library(built, capsys):
     _check_onepfrac_samples(samples, folder, _verified_count(folder, capsys))
 
 
-def test_onepfrac_shards_through_hugging_face_datasets(built, capsys):
+def test_onepfrac_shards_through_hugging_face_datasets(built, capsys, tmp_path):
     datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is not installed here")
     folder = built["1pfrac"]["parquet"]
     files = [str(folder / shard) for shard in load_manifest(folder)["shards"]]
-    ds = datasets.load_dataset("parquet", data_files=files, split="train")
+    ds = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf"))
     ds = ds.cast_column("image", datasets.Image())
     _check_onepfrac_samples(list(ds), folder, _verified_count(folder, capsys))
 
@@ -281,3 +281,27 @@ def test_verify_against_names_each_category(tmp_path, capsys):
     tree = tmp_path / "tree"
     assert main(["build", "ofdb", "--categories", "4", *SMALL, "--out", str(tree)]) == 0
     assert compare_params(theirs, tree).status == result.status
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_every_kinds_shards_read_with_the_libraries_users_read_them_with(built, kind, tmp_path):
+    """webdataset's ``decode("pil")`` and Hugging Face datasets' ``Image()`` column give one image per
+    sample of the manifest, with the manifest's labels, for every kind."""
+    from PIL import Image
+
+    wds = pytest.importorskip("webdataset", reason="the webdataset library is not installed here")
+    datasets = pytest.importorskip("datasets", reason="Hugging Face datasets is not installed here")
+    tar, parquet = built[kind]["webdataset"], built[kind]["parquet"]
+    manifest = load_manifest(tar)
+    urls = [str(tar / s) for s in manifest["shards"]]
+    from_tar = list(wds.WebDataset(urls, shardshuffle=False).decode("pil"))
+    files = [str(parquet / s) for s in load_manifest(parquet)["shards"]]
+    ds = datasets.load_dataset("parquet", data_files=files, split="train", cache_dir=str(tmp_path / "hf"))
+    from_parquet = list(ds.cast_column("image", datasets.Image()))
+    assert len(from_tar) == len(from_parquet) == manifest["samples"]
+    assert all(isinstance(s["png"], Image.Image) for s in from_tar)
+    assert all(isinstance(r["image"], Image.Image) for r in from_parquet)
+    assert sorted(int(s["cls"]) for s in from_tar) == sorted(int(r["label"]) for r in from_parquet)
+    # webdataset's "pil" decoder gives RGB; the same pixels either way
+    rgb = [s["png"].convert("RGB").tobytes() for s in from_tar]
+    assert rgb == [r["image"].convert("RGB").tobytes() for r in from_parquet]
