@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..config import PROFILES
+
 
 def cmd_export(args: argparse.Namespace) -> int:
     from ..train.export import export_name, export_run, trained_categories
@@ -67,7 +69,7 @@ def register(subparsers) -> None:
         help="pack the finished runs' small files (no checkpoints) with a manifest of sha256 hashes",
     )
     p.add_argument("--root", default="runs", help="the run root (default runs)")
-    p.add_argument("--profile", required=True, help="smoke | mini | paper | paper-21k")
+    p.add_argument("--profile", required=True, help=" | ".join(PROFILES))
     p.add_argument("--out", required=True, help="the archive to write (FILE.tar.gz)")
     p.add_argument(
         "--data-root",
