@@ -141,7 +141,11 @@ def pack_results(
         raise ParamError("root", f"{root} is not a folder of runs")
     runs, unfinished = _finished_runs(root, profile)
     if not runs:
-        raise ParamError("profile", f"no finished {profile} runs under {root}")
+        raise ParamError(
+            "profile",
+            f"no finished {profile} runs under {root}/pretrain or {root}/finetune (results pack packs the "
+            "study's run folders; a single run is published with export)",
+        )
     files: dict[str, bytes] = {}
     from .baselines import files_of
 
