@@ -87,10 +87,11 @@ OPERATIONAL = frozenset(
     }
 )
 
-#: Where pre-training batches are made (``train.engine``): ``loader`` (timm's per-image transform in
+#: Where training batches are made (``train.engine``): ``loader`` (timm's per-image transform in
 #: DataLoader workers, the reference), ``batched`` (sources and augmentation on whole batches on the
-#: model's device, ``train.batched``), ``auto`` (batched on CUDA, loader elsewhere). A run records
-#: the one that made its batches (``TrainConfig.ran_with``), and its key follows (``result_dict``).
+#: model's device, ``train.batched``), ``auto`` (batched for pre-training on CUDA, the loader
+#: otherwise: ``TrainConfig.pipeline_on``). A run records the one that made its batches
+#: (``TrainConfig.ran_with``), and its key follows (``result_dict``).
 PIPELINES = ("loader", "batched", "auto")
 
 #: Autocast dtypes of the forward pass on CUDA (``TrainConfig.precision``; the CPU runs fp32).

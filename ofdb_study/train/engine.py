@@ -20,9 +20,10 @@ runs timm's per-image transform in DataLoader workers (``Keyed`` datasets over `
 ``auto`` is batched for pre-training on CUDA and the loader elsewhere (fine-tuning's ``auto`` is the
 loader on every device; an explicit ``batched`` fine-tuning draws from its training images held on
 the device), and falls back to the loader when the data do not fit or the recipe has a part the
-batched pipeline lacks (one line on stderr). The pipeline a run used is in its manifest and summary, and in its key: an
-``auto`` that chose the batched pipeline is recorded as ``batched`` (``TrainConfig.ran_with``), so
-it never shares a key with a loader run of the same config; a resume must use the same pipeline.
+batched pipeline lacks (one line on stderr). The pipeline a run used is in its manifest and
+summary, and in its key: an ``auto`` that chose the batched pipeline is recorded as ``batched``
+(``TrainConfig.ran_with``), so it never shares a key with a loader run of the same config; a resume
+must use the same pipeline.
 
 On CUDA the forward pass runs under the config's ``precision`` (bf16, fp16 with a
 ``torch.amp.GradScaler``, or fp32); the CPU always runs fp32. Where a scaler is in use its state
