@@ -8,6 +8,7 @@ import dataclasses
 import json
 
 import pytest
+import study_runs
 import yaml
 
 from ofdb_study.cli import main
@@ -16,23 +17,7 @@ from ofdb_study.config import PAPER_SHORT, PHASES, PROFILES, TrainConfig, get_pr
 #: What paper-short may change against paper: the length, the own-task cadence and its name.
 CHANGED = {"steps", "eval_every", "profile"}
 #: The smoke-sized twin: smoke's model and sizes on the paper-short recipe.
-TWIN = dict(
-    img_size=32,
-    depth=1,
-    embed_dim=32,
-    num_heads=2,
-    batch_size=8,
-    steps=2,
-    warmup_steps=1,
-    categories=4,
-    render_size=32,
-    render_points=1_500,
-    eval_per_category=2,
-    eval_batch_size=16,
-    log_every=1,
-    checkpoint_every=1,
-    num_workers=0,
-)
+TWIN = study_runs.GPU_TWIN
 
 
 def test_paper_short_is_registered_and_is_paper_but_shorter():

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import study_runs
 import yaml
 
 from ofdb_study.config import PIPELINES, PROFILES, TrainConfig, data_kind, phase_config
@@ -16,23 +17,7 @@ from ofdb_study.study import plan
 
 GPU_PROFILES = ("paper", "paper-short", "paper-21k")
 #: smoke-sized settings for a GPU profile's pre-training on the CPU
-TINY = dict(
-    img_size=32,
-    depth=1,
-    embed_dim=32,
-    num_heads=2,
-    batch_size=8,
-    steps=2,
-    warmup_steps=1,
-    categories=4,
-    render_size=32,
-    render_points=1_500,
-    eval_per_category=2,
-    eval_batch_size=16,
-    log_every=1,
-    checkpoint_every=1,
-    num_workers=0,
-)
+TINY = study_runs.GPU_TWIN
 
 
 def _recorded(folder) -> TrainConfig:
