@@ -94,6 +94,22 @@ def _growing_scaler(torch):
     return torch.amp.GradScaler("cpu", init_scale=2.0**8, growth_interval=1)
 
 
+def _interrupt_before_step_2(engine, cfg, folder, monkeypatch) -> None:
+    """Train ``cfg`` into ``folder`` and stop it (KeyboardInterrupt) as step 2 begins, after the
+    checkpoint of step 2; ``engine.train_step`` is the real one again afterwards."""
+    real = engine.train_step
+
+    def stop(step, *args, **kwargs):
+        if step == 2:
+            raise KeyboardInterrupt
+        return real(step, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_step", stop)
+    with pytest.raises(KeyboardInterrupt):
+        engine.train(cfg, folder, progress=False)
+    monkeypatch.setattr(engine, "train_step", real)
+
+
 def test_the_optimizer_state_carries_the_scaler_only_where_one_is_used():
     torch = pytest.importorskip("torch")
     from ofdb_study.train import engine
@@ -148,18 +164,8 @@ def test_a_resumed_fp16_run_continues_its_loss_scale(tmp_path, _search_cached, m
 
     assert scale(tmp_path / "whole") == 2.0**12
 
-    real = engine.train_step
-
-    def stop_at_step_3(step, *args, **kwargs):
-        if step == 2:
-            raise KeyboardInterrupt
-        return real(step, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_step", stop_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(cfg, tmp_path / "run", progress=False)
+    _interrupt_before_step_2(engine, cfg, tmp_path / "run", monkeypatch)
     assert scale(tmp_path / "run") == 2.0**10  # the step-2 checkpoint
-    monkeypatch.setattr(engine, "train_step", real)
     resumed = engine.train(cfg, tmp_path / "run", resume=True, progress=False)
     assert scale(tmp_path / "run") == 2.0**12
     assert resumed["weights_sha256"] == whole["weights_sha256"]
@@ -171,19 +177,9 @@ def test_a_checkpoint_without_a_scaler_resumes_with_one(tmp_path, _search_cached
     from ofdb_study.train import engine
 
     cfg = phase_config("smoke", "pretrain", steps=4, checkpoint_every=2)
-    real = engine.train_step
-
-    def stop_at_step_3(step, *args, **kwargs):
-        if step == 2:
-            raise KeyboardInterrupt
-        return real(step, *args, **kwargs)
-
-    monkeypatch.setattr(engine, "train_step", stop_at_step_3)
-    with pytest.raises(KeyboardInterrupt):
-        engine.train(cfg, tmp_path / "run", progress=False)
+    _interrupt_before_step_2(engine, cfg, tmp_path / "run", monkeypatch)
     doc = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=True)
     assert engine.SCALER_KEY not in doc["optimizer"]
-    monkeypatch.setattr(engine, "train_step", real)
     monkeypatch.setattr(engine, "build_scaler", lambda cfg, device: _growing_scaler(torch))
     resumed = engine.train(cfg, tmp_path / "run", resume=True, progress=False)
     assert resumed["steps"] == 4
