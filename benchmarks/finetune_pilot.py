@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import shutil
 import sys
 import tempfile
@@ -107,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": usable_cpus(),
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
-        "command": "python benchmarks/finetune_pilot.py "
-        + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": shlex.join(
+            ["python", "benchmarks/finetune_pilot.py", *(argv if argv is not None else sys.argv[1:])]
+        ),
         "overrides": overrides,
         "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,

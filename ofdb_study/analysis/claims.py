@@ -208,7 +208,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(
         key="pattern_noninferior_to_fractaldb",
         text="OFDB with random pattern is non-inferior to FractalDB at equal pre-training steps: its "
-        "downstream top-1 is lower by less than 2 points, or higher.",
+        "downstream top-1 is lower by less than the margin (1 point), or higher.",
         test="non-inferiority",
         a="ofdb+pattern",
         b="fractaldb",
