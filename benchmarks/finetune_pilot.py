@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shlex
 import shutil
 import sys
 import tempfile
@@ -25,6 +24,8 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import _record  # noqa: E402
 
 from ofdb_study.config import get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
@@ -108,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": usable_cpus(),
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
-        "command": shlex.join(
-            ["python", "benchmarks/finetune_pilot.py", *(argv if argv is not None else sys.argv[1:])]
-        ),
+        "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
         "overrides": overrides,
         "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,

@@ -29,6 +29,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import _record  # noqa: E402
+
 from ofdb_study.analysis.claims import learning_bar  # noqa: E402
 from ofdb_study.config import ROWS, get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
@@ -147,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         "cpus": usable_cpus(),
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
-        "command": "python benchmarks/pilot.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
         "overrides": overrides,
         "pretraining": results,
         "finetune": finetune,
