@@ -6,7 +6,9 @@
 For every pilot seed it pre-trains OFDB once (the profile's pre-training, its study categories) and
 fine-tunes scratch and OFDB at each length (each a full schedule: warmup the profile's fraction of
 the steps, cosine to the end), then records the endpoint (top-1 on the whole test set after the
-last step) and the final training loss of every run. Scratch's endpoint and loss flattening out
+last step) and the final training loss of every run, with the profile's settings of both phases as
+they were (``profile_settings``) and the ones the command changed, so that the book can say what
+each record ran differently from the profile as it is now. Scratch's endpoint and loss flattening out
 between the last lengths is the plateau the study fine-tunes to. The pilot seeds are kept apart
 from the study's seeds. Runs go to a temporary folder (removed); two run at once.
 """
@@ -110,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
+        "profile_settings": {
+            "pretrain": prof.pretrain.result_dict(),
+            "finetune": prof.finetune.result_dict(),
+        },
         "overrides": overrides,
         "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,

@@ -12,7 +12,8 @@ fine-tunes one scratch run on the profile's downstream set (``--no-finetune``: n
 downstream data are not on the machine), so that a user sizing a profile sees what the study's runs
 will reach and cost before committing to seeds. It prints a table and, with ``--out``, writes it as
 JSON (each row's curve, final own-task top-1 against its bar, CPU and wall seconds, the step rate
-in images/s and the pipeline that made the batches). The runs live in a temporary folder and are
+in images/s and the pipeline that made the batches), with the profile's settings as they were
+(``profile_settings``) beside the ones the command changed. The runs live in a temporary folder and are
 removed.
 """
 
@@ -150,6 +151,10 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
+        "profile_settings": {
+            "pretrain": prof.pretrain.result_dict(),
+            "finetune": prof.finetune.result_dict(),
+        },
         "overrides": overrides,
         "pretraining": results,
         "finetune": finetune,

@@ -544,8 +544,9 @@ def test_auto_is_the_loader_on_the_cpu_and_the_key_keeps_auto_out():
     cfg = phase_config("smoke", "pretrain")
     assert cfg.pipeline == "auto" and batched.resolve_pipeline(cfg, CPU) == "loader"
     assert batched.resolve_pipeline(cfg, torch.device("cuda", 0)) == "batched"
-    ft = phase_config("smoke", "finetune")
+    ft = phase_config("smoke", "finetune", pipeline="auto")
     assert batched.resolve_pipeline(ft, torch.device("cuda", 0)) == "loader"  # fine-tuning's auto
+    assert batched.resolve_pipeline(phase_config("smoke", "finetune"), CPU) == "batched"  # the profile's
     assert batched.resolve_pipeline(ft.replace(pipeline="batched"), CPU) == "batched"  # asked for
     assert "pipeline" not in cfg.result_dict()  # runs cached before the setting keep their keys
     keys = {cfg.replace(pipeline=p).digest() for p in ("auto", "loader", "batched")}

@@ -75,3 +75,53 @@ def test_the_lead_is_paired_by_seed_at_each_length(tmp_path):
     # seed 101's scratch is one point higher than seed 100's, OFDB is not: leads 1.0 and 0.0
     assert lead.to_dict() == {600: 0.5, 1200: 0.5}
     assert pilots.lead(doc, "ofdb", "fractaldb").empty
+
+
+def test_a_record_is_compared_with_the_profile_as_it_is_now(tmp_path):
+    prof = get_profile("mini")
+    then = {"pretrain": prof.pretrain.result_dict(), "finetune": prof.finetune.result_dict()}
+    # a record made when the profile was one block deeper, with crops the command turned off
+    then["finetune"]["depth"] = prof.finetune.depth + 1
+    then["pretrain"]["depth"] = prof.pretrain.depth + 1
+    path = _record(tmp_path / "finetune-mini-old.json", {600: (70.0, 1.0)}, {"scale": [1.0, 1.0]})
+    doc = json.loads(path.read_text())
+    doc["profile_settings"] = then
+    doc["pretrain_overrides"] = {}
+    path.write_text(json.dumps(doc))
+    (merged,) = pilots.merge_finetune([path], prof.finetune, prof.pretrain)
+    expected = {"depth": prof.finetune.depth + 1}
+    if list(prof.finetune.scale) != [1.0, 1.0]:
+        expected["scale"] = [1.0, 1.0]
+    assert merged["changed"] == expected
+    assert merged["pretrain_changed"] == {"depth": prof.pretrain.depth + 1}
+    # the per-run settings (length, seed, rows) are the pilot's own, never a change
+    then["finetune"]["steps"] = 12_345
+    assert "steps" not in pilots.settings_changed(then["finetune"], None, prof.finetune)
+    # a setting a result_dict leaves out at its default is compared at that default
+    ran = dict(prof.finetune.result_dict())
+    ran.pop("pipeline", None)
+    assert pilots.settings_changed(ran, {"pipeline": "auto"}, prof.finetune.replace(pipeline="auto")) == {}
+
+
+def test_a_profile_pilot_record_names_its_pretraining_changes():
+    prof = get_profile("mini")
+    doc = {
+        "profile_settings": {"pretrain": {**prof.pretrain.result_dict(), "hflip": 0.0}},
+        "overrides": {"hflip": 0.5},
+        "finetune": None,
+    }
+    assert pilots.record_changed(doc, "pretrain", prof.pretrain) == {"hflip": 0.5}
+    # without recorded settings only the overrides are compared
+    assert (
+        pilots.record_changed({"overrides": {"hflip": prof.pretrain.hflip}}, "pretrain", prof.pretrain) == {}
+    )
+
+
+def test_every_kept_pilot_record_has_the_settings_it_ran_with():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "book" / "pilot"
+    for path in sorted(folder.glob("*.json")):
+        doc = json.loads(path.read_text())
+        assert set(doc["profile_settings"]) == {"pretrain", "finetune"}, path.name
+        assert doc["profile_settings"]["finetune"]["phase"] == "finetune", path.name

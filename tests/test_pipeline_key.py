@@ -38,7 +38,10 @@ def test_auto_is_out_of_the_key_and_the_pipelines_are_in():
         assert pre.ran_with("loader") is pre  # auto that chose the loader keeps its key
         assert pre.ran_with("batched").pipeline == "batched"
         assert pre.ran_with("batched").digest() == pre.replace(pipeline="batched").digest() != pre.digest()
-        ft = PROFILES[name].finetune  # fine-tuning's auto is the loader on every device
+        # the profiles fine-tune batched (as piloted); fine-tuning's auto is the loader on every device
+        assert PROFILES[name].finetune.pipeline == "batched"
+        assert PROFILES[name].finetune.result_dict()["pipeline"] == "batched"
+        ft = PROFILES[name].finetune.replace(pipeline="auto")
         assert ft.ran_with("batched") is ft and "pipeline" not in ft.result_dict()
         assert ft.pipeline_on("cuda") == ft.pipeline_on("cpu") == "loader"
         assert ft.replace(pipeline="batched").pipeline_on("cpu") == "batched"
@@ -182,4 +185,5 @@ def test_a_fine_tuning_asks_for_the_batched_pipeline_and_is_keyed_by_it(tmp_path
     runs = [engine.train(cfg, tmp_path / f"run{k}", progress=False) for k in range(2)]
     assert runs[0]["pipeline"] == "batched" and runs[0]["final_loss"] == runs[1]["final_loss"]
     assert runs[0]["weights_sha256"] == runs[1]["weights_sha256"]
-    assert _recorded(tmp_path / "run0").digest() == cfg.digest() != phase_config("smoke", "finetune").digest()
+    loader = phase_config("smoke", "finetune", pipeline="loader")
+    assert _recorded(tmp_path / "run0").digest() == cfg.digest() != loader.digest()

@@ -20,7 +20,8 @@ def test_mini_is_preregistered_for_the_design_it_runs():
     assert reg["seeds"] == sorted(get_profile("mini").study.seeds)
     assert len(reg["seeds"]) >= 12
     keys = {c["key"] for c in reg["claims"]}
-    assert {c.key for c in claims.CLAIMS if c.primary} <= keys
+    assert {c.key for c in prereg.tested_primaries("mini")} <= keys
+    assert len(prereg.tested_primaries("mini")) >= 3
     assert reg["power"]["pairs"] == len(reg["seeds"]) and reg["power"]["effect_points"] > 0
 
 
@@ -60,9 +61,25 @@ def test_power_statement_is_prospective_and_in_sd_units():
     assert prereg.power_statement(2.0, 24, "pilot")["effect_points"] < p["effect_points"]
 
 
+def test_the_holm_family_of_the_power_statement_is_the_plans():
+    # mini runs no FractalDB row: its non-inferiority claim is not in the family
+    keys = {c.key for c in prereg.tested_primaries("mini")}
+    assert "pattern_noninferior_to_fractaldb" not in keys and "ofdb_beats_scratch" in keys
+    assert prereg.power_statement(2.0, 12, "pilot", "mini")["hypotheses"] == 2 * len(keys)
+    assert len(prereg.tested_primaries("smoke")) == len(prereg.tested_primaries())
+    reg = prereg.load("mini")
+    assert reg["power"]["hypotheses"] == 2 * len(keys)
+    assert not {c["key"] for c in reg["claims"]} & {"pattern_noninferior_to_fractaldb"}
+
+
 def test_history_keeps_every_earlier_design():
     hist = prereg.history()
-    assert [h["seeds"] for h in hist] == ["0, 1, 2, 3, 4, 5", "6, 7, 8, 9, 10, 11", "12, 13, 14, 15, 16, 17"]
+    assert [h["seeds"] for h in hist] == [
+        "0, 1, 2, 3, 4, 5",
+        "6, 7, 8, 9, 10, 11",
+        "12, 13, 14, 15, 16, 17",
+        ", ".join(str(s) for s in range(18, 30)),
+    ]
     used = {int(s) for h in hist for s in h["seeds"].split(", ")}
     assert not used & set(get_profile("mini").study.seeds), "the current design must run on fresh seeds"
     for h in hist:

@@ -13,9 +13,9 @@ from ofdb_study.errors import ParamError
 # The keys of mini and smoke before the settings existed (run folders are named by them).
 KEYS_BEFORE = {
     ("smoke", "pretrain"): "5e64032531e8",
-    ("smoke", "finetune"): "626b8082af83",
-    ("mini", "pretrain"): "86675fb25c80",
-    ("mini", "finetune"): "3b609cc4ba6e",
+    ("smoke", "finetune"): "627f8341df3c",
+    ("mini", "pretrain"): "7358478d9239",
+    ("mini", "finetune"): "5d7f01d84843",
 }
 
 

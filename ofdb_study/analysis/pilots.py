@@ -3,8 +3,9 @@
 ``benchmarks/finetune_pilot.py`` writes one record per call (the lengths it ran, on pilot seeds kept
 apart from the study's). Several calls that ran the same fine-tuning, for example a first call at
 short lengths and a later one at longer lengths, are one curve: ``merge_finetune`` groups the
-records by the settings they changed from the profile's current recipe (an override equal to the
-recipe's value is no change) and concatenates their runs. ``plateau`` reads one arm's curve: its
+records by the settings they ran with that differ from the profile's current recipe
+(``settings_changed``: the profile's settings when the record was made, in its
+``profile_settings``, with the record's overrides on top) and concatenates their runs. ``plateau`` reads one arm's curve: its
 mean endpoint and training loss at each length and what the last doubling of the length still
 bought.
 """
@@ -22,16 +23,71 @@ PLATEAU_POINTS = 0.5
 PLATEAU_LOSS = 0.05
 
 
-def _changed(overrides: dict, recipe) -> dict:
-    """The overrides that differ from ``recipe`` (a resolved ``TrainConfig``)."""
+#: Settings a pilot sets for each of its runs (its lengths, seeds, rows, evaluation cadence): not
+#: compared with the profile.
+PER_RUN = frozenset(
+    {
+        "phase",
+        "steps",
+        "warmup_steps",
+        "seed",
+        "eval_every",
+        "init",
+        "data",
+        "categories",
+        "augment",
+        "params",
+    }
+)
+
+
+def _plain(value):
+    if isinstance(value, (tuple, list)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def settings_changed(settings: dict | None, overrides: dict | None, recipe) -> dict:
+    """The settings a pilot ran with that differ from ``recipe`` (a resolved ``TrainConfig``).
+
+    Args:
+        settings: the profile's settings of the phase when the pilot was made (its
+            ``result_dict``, recorded as ``profile_settings``); None for a record without them,
+            whose overrides alone are compared.
+        overrides: the settings the pilot's command changed from them.
+        recipe: the profile's current config of the phase.
+
+    A setting missing from a ``result_dict`` is at its ``TrainConfig`` default; the per-run
+    settings (``PER_RUN``) are left out.
+    """
+    if settings is None:
+        current = {k: _plain(getattr(recipe, k, None)) for k in (overrides or {})}
+        return {k: v for k, v in sorted((overrides or {}).items()) if current[k] != _plain(v)}
+    from ..config import TrainConfig
+
+    default = TrainConfig()
+    ran = {**settings, **(overrides or {})}
+    now = recipe.result_dict()
     out = {}
-    for key, value in sorted((overrides or {}).items()):
-        current = getattr(recipe, key, None)
-        if isinstance(current, tuple):
-            current = list(current)
-        if current != value:
-            out[key] = value
+    for key in sorted(set(ran) | set(now)):
+        if key in PER_RUN:
+            continue
+        before = _plain(ran.get(key, getattr(default, key, None)))
+        if before != _plain(now.get(key, getattr(default, key, None))):
+            out[key] = before
     return out
+
+
+def record_changed(doc: dict, phase: str, recipe) -> dict:
+    """``settings_changed`` of a pilot record (``benchmarks/pilot.py``: its ``overrides`` are
+    pre-training settings; ``benchmarks/finetune_pilot.py``: ``overrides`` fine-tuning and
+    ``pretrain_overrides`` pre-training)."""
+    settings = (doc.get("profile_settings") or {}).get(phase)
+    if "finetune" in doc and isinstance(doc["finetune"], list):
+        overrides = doc.get("overrides") if phase == "finetune" else doc.get("pretrain_overrides")
+    else:
+        overrides = doc.get("overrides") if phase == "pretrain" else {}
+    return settings_changed(settings, overrides, recipe)
 
 
 def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> list[dict]:
@@ -51,8 +107,8 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
     groups: dict[tuple, dict] = {}
     for path in sorted(Path(p) for p in paths):
         doc = json.loads(Path(path).read_text())
-        changed = _changed(doc.get("overrides", {}), finetune_recipe)
-        pre_changed = _changed(doc.get("pretrain_overrides", {}), pretrain_recipe) if pretrain_recipe else {}
+        changed = record_changed(doc, "finetune", finetune_recipe)
+        pre_changed = record_changed(doc, "pretrain", pretrain_recipe) if pretrain_recipe else {}
         key = (json.dumps(changed, sort_keys=True), json.dumps(pre_changed, sort_keys=True))
         g = groups.setdefault(
             key,

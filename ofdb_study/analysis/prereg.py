@@ -98,15 +98,26 @@ def history() -> list[dict]:
     return json.loads(HISTORY.read_text())["designs"] if HISTORY.is_file() else []
 
 
-def power_statement(sd: float, n: int, sd_source: str) -> dict:
+def tested_primaries(profile: str | None = None) -> list:
+    """The primary claims a profile's plan can test: every one whose rows it runs (the trend
+    always); every primary claim when ``profile`` is None."""
+    if profile is None:
+        return [c for c in claims.CLAIMS if c.primary]
+    rows = set(get_profile(profile).study.rows)
+    return [c for c in claims.CLAIMS if c.primary and {c.a, c.b} <= rows | {None}]
+
+
+def power_statement(sd: float, n: int, sd_source: str, profile: str | None = None) -> dict:
     """The prospective power of a design: the effect its hardest Holm step detects with 80 % power.
 
     Args:
         sd: the planned spread of the per-seed paired differences (points), from a pilot.
         n: the pre-registered number of pairs.
         sd_source: where ``sd`` comes from.
+        profile: the profile whose plan fixes the Holm family (two hypotheses per primary claim
+            it can test, ``tested_primaries``); None counts every primary claim.
     """
-    primary = sum(1 for c in claims.CLAIMS if c.primary)
+    primary = len(tested_primaries(profile))
     effect = claims.planned_effect(sd, n, 2 * primary)
     unit = claims.planned_effect(1.0, n, 2 * primary)
     return {
