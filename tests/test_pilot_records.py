@@ -125,3 +125,42 @@ def test_every_kept_pilot_record_has_the_settings_it_ran_with():
         doc = json.loads(path.read_text())
         assert set(doc["profile_settings"]) == {"pretrain", "finetune"}, path.name
         assert doc["profile_settings"]["finetune"]["phase"] == "finetune", path.name
+
+
+def test_the_finetune_pilot_writes_a_record_the_book_merges(tmp_path, fashion):
+    """``benchmarks/finetune_pilot.py`` at smoke: one pilot seed, two lengths, both arms; its
+    record carries the profile's settings and merges as the profile's own curve."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "finetune_pilot.py"
+    out = tmp_path / "finetune-smoke.json"
+    argv = [sys.executable, str(script), "--profile", "smoke", "--seeds", "100", "--steps", "2", "4"]
+    done = subprocess.run(
+        [*argv, "--set", f"data_root={fashion}", "--out", str(out)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(out.read_text())
+    assert sorted((r["arm"], r["steps"]) for r in doc["finetune"]) == [
+        ("ofdb", 2),
+        ("ofdb", 4),
+        ("scratch", 2),
+        ("scratch", 4),
+    ]
+    assert all(0 <= r["top1"] <= 100 and r["final_loss"] > 0 for r in doc["finetune"])
+    prof = get_profile("smoke")
+    assert doc["profile_settings"]["finetune"] == prof.finetune.result_dict()
+    (merged,) = pilots.merge_finetune([out], prof.finetune, prof.pretrain)
+    assert (
+        merged["changed"] == {} and merged["pretrain_changed"] == {}
+    )  # data_root is not a setting of the key
+    assert "--seeds 100" in doc["command"]
+    refused = subprocess.run([*argv[:4], "--seeds", "0"], capture_output=True, text=True)  # the study's seed
+    assert refused.returncode == 2 and "--seeds" in refused.stderr.strip().splitlines()[-1]
+
+
+def test_the_label_smoothing_floor():
+    assert pilots.loss_floor(10, 0.1) == pytest.approx(0.5004, abs=1e-4)
+    assert pilots.loss_floor(10, 0.0) == 0.0
+    assert pilots.loss_floor(100, 0.1) > pilots.loss_floor(10, 0.1)

@@ -58,19 +58,22 @@ def settings_changed(settings: dict | None, overrides: dict | None, recipe) -> d
         recipe: the profile's current config of the phase.
 
     A setting missing from a ``result_dict`` is at its ``TrainConfig`` default; the per-run
-    settings (``PER_RUN``) are left out.
+    settings (``PER_RUN``) and the ones that change no result (where the data are, threads,
+    cadences: ``schema.NOT_READ_BY``) are left out.
     """
     if settings is None:
         current = {k: _plain(getattr(recipe, k, None)) for k in (overrides or {})}
         return {k: v for k, v in sorted((overrides or {}).items()) if current[k] != _plain(v)}
     from ..config import TrainConfig
+    from ..config.schema import NOT_READ_BY
 
     default = TrainConfig()
+    unread = NOT_READ_BY.get(recipe.phase, frozenset())
     ran = {**settings, **(overrides or {})}
     now = recipe.result_dict()
     out = {}
     for key in sorted(set(ran) | set(now)):
-        if key in PER_RUN:
+        if key in PER_RUN or key in unread:
             continue
         before = _plain(ran.get(key, getattr(default, key, None)))
         if before != _plain(now.get(key, getattr(default, key, None))):
@@ -173,6 +176,19 @@ def plateau(doc: dict, arm: str = "scratch") -> dict:
         "to_steps": int(b),
         "reached": bool(gain < PLATEAU_POINTS and drop < PLATEAU_LOSS),
     }
+
+
+def loss_floor(classes: int, smoothing: float) -> float:
+    """The lowest training loss label smoothing allows: the entropy of the smoothed target
+    (``1 - smoothing + smoothing / classes`` on the label, ``smoothing / classes`` on each other
+    class), reached by a model that predicts the target exactly (0.50 nats at 10 classes and 0.1)."""
+    import math
+
+    if smoothing <= 0:
+        return 0.0
+    other = smoothing / classes
+    on = 1.0 - smoothing + other
+    return -(on * math.log(on) + (classes - 1) * other * math.log(other))
 
 
 def lead(doc: dict, a: str = "ofdb", b: str = "scratch") -> pd.Series:

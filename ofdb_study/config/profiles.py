@@ -430,7 +430,8 @@ MINI = Profile(
         dataset="fashion-mnist",
         train_per_class=50,
         # the primary claims' rows but FractalDB; texture, both, rotation, 3D, 1p-frac and FractalDB
-        # are opt-in (--rows). FractalDB missed its own-task bar in 12 of 12 seeds of design 4 and in
+        # are not in the plan (``pretrain --augment/--data`` and ``benchmarks/pilot.py --rows`` run
+        # them). FractalDB missed its own-task bar in 12 of 12 seeds of design 4 and in
         # both seeds of the 48-wide pilot (18-21 %, bar 37.5 %): its claim could not be read, so the
         # budget goes to the fine-tuning length and the claim is not tested at mini
         rows=("scratch", "ofdb", "ofdb+pattern", "ofdb+fluctuation"),
