@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _record  # noqa: E402
 
+from ofdb_study.analysis import pilots  # noqa: E402
 from ofdb_study.config import get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
 from ofdb_study.study import plan  # noqa: E402
@@ -112,10 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
-        "profile_settings": {
-            "pretrain": prof.pretrain.result_dict(),
-            "finetune": prof.finetune.result_dict(),
-        },
+        "profile_settings": pilots.profile_settings(prof),
         "overrides": overrides,
         "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,

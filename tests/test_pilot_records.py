@@ -79,7 +79,7 @@ def test_the_lead_is_paired_by_seed_at_each_length(tmp_path):
 
 def test_a_record_is_compared_with_the_profile_as_it_is_now(tmp_path):
     prof = get_profile("mini")
-    then = {"pretrain": prof.pretrain.result_dict(), "finetune": prof.finetune.result_dict()}
+    then = pilots.profile_settings(prof)
     # a record made when the profile was one block deeper, with crops the command turned off
     then["finetune"]["depth"] = prof.finetune.depth + 1
     then["pretrain"]["depth"] = prof.pretrain.depth + 1
@@ -150,7 +150,7 @@ def test_the_finetune_pilot_writes_a_record_the_book_merges(tmp_path, fashion):
     ]
     assert all(0 <= r["top1"] <= 100 and r["final_loss"] > 0 for r in doc["finetune"])
     prof = get_profile("smoke")
-    assert doc["profile_settings"]["finetune"] == prof.finetune.result_dict()
+    assert doc["profile_settings"] == pilots.profile_settings(prof)
     (merged,) = pilots.merge_finetune([out], prof.finetune, prof.pretrain)
     assert (
         merged["changed"] == {} and merged["pretrain_changed"] == {}

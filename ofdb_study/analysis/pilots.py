@@ -47,6 +47,13 @@ def _plain(value):
     return value
 
 
+def profile_settings(prof) -> dict:
+    """A pilot record's ``profile_settings``: the profile's settings of both phases as they are
+    when the pilot runs (their ``result_dict``), which ``record_changed`` later compares with the
+    profile as it is then."""
+    return {"pretrain": prof.pretrain.result_dict(), "finetune": prof.finetune.result_dict()}
+
+
 def settings_changed(settings: dict | None, overrides: dict | None, recipe) -> dict:
     """The settings a pilot ran with that differ from ``recipe`` (a resolved ``TrainConfig``).
 

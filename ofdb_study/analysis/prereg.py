@@ -98,13 +98,17 @@ def history() -> list[dict]:
     return json.loads(HISTORY.read_text())["designs"] if HISTORY.is_file() else []
 
 
+def in_plan(profile: str, of: tuple = claims.CLAIMS) -> list:
+    """The claims of ``of`` a profile's plan can test: every one whose rows it runs (the trend,
+    which names no rows, always)."""
+    rows = {None, *get_profile(profile).study.rows}
+    return [c for c in of if {c.a, c.b} <= rows]
+
+
 def tested_primaries(profile: str | None = None) -> list:
-    """The primary claims a profile's plan can test: every one whose rows it runs (the trend
-    always); every primary claim when ``profile`` is None."""
-    if profile is None:
-        return [c for c in claims.CLAIMS if c.primary]
-    rows = set(get_profile(profile).study.rows)
-    return [c for c in claims.CLAIMS if c.primary and {c.a, c.b} <= rows | {None}]
+    """The primary claims a profile's plan can test (``in_plan``); every primary claim when
+    ``profile`` is None."""
+    return [c for c in (claims.CLAIMS if profile is None else in_plan(profile)) if c.primary]
 
 
 def power_statement(sd: float, n: int, sd_source: str, profile: str | None = None) -> dict:
@@ -166,9 +170,7 @@ def write(profile: str, seeds: list[int], power: dict, registered: str, note: st
                 "margin": c.margin,
                 "text": c.text,
             }
-            for c in claims.CLAIMS + claims.PROBE_CLAIMS
-            if c.a in (None, *get_profile(profile).study.rows)
-            and c.b in (None, *get_profile(profile).study.rows)
+            for c in in_plan(profile, claims.CLAIMS + claims.PROBE_CLAIMS)
         ],
         "rules": {
             "level": f"one Holm family over both directions of the tested primary claims, family-wise {claims.ALPHA:g}; secondary claims one-sided {claims.ALPHA:g} each, unadjusted",
