@@ -6,11 +6,14 @@
 For every pilot seed it pre-trains OFDB once (the profile's pre-training, its study categories) and
 fine-tunes scratch and OFDB at each length (each a full schedule: warmup the profile's fraction of
 the steps, cosine to the end), then records the endpoint (top-1 on the whole test set after the
-last step) and the final training loss of every run, with the profile's settings of both phases as
-they were (``profile_settings``) and the ones the command changed, so that the book can say what
-each record ran differently from the profile as it is now. Scratch's endpoint and loss flattening out
-between the last lengths is the plateau the study fine-tunes to. The pilot seeds are kept apart
-from the study's seeds. Runs go to a temporary folder (removed); two run at once.
+last step) and the final training loss of every run. The record keeps the profile's settings of
+both phases as they were (``profile_settings``) and the ones the command changed, so that the book
+can say what each record ran differently from the profile as it is now; and the pre-registration
+in force when it ran (``registered_design``, None when the profile's design was not registered), so
+that the book can tell the pilots that chose a design from those measured after it was fixed.
+Scratch's endpoint and loss flattening out between the study's length and the next is the plateau
+the study fine-tunes to. The pilot seeds are kept apart from the study's seeds. Runs go to a
+temporary folder (removed); two run at once.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import _record  # noqa: E402
 
-from ofdb_study.analysis import pilots  # noqa: E402
+from ofdb_study.analysis import pilots, prereg  # noqa: E402
 from ofdb_study.config import get_profile  # noqa: E402
 from ofdb_study.files import usable_cpus  # noqa: E402
 from ofdb_study.study import plan  # noqa: E402
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         "measured": time.strftime("%Y-%m-%d", time.gmtime()),
         "command": _record.command([__file__, *(argv if argv is not None else sys.argv[1:])]),
         "profile_settings": pilots.profile_settings(prof),
+        "registered_design": prereg.registered_design(args.profile),
         "overrides": overrides,
         "pretrain_overrides": pre_overrides,
         "warmup_fraction": fraction,

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from ofdb_study.analysis import pilots
+from ofdb_study.analysis import pilots, prereg
 from ofdb_study.config import get_profile
 
 
@@ -151,7 +151,9 @@ def test_the_finetune_pilot_writes_a_record_the_book_merges(tmp_path, fashion):
     assert all(0 <= r["top1"] <= 100 and r["final_loss"] > 0 for r in doc["finetune"])
     prof = get_profile("smoke")
     assert doc["profile_settings"] == pilots.profile_settings(prof)
+    assert doc["registered_design"] == prereg.registered_design("smoke")
     (merged,) = pilots.merge_finetune([out], prof.finetune, prof.pretrain)
+    assert merged["registered_designs"] == [doc["registered_design"]]
     assert (
         merged["changed"] == {} and merged["pretrain_changed"] == {}
     )  # data_root is not a setting of the key
@@ -164,3 +166,34 @@ def test_the_label_smoothing_floor():
     assert pilots.loss_floor(10, 0.1) == pytest.approx(0.5003, abs=1e-4)
     assert pilots.loss_floor(10, 0.0) == 0.0
     assert pilots.loss_floor(100, 0.1) > pilots.loss_floor(10, 0.1)
+
+
+def test_the_plateau_rule_judges_a_given_length_against_the_next():
+    runs = [
+        {"arm": "scratch", "seed": s, "steps": n, "top1": t + s, "final_loss": loss}
+        for n, (t, loss) in {800: (70.0, 0.60), 1600: (70.2, 0.51), 3200: (71.5, 0.50)}.items()
+        for s in (1, 2, 3)
+    ]
+    doc = {"finetune": runs}
+    at_800 = pilots.plateau(doc, at=800)
+    assert (at_800["from_steps"], at_800["to_steps"], at_800["pairs"]) == (800, 1600, 3)
+    assert at_800["last_gain"] == pytest.approx(0.2) and at_800["gain_sd"] == pytest.approx(0.0)
+    assert at_800["reached"] is False  # the loss fell 0.09 nats
+    at_1600 = pilots.plateau(doc, at=1600)
+    assert at_1600["last_gain"] == pytest.approx(1.3) and at_1600["reached"] is False
+    assert pilots.plateau(doc, at=3200)["reached"] is None  # nothing longer was run
+    assert pilots.plateau(doc, at=1000)["reached"] is None  # a length the pilot did not run
+
+
+def test_a_pilot_keeps_the_registration_in_force_only_for_the_registered_design(monkeypatch):
+    reg = prereg.load("mini")
+    assert reg is not None
+    # mini's current design is its registered one (test_prereg checks the digest)
+    assert prereg.registered_design("mini") == {
+        "design_digest": reg["design_digest"],
+        "registered": reg["registered"],
+    }
+    monkeypatch.setattr(prereg, "design_digest", lambda profile: "0" * 64)  # the design changed since
+    assert prereg.registered_design("mini") is None
+    monkeypatch.setattr(prereg, "load", lambda profile: None)  # no registration at all
+    assert prereg.registered_design("mini") is None

@@ -79,6 +79,7 @@ def test_history_keeps_every_earlier_design():
         "6, 7, 8, 9, 10, 11",
         "12, 13, 14, 15, 16, 17",
         ", ".join(str(s) for s in range(18, 30)),
+        ", ".join(str(s) for s in range(30, 42)),
     ]
     used = {int(s) for h in hist for s in h["seeds"].split(", ")}
     assert not used & set(get_profile("mini").study.seeds), "the current design must run on fresh seeds"

@@ -10,12 +10,13 @@ from ofdb_study.analysis import claims, paper, prereg
 from ofdb_study.config import KEYED_UNLESS_DEFAULT, PRECISIONS, PROFILES, TrainConfig, phase_config, resolve
 from ofdb_study.errors import ParamError
 
-# The keys of mini and smoke before the settings existed (run folders are named by them).
+# The keys of mini's and smoke's current designs with every later setting at its default (run
+# folders are named by them).
 KEYS_BEFORE = {
     ("smoke", "pretrain"): "5e64032531e8",
-    ("smoke", "finetune"): "627f8341df3c",
+    ("smoke", "finetune"): "89c6adfcff09",
     ("mini", "pretrain"): "7358478d9239",
-    ("mini", "finetune"): "5d7f01d84843",
+    ("mini", "finetune"): "9c6557a76b9b",
 }
 
 

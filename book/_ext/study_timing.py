@@ -66,7 +66,8 @@ class StudyTiming(Directive):
             t = timing["training"]
             rows.append(
                 (
-                    f"training: {t['trained']} of {t['runs']} runs trained in this build",
+                    f"training: {t['trained']} of {t['runs']} runs trained in this call"
+                    + (" (the others were already finished)" if t["trained"] < t["runs"] else ""),
                     _minutes(t["seconds"]),
                 )
             )

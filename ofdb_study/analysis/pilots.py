@@ -110,7 +110,9 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
 
     Returns:
         One dict per setting, in the order first met: ``files``, ``commands``, ``machines``,
-        ``measured`` (the dates), ``changed`` (the fine-tuning settings changed from the recipe),
+        ``measured`` (the dates), ``registered_designs`` (each file's ``registered_design``: the
+        pre-registration in force when it ran, or None), ``changed`` (the fine-tuning settings
+        changed from the recipe),
         ``pretrain_changed``, ``wall_seconds`` (summed) and ``finetune`` (every run; where two
         records ran the same arm, seed and length, the later file's run).
     """
@@ -127,6 +129,7 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
                 "commands": [],
                 "machines": [],
                 "measured": [],
+                "registered_designs": [],
                 "changed": changed,
                 "pretrain_changed": pre_changed,
                 "wall_seconds": 0.0,
@@ -137,6 +140,7 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
         g["commands"].append(doc["command"])
         g["machines"].append(doc["machine"])
         g["measured"].append(doc["measured"])
+        g["registered_designs"].append(doc.get("registered_design"))
         g["wall_seconds"] += float(doc.get("wall_seconds", 0.0))
         for run in doc["finetune"]:
             g["runs"][(run["arm"], run["seed"], run["steps"])] = run
@@ -148,15 +152,22 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
     return merged
 
 
-def plateau(doc: dict, arm: str = "scratch") -> dict:
-    """Where ``arm``'s endpoint stops rising in a (merged) fine-tuning pilot record.
+def plateau(doc: dict, arm: str = "scratch", at: int | None = None) -> dict:
+    """Whether ``arm``'s endpoint has stopped rising in a (merged) fine-tuning pilot record.
+
+    Args:
+        doc: a (merged) record with a ``finetune`` list of runs.
+        arm: the arm whose curve is read.
+        at: the length to judge (the study's); it is compared with the next longer length run. None
+            judges the next-to-last length against the last.
 
     Returns:
         ``curve`` (a DataFrame: steps, mean top-1 and training loss over the pilot seeds, seeds),
-        ``last_gain`` (top-1 points the last doubling-or-more of the length bought, mean over the
-        seeds that ran both lengths), ``last_loss_drop``, ``from_steps``, ``to_steps``, and
-        ``reached`` (True when the last gain is below ``PLATEAU_POINTS`` and the loss drop below
-        ``PLATEAU_LOSS``), or ``reached`` None when fewer than two lengths were run.
+        ``last_gain`` (top-1 points the step from ``from_steps`` to ``to_steps`` bought, mean over the
+        seeds that ran both lengths), ``gain_sd`` (their standard deviation), ``pairs`` (how many
+        seeds), ``last_loss_drop``, ``from_steps``, ``to_steps`` and ``reached`` (True when the gain
+        is below ``PLATEAU_POINTS`` and the loss drop below ``PLATEAU_LOSS``), or ``reached`` None
+        when no longer length than ``at`` (or fewer than two lengths) was run.
     """
     runs = pd.DataFrame(doc["finetune"])
     runs = runs[runs["arm"] == arm]
@@ -166,18 +177,35 @@ def plateau(doc: dict, arm: str = "scratch") -> dict:
         .reset_index()
         .sort_values("steps")
     )
-    out = {"curve": curve, "last_gain": None, "last_loss_drop": None, "from_steps": None, "to_steps": None}
-    lengths = list(curve["steps"])
-    if len(lengths) < 2:
-        return {**out, "reached": None}
-    a, b = lengths[-2], lengths[-1]
+    out = {
+        "curve": curve,
+        "last_gain": None,
+        "gain_sd": None,
+        "pairs": 0,
+        "last_loss_drop": None,
+        "from_steps": at,
+        "to_steps": None,
+    }
+    lengths = [int(n) for n in curve["steps"]]
+    if at is None:
+        if len(lengths) < 2:
+            return {**out, "reached": None}
+        a, b = lengths[-2], lengths[-1]
+    else:
+        longer = [n for n in lengths if n > at]
+        if at not in lengths or not longer:
+            return {**out, "reached": None}
+        a, b = at, longer[0]
     both = set(runs[runs["steps"] == a]["seed"]) & set(runs[runs["steps"] == b]["seed"])
     pick = runs[runs["seed"].isin(both)].set_index(["seed", "steps"])
-    gain = float((pick.xs(b, level="steps")["top1"] - pick.xs(a, level="steps")["top1"]).mean())
+    gains = pick.xs(b, level="steps")["top1"] - pick.xs(a, level="steps")["top1"]
+    gain = float(gains.mean())
     drop = float((pick.xs(a, level="steps")["final_loss"] - pick.xs(b, level="steps")["final_loss"]).mean())
     return {
         **out,
         "last_gain": round(gain, 2),
+        "gain_sd": round(float(gains.std(ddof=1)), 2) if len(gains) > 1 else None,
+        "pairs": len(gains),
         "last_loss_drop": round(drop, 4),
         "from_steps": int(a),
         "to_steps": int(b),

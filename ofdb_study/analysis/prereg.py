@@ -93,6 +93,17 @@ def status(profile: str, seeds: list[int]) -> tuple[str, str]:
     )
 
 
+def registered_design(profile: str) -> dict | None:
+    """The pre-registration in force for ``profile`` now, as a pilot record keeps it: its
+    ``design_digest`` and ``registered`` date when the profile's current design is the registered
+    one, else None. A pilot record that carries it was measured after that design was fixed, so it
+    did not choose it."""
+    reg = load(profile)
+    if reg is None or reg["design_digest"] != design_digest(profile):
+        return None
+    return {"design_digest": reg["design_digest"], "registered": reg["registered"]}
+
+
 def history() -> list[dict]:
     """Every earlier confirmatory design of the studies: seeds, what changed after it, its verdicts."""
     return json.loads(HISTORY.read_text())["designs"] if HISTORY.is_file() else []
