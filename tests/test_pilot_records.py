@@ -154,6 +154,9 @@ def test_the_finetune_pilot_writes_a_record_the_book_merges(tmp_path, fashion):
     assert doc["registered_design"] == prereg.registered_design("smoke")
     (merged,) = pilots.merge_finetune([out], prof.finetune, prof.pretrain)
     assert merged["registered_designs"] == [doc["registered_design"]]
+    assert pilots.measured_after(merged, prereg.registered_design("smoke")) == [
+        doc["registered_design"] is not None
+    ]
     assert (
         merged["changed"] == {} and merged["pretrain_changed"] == {}
     )  # data_root is not a setting of the key
@@ -197,3 +200,10 @@ def test_a_pilot_keeps_the_registration_in_force_only_for_the_registered_design(
     assert prereg.registered_design("mini") is None
     monkeypatch.setattr(prereg, "load", lambda profile: None)  # no registration at all
     assert prereg.registered_design("mini") is None
+
+
+def test_a_record_counts_as_measured_after_only_under_the_registration_in_force():
+    now = {"design_digest": "a" * 64, "registered": "2026-12-07"}
+    doc = {"registered_designs": [None, {"design_digest": "b" * 64, "registered": "2026-12-06"}, now]}
+    assert pilots.measured_after(doc, now) == [False, False, True]
+    assert pilots.measured_after(doc, None) == [False, False, False]

@@ -152,6 +152,16 @@ def merge_finetune(paths: list[Path], finetune_recipe, pretrain_recipe=None) -> 
     return merged
 
 
+def measured_after(doc: dict, registered: dict | None) -> list[bool]:
+    """For each file of a merged record (``merge_finetune``), whether it was measured under the
+    registration ``registered`` (``prereg.registered_design`` of the profile now), that is after
+    the current design was fixed, so that it did not choose it."""
+    return [
+        bool(registered and r and r["design_digest"] == registered["design_digest"])
+        for r in doc["registered_designs"]
+    ]
+
+
 def plateau(doc: dict, arm: str = "scratch", at: int | None = None) -> dict:
     """Whether ``arm``'s endpoint has stopped rising in a (merged) fine-tuning pilot record.
 
