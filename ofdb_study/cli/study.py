@@ -93,8 +93,12 @@ def _vendor(args: argparse.Namespace) -> int:
 
 
 def _study(args: argparse.Namespace) -> int:
-    code = cluster.dispatch(args, _run)  # `study plan` / `study run`; None: the notebooks
-    return _run(args) if code is None else code
+    from ..study.runner import downstream_errors
+
+    # a finished fine-tuning made on other data than --downstream-root holds names that flag
+    with downstream_errors():
+        code = cluster.dispatch(args, _run)  # `study plan` / `study run`; None: the notebooks
+        return _run(args) if code is None else code
 
 
 def _run(args: argparse.Namespace) -> int:

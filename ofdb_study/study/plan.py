@@ -57,7 +57,12 @@ class RunSpec:
 
     @property
     def finished(self) -> bool:
-        return (self.path / SUMMARY).is_file()
+        """Whether the run has finished and is this run (``train.runfolder.run_finished``: its
+        config, name, numbers and fine-tuning data are checked); ParamError for a folder that
+        holds another or a damaged run."""
+        from ..train.runfolder import run_finished
+
+        return run_finished(self.path, self.cfg)
 
     @property
     def images(self) -> int:
@@ -71,7 +76,10 @@ class RunSpec:
         return f"{self.phase} {self.row}{size}{delta} s{self.seed}"
 
     def summary(self) -> dict:
-        return json.loads((self.path / SUMMARY).read_text())
+        """The finished run's summary, checked (``train.runinfo.verify_run``)."""
+        from ..train.runinfo import verify_run
+
+        return verify_run(self.path, self.cfg)
 
 
 def _tag(text: str) -> str:

@@ -13,7 +13,9 @@ whose phase config differs from the run's only in the settings a study varies pe
 from __future__ import annotations
 
 import json
+import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,7 +97,7 @@ def read_config(path: Path, text: str | None = None, param: str = "run") -> Trai
 def _read_json(path: Path) -> dict:
     try:
         doc = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParamError("run", f"{path} is not valid JSON (corrupt)") from None
     if not isinstance(doc, dict):
         raise ParamError("run", f"{path} is not a JSON object (corrupt)")
@@ -113,7 +115,7 @@ def read_metrics(run: str | Path) -> list[dict]:
             continue
         try:
             rec = json.loads(ln)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ParamError("run", f"{path} line {i} is not valid JSON (corrupt)") from None
         if not isinstance(rec, dict) or "step" not in rec:
             raise ParamError("run", f"{path} line {i} is not a metrics record")
@@ -229,3 +231,208 @@ def downstream_runs(info: RunInfo) -> list[RunInfo]:
         if (init.parent if init.suffix in (".pt", ".safetensors") else init).name == info.name:
             out.append(other)
     return out
+
+
+# ---- verification on read -----------------------------------------------------------------------
+#: Hex digits of a config digest in a keyed run folder's name (``<settings>-<digest[:10]>``,
+#: ``study.plan``).
+KEY_LENGTH = 10
+_KEYED = re.compile(rf"-([0-9a-f]{{{KEY_LENGTH}}})$")
+#: Summary entries that are percentages (top-1), in [0, 100].
+_PERCENT = ("top1_last", "top1_best")
+
+
+def run_key(name: str) -> str | None:
+    """The config-digest prefix a keyed run folder's name ends with (``-<10 hex digits>``), or None."""
+    m = _KEYED.search(name)
+    return m.group(1) if m else None
+
+
+def _digests(cfg: TrainConfig) -> set[str]:
+    """The digests a run of ``cfg`` may be keyed by: its own, and for a pre-training recorded as
+    ``batched`` also the ``auto`` config the study planned it under (``TrainConfig.ran_with``)."""
+    found = {cfg.digest()}
+    if cfg.phase == "pretrain" and cfg.pipeline == "batched":
+        found.add(cfg.replace(pipeline="auto").digest())
+    return found
+
+
+def _number_error(key: str, value) -> str | None:
+    """Why a summary or metrics value is out of range, or None when it is fine."""
+    if value is None or isinstance(value, (bool, str, list, dict)):
+        return None
+    if not isinstance(value, (int, float)):
+        return f"{key} is not a number ({value!r})"
+    if not math.isfinite(value):
+        return f"{key} is not finite ({value!r})"
+    if value < 0:
+        return f"{key} is negative ({value!r})"
+    if key in _PERCENT or key == "top1":
+        if value > 100:
+            return f"{key} is above 100 % ({value!r})"
+    return None
+
+
+def check_summary(doc, where: str, cfg: TrainConfig | None = None, param: str = "run") -> dict:
+    """``doc`` (a parsed summary.json) if it is a JSON object whose numbers are finite and in
+    range: top-1 values in [0, 100], losses, steps, seconds, rates and counts >= 0, and (given the
+    run's ``cfg``) its phase and step count those of the config. ParamError naming ``where``
+    otherwise."""
+    if not isinstance(doc, dict):
+        raise ParamError(param, f"{where} is not a JSON object (corrupt)")
+    for key, value in doc.items():
+        why = _number_error(key, value)
+        if why:
+            raise ParamError(param, f"{where}: {why}; the run's results are not usable")
+    if cfg is not None:
+        if doc.get("phase", cfg.phase) != cfg.phase:
+            raise ParamError(param, f"{where} is a {doc['phase']} summary beside a {cfg.phase} config")
+        if "steps" in doc and doc["steps"] != cfg.steps:
+            raise ParamError(param, f"{where} says {doc['steps']} steps, its config.yaml {cfg.steps}")
+    return doc
+
+
+def check_numbers(doc, where: str, param: str = "run") -> dict:
+    """``doc`` (a parsed JSON object: a baseline, a probe) if every number in it is finite and in
+    range (>= 0; top-1 values at most 100); ParamError naming ``where`` otherwise."""
+    if not isinstance(doc, dict):
+        raise ParamError(param, f"{where} is not a JSON object (corrupt)")
+    for key, value in doc.items():
+        why = _number_error(key, value)
+        if why is None and ("top1" in key or key in ("softmax", "1-nn")) and isinstance(value, (int, float)):
+            why = f"{key} is above 100 % ({value!r})" if value > 100 else None
+        if why:
+            raise ParamError(param, f"{where}: {why}")
+    return doc
+
+
+def _parse_json(data: bytes, where: str, param: str):
+    try:
+        return json.loads(data)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ParamError(param, f"{where} is not valid JSON (truncated or corrupt)") from None
+
+
+def _check_metrics(data: bytes, where: str, param: str) -> None:
+    try:
+        text = data.decode()
+    except UnicodeDecodeError:
+        raise ParamError(param, f"{where} is not text (corrupt)") from None
+    last = -1
+    for i, ln in enumerate(text.splitlines(), 1):
+        if not ln.strip():
+            continue
+        try:
+            rec = json.loads(ln)
+        except (ValueError, RecursionError):
+            raise ParamError(param, f"{where} line {i} is not valid JSON (truncated or corrupt)") from None
+        if not isinstance(rec, dict) or type(rec.get("step")) is not int or rec["step"] < last:
+            raise ParamError(param, f"{where} line {i} is not a metrics record in step order")
+        last = rec["step"]
+        for key in ("step", "loss", "lr", "top1"):
+            why = _number_error(key, rec.get(key))
+            if why:
+                raise ParamError(param, f"{where} line {i}: {why}")
+
+
+def verify_run(
+    path: str | Path,
+    expected_cfg: TrainConfig | None = None,
+    *,
+    data_sha256: str | None = None,
+    data_param: str = "data_root",
+    data_where: str | None = None,
+    files: Mapping[str, bytes] | None = None,
+    param: str = "run",
+) -> dict:
+    """Check that a finished run folder is the run its name, its folder and its files say, and
+    return its summary. Call it before reading a run's results.
+
+    Checks, in order (the first failure raises):
+
+    * ``config.yaml`` is there and parses into a ``TrainConfig``;
+    * a run filed under a ``pretrain/`` or ``finetune/`` folder has that phase;
+    * a keyed name (``<settings>-<10 hex digits>``, as ``study.plan`` names runs) holds the first
+      digits of the config's digest (``TrainConfig.digest``; a pre-training recorded as
+      ``batched`` may carry the key of the ``auto`` config it was planned as);
+    * with ``expected_cfg``, the config has its digest (the run is the one planned);
+    * ``metrics.jsonl`` is there, each line a record in step order with finite values;
+    * ``summary.json`` is there, is a JSON object, its numbers are finite and in range (top-1 in
+      [0, 100]; losses, steps, seconds, counts >= 0) and its phase and step count are the config's;
+    * ``manifest.json``, where there, is a JSON object; with ``data_sha256`` it records that
+      ``dataset_sha256`` (the fine-tuning data the run was made on is the data there now).
+
+    Args:
+        path: the run folder (for ``files``: the name it has or will have, e.g.
+            ``runs/finetune/<name>``, which its phase and key are read from).
+        expected_cfg: the config the caller planned for this folder (None: any config).
+        data_sha256: the sha256 of the fine-tuning data as loaded now (``train.downstream``);
+            None: the data is not compared.
+        data_param: the parameter a data mismatch names (``data_root``; the study's
+            ``downstream_root``), also named as its flag in the message.
+        files: the run's small files as bytes by name (an archive's members) instead of the
+            folder's files.
+        param: the parameter every other failure names.
+
+    Returns:
+        The parsed ``summary.json``.
+
+    Raises:
+        ParamError: one line naming the file and what is wrong with it.
+    """
+    path = Path(path)
+
+    def read(name: str) -> bytes | None:
+        if files is not None:
+            return files.get(name)
+        target = path / name
+        try:
+            return target.read_bytes() if target.is_file() else None
+        except OSError as exc:
+            raise ParamError(param, f"{target} cannot be read ({exc.strerror or exc})") from None
+
+    text = read(CONFIG)
+    if text is None:
+        raise ParamError(param, f"{path} is not a run folder (no {CONFIG})")
+    cfg = read_config(path / CONFIG, text.decode("utf-8", errors="replace"), param=param)
+    folder = path.parent.name
+    if folder in ("pretrain", "finetune") and folder != cfg.phase:
+        raise ParamError(param, f"{path} holds a {cfg.phase} run's {CONFIG}, filed under {folder}/")
+    digests = _digests(cfg)
+    key = run_key(path.name)
+    if key is not None and key not in {d[:KEY_LENGTH] for d in digests}:
+        raise ParamError(
+            param,
+            f"{path / CONFIG} digests to {cfg.digest()[:KEY_LENGTH]}, not to the key {key} in the "
+            "folder's name (edited or renamed)",
+        )
+    if expected_cfg is not None and not digests & _digests(expected_cfg):
+        new, was = expected_cfg.result_dict(), cfg.result_dict()
+        diff = sorted(k for k in new.keys() | was.keys() if new.get(k) != was.get(k))
+        raise ParamError(
+            param, f"{path} holds another run than planned (its {CONFIG} differs in {', '.join(diff)})"
+        )
+    metrics = read(METRICS)
+    if metrics is None:
+        raise ParamError(param, f"{path / METRICS} is missing; the run is incomplete")
+    _check_metrics(metrics, str(path / METRICS), param)
+    raw = read(SUMMARY)
+    if raw is None:
+        raise ParamError(param, f"{path} has not finished (no {SUMMARY})")
+    summary = check_summary(_parse_json(raw, str(path / SUMMARY), param), str(path / SUMMARY), cfg, param)
+    manifest = read(MANIFEST)
+    doc = {} if manifest is None else _parse_json(manifest, str(path / MANIFEST), param)
+    if not isinstance(doc, dict):
+        raise ParamError(param, f"{path / MANIFEST} is not a JSON object (corrupt)")
+    if data_sha256 is not None:
+        recorded = doc.get("dataset_sha256")
+        if recorded != data_sha256:
+            flag = "--" + data_param.replace("_", "-")
+            said = f"{str(recorded)[:16]}" if recorded else "nothing"
+            raise ParamError(
+                data_param,
+                f"{path} was fine-tuned on other data than {data_where or flag} holds now (dataset_sha256 "
+                f"{said} recorded, {data_sha256[:16]} now); point {flag} at the data it was made on, "
+                "or move the run away to retrain it",
+            )
+    return summary
