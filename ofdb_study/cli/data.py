@@ -18,19 +18,10 @@ from ..errors import ParamError
 from ..files import check_apart
 from ..fractals.defaults import (
     DATA_SEED,
-    FRACTALDB_FLIPS,
-    FRACTALDB_RENDERS,
-    FRACTALDB_ROWS,
-    OFDB3D_A_WEIGHT,
-    OFDB3D_JITTER_DEG,
-    OFDB3D_POINTS,
     OFDB3D_SEED,
-    OFDB3D_SIZE,
     OFDB_A_WEIGHT,
     OFDB_POINTS,
     OFDB_SIZE,
-    ONEPFRAC_POINTS,
-    ONEPFRAC_SIZE,
     SEARCH3D_MIN_VAR,
     SEARCH3D_POINTS,
     SEARCH_PAD,
@@ -39,6 +30,7 @@ from ..fractals.defaults import (
     SEARCH_SEED,
     SEARCH_SIZE,
 )
+from ..fractals.kinds import BUILDS, OPTIONS
 
 
 def _finite(param: str):
@@ -139,97 +131,46 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
-#: Per-kind defaults of the shared build options (None on the command line means "not given").
-#: (Literals, so that registering the parser imports no renderer; tests/test_cli_data.py checks
-#: them against render, ofdb3d and onepfrac.)
-BUILD_DEFAULTS = {
-    "ofdb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=OFDB_A_WEIGHT, seed=DATA_SEED),
-    "fractaldb": dict(size=OFDB_SIZE, points=OFDB_POINTS, a_weight=1.0, seed=DATA_SEED),
-    "ofdb3d": dict(size=OFDB3D_SIZE, points=OFDB3D_POINTS, a_weight=OFDB3D_A_WEIGHT, seed=OFDB3D_SEED),
-    "1pfrac": dict(size=ONEPFRAC_SIZE, points=ONEPFRAC_POINTS, a_weight=1.0, seed=DATA_SEED),
-}
+#: Per-kind defaults of the shared build options (``Kind.build_defaults``; None on the command line
+#: means "not given").
+BUILD_DEFAULTS = {name: dict(kind.build_defaults) for name, kind in BUILDS.items()}
+#: The shared build options, in the order of their flags.
+SHARED = ("size", "points", "seed", "a_weight")
+
+
+def _builders_of(key: str, table: str) -> list[str]:
+    return [name for name, kind in BUILDS.items() if key in getattr(kind, table)]
+
+
+def _build_options(args: argparse.Namespace) -> dict:
+    """The builder's keywords for ``build KIND``: the given options, else the kind's defaults.
+
+    Raises:
+        ParamError: an option given that this kind does not take.
+    """
+    kind = BUILDS[args.kind]
+    given = {k: getattr(args, k) for k in (*SHARED, *OPTIONS)}
+    for key, value in given.items():
+        if value is not None and key not in kind.build_defaults and key not in kind.options:
+            flag = OPTIONS[key].flag if key in OPTIONS else key.replace("_", "-")
+            takes = _builders_of(key, "options" if key in OPTIONS else "build_defaults")
+            raise ParamError(flag, f"applies to build {', '.join(takes)} only, not {args.kind}")
+    defaults = {**kind.build_defaults, **kind.options}
+    return {k: given[k] if given[k] is not None else v for k, v in defaults.items()}
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..fractals import build
     from ..fractals.formats import build_in_format, check_format
 
-    for name, value, kind in (
-        ("jitter-deg", args.jitter_deg, "ofdb3d"),
-        ("delta", args.delta, "1pfrac"),
-        ("sigma", args.sigma, "1pfrac"),
-    ):
-        if value is not None and args.kind != kind:
-            raise ParamError(name, f"applies to build {kind} only")
+    opts = _build_options(args)
     check_format(args.format)
     check_apart(args.out, [("params", args.params)])
-    opts = {
-        k: (getattr(args, k) if getattr(args, k) is not None else v)
-        for k, v in BUILD_DEFAULTS[args.kind].items()
-    }
-    # every kind: how many, from which parameters, at which size, and how to run
-    common = dict(
-        params=args.params,
-        size=opts["size"],
-        points=opts["points"],
-        workers=args.workers,
-        progress=not args.quiet,
-    )
-    if args.kind == "fractaldb" and (args.a_weight is not None or args.weights is not None):
-        raise ParamError(
-            "a-weight", f"fractaldb uses its {FRACTALDB_ROWS} fluctuation rows; use --fluctuations"
-        )
-    if args.kind == "1pfrac":
-        for name, value in (("params", args.params), ("a-weight", args.a_weight), ("weights", args.weights)):
-            if value is not None:
-                raise ParamError(
-                    name, "1pfrac draws its own systems (one base, perturbed); use --delta, --sigma"
-                )
-        if args.draw != "patch":
-            raise ParamError("draw", "1pfrac renders patch-gray, as the public generator")
+    builder = BUILDS[args.kind].load_builder()
 
     def tree(out, resume: bool, force: bool):
-        common.update(resume=resume, force=force)
-        if args.kind == "ofdb":
-            return build.build_ofdb(
-                out,
-                args.categories,
-                mode=args.draw,
-                a_weight=opts["a_weight"],
-                weights=args.weights,
-                seed=opts["seed"],
-                **common,
-            )
-        if args.kind == "fractaldb":
-            return build.build_fractaldb(
-                out,
-                args.categories,
-                mode=args.draw,
-                seed=opts["seed"],
-                fluctuations=args.fluctuations,
-                renders=args.renders,
-                flips=args.flips,
-                **common,
-            )
-        if args.kind == "ofdb3d":
-            from ..fractals.ofdb3d import build_ofdb3d
-
-            jitter = OFDB3D_JITTER_DEG if args.jitter_deg is None else args.jitter_deg
-            return build_ofdb3d(
-                out, args.categories, seed=opts["seed"], a_weight=opts["a_weight"], jitter=jitter, **common
-            )
-        from ..fractals import onepfrac
-
-        settings = onepfrac.Settings(
-            categories=args.categories,
-            delta=onepfrac.DELTA if args.delta is None else args.delta,
-            sigma=onepfrac.SIGMA if args.sigma is None else args.sigma,
-            seed=opts["seed"],
-            size=opts["size"],
-            points=opts["points"],
-        )
-        rest = {k: v for k, v in common.items() if k not in ("params", "size", "points")}
-        return onepfrac.build_onepfrac(out, settings, **rest)
+        run = dict(workers=args.workers, progress=not args.quiet, resume=resume, force=force)
+        return builder(out, args.categories, **opts, **run)
 
     start = time.perf_counter()
     out = build_in_format(
@@ -240,9 +181,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     files = manifest.get("files")
     images = sum(name.endswith(".png") for name in files) if files else manifest["n_files"]
     print(f"{args.kind}: {images} images{shards} in {time.perf_counter() - start:.1f} s -> {out}")
-    if args.kind == "1pfrac" and "sigma_factor" in manifest:
+    if "sigma_factor" in manifest:
         print(
-            f"1pfrac: sigma factor {manifest['sigma_factor']:.4f} (base drawn {manifest['base_draws']} time(s)), "
+            f"{args.kind}: sigma factor {manifest['sigma_factor']:.4f} (base drawn {manifest['base_draws']} time(s)), "
             f"{manifest['redraws']} class redraw(s) under fill {manifest['settings']['min_fill']}"
         )
     if manifest.get("diverged"):
@@ -362,12 +303,11 @@ def register(sub) -> None:
     _common_out(p)
     p.set_defaults(func=cmd_render)
 
-    p = sub.add_parser("build", help="build a dataset tree with manifest: ofdb, fractaldb, ofdb3d or 1pfrac")
+    p = sub.add_parser("build", help=f"build a dataset tree with manifest: {', '.join(BUILDS)}")
     p.add_argument(
         "kind",
-        choices=tuple(BUILD_DEFAULTS),
-        help="ofdb: one image per category; fractaldb: 1,000 per category (25 weight rows x 10 "
-        "renders x 4 flips); ofdb3d: 12 views of a 3D fractal; 1pfrac: one fractal and its perturbations",
+        choices=tuple(BUILDS),
+        help="; ".join(f"{name}: {kind.title}" for name, kind in BUILDS.items()),
     )
     p.add_argument(
         "--categories",
@@ -376,64 +316,30 @@ def register(sub) -> None:
         help="categories, the first of the exact search (at most 100,000)",
     )
     p.add_argument("--out", required=True, help="the folder of the tree (category folders and manifest.json)")
-    p.add_argument("--params", default=None, help="folder of NNNNN.csv (default: run the exact search)")
-    p.add_argument("--draw", default="patch", help="ofdb/fractaldb: point | patch | color (default patch)")
-    p.add_argument(
-        "--size",
-        type=int,
-        default=None,
-        help=f"image side (default {OFDB_SIZE}; ofdb3d {OFDB3D_SIZE}; 1pfrac {ONEPFRAC_SIZE})",
+    shared = dict(
+        size=(int, "image side"),
+        points=(int, "chaos-game points"),
+        seed=(int, "base seed (patch masks; ofdb3d: search and jitter; 1pfrac: every draw)"),
+        a_weight=(_finite("--a-weight"), "factor on a (ofdb3d: on A[0,0])"),
     )
-    p.add_argument(
-        "--points",
-        type=int,
-        default=None,
-        help=f"chaos-game points (default {OFDB_POINTS}; ofdb3d {OFDB3D_POINTS}; 1pfrac {ONEPFRAC_POINTS})",
-    )
-    p.add_argument(
-        "--seed",
-        type=int,
-        default=None,
-        help=f"base seed of the patch masks (default {DATA_SEED}); "
-        f"ofdb3d: search and jitter seed (default {OFDB3D_SEED}); 1pfrac: every draw (default {DATA_SEED})",
-    )
-    p.add_argument(
-        "--jitter-deg",
-        type=_finite("--jitter-deg"),
-        default=None,
-        help="ofdb3d: half-width of the view jitter in degrees (default pi, the public camera's)",
-    )
-    p.add_argument(
-        "--delta", type=_finite("--delta"), default=None, help="1pfrac: perturbation strength (default 0.1)"
-    )
-    p.add_argument(
-        "--sigma", type=_finite("--sigma"), default=None, help="1pfrac: sigma factor (default 3.5)"
-    )
-    p.add_argument(
-        "--a-weight",
-        type=_finite("--a-weight"),
-        default=None,
-        help=f"factor on a (default {OFDB_A_WEIGHT}; ofdb3d: A[0,0] x {OFDB3D_A_WEIGHT})",
-    )
-    p.add_argument("--weights", type=_weights, default=None, help="ofdb: factors on a,b,c,d,e,f as well")
-    p.add_argument(
-        "--fluctuations",
-        type=int,
-        default=FRACTALDB_ROWS,
-        help=f"fractaldb: weight rows, 1..{FRACTALDB_ROWS} (default {FRACTALDB_ROWS})",
-    )
-    p.add_argument(
-        "--renders",
-        type=int,
-        default=FRACTALDB_RENDERS,
-        help=f"fractaldb: patch renders per row (default {FRACTALDB_RENDERS})",
-    )
-    p.add_argument(
-        "--flips",
-        type=int,
-        default=FRACTALDB_FLIPS,
-        help=f"fractaldb: flips, 1..{FRACTALDB_FLIPS} (default {FRACTALDB_FLIPS})",
-    )
+    for key, (parse, text) in shared.items():
+        flag = key.replace("_", "-")
+        defaults = "; ".join(f"{n} {BUILD_DEFAULTS[n][key]}" for n in _builders_of(key, "build_defaults"))
+        p.add_argument(f"--{flag}", dest=key, type=parse, default=None, help=f"{text} (default {defaults})")
+    parsers = {"int": int, "float": _finite, "text": str, "weights": _weights}
+    for key, option in OPTIONS.items():
+        takes = _builders_of(key, "options")
+        defaults = {BUILDS[n].options[key] for n in takes} - {None}
+        shown = f" (default {defaults.pop()})" if len(defaults) == 1 else ""
+        parse = parsers[option.type]
+        p.add_argument(
+            f"--{option.flag}",
+            dest=key,
+            metavar=option.flag.upper().replace("-", "_"),
+            type=parse(f"--{option.flag}") if parse is _finite else parse,
+            default=None,
+            help=f"{'/'.join(takes)}: {option.help}{shown}",
+        )
     p.add_argument(
         "--format",
         default="folder",

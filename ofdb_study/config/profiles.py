@@ -504,10 +504,10 @@ def get_profile(name: str) -> Profile:
 
 
 def data_kind(data: str) -> str:
-    """The kind of a ``data`` setting: ``ofdb``, ``fractaldb``, ``1pfrac``, ``multiview`` or ``folder``."""
-    if data in ("ofdb", "fractaldb", "1pfrac"):
-        return data
-    return "multiview" if str(data).startswith("multiview:") else "folder"
+    """The kind of a ``data`` setting, a name in ``fractals.kinds.KINDS`` (``ofdb``, ``multiview``...)."""
+    from ..fractals.kinds import kind_of
+
+    return kind_of(data).name
 
 
 def phase_config(profile: str, phase: str, **overrides) -> TrainConfig:

@@ -320,3 +320,20 @@ def build_onepfrac(
         progress=progress,
         workers=workers,
     )
+
+
+def build_kind(
+    out: str | os.PathLike,
+    categories: int,
+    *,
+    delta: float = DELTA,
+    sigma: float = SIGMA,
+    seed: int = 0,
+    size: int = SIZE,
+    points: int = POINTS,
+    **run,
+) -> Path:
+    """``build_onepfrac`` called as every kind's builder (``fractals.kinds``): the settings as
+    keywords; ``run`` is ``build_onepfrac``'s (workers, resume, force, progress)."""
+    settings = Settings(categories=categories, delta=delta, sigma=sigma, seed=seed, size=size, points=points)
+    return build_onepfrac(out, settings, **run)

@@ -32,6 +32,7 @@ from ..errors import ParamError
 from ..files import atomic_write_text
 from ..fractals.build import MANIFEST
 from ..fractals.defaults import SEARCH_SEED
+from ..fractals.kinds import SEARCHED
 from ..fractals.search import STATE_FILE, cache_root
 from ..train.runinfo import CHECKPOINT
 from . import plan
@@ -54,8 +55,8 @@ ENDED = frozenset(
         "GONE",
     }
 )
-#: Pre-training data kinds that read the exact category search.
-SEARCHED_DATA = ("ofdb", "fractaldb")
+#: Pre-training data kinds that read the exact category search (``Kind.searched``).
+SEARCHED_DATA = SEARCHED
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ..config import data_kind
 from ..config.citation import BIBTEX, PACKAGE_LICENSE, paper_line
+from ..fractals.kinds import KINDS, kind_of
 from .runinfo import (
     RunInfo,
     changes_from_profile,
@@ -18,33 +19,13 @@ from .runinfo import (
     read_metrics,
 )
 
-#: What each pre-training data kind (``config.data_kind``) is, for the card's data table.
-DATA_NAMES = {
-    "ofdb": "2D-OFDB (one fractal image per category, rendered in memory)",
-    "fractaldb": "FractalDB (25 fluctuation rows x patch renders x flips per category, rendered in memory)",
-    "1pfrac": "1p-frac (perturbations of one fractal, one image per category, generated in memory)",
-    "multiview": "3D-OFDB (12 rendered views per category; one random view per sample)",
-    "folder": "an ImageFolder tree",
-}
-#: The card's tags for each kind: formula-supervised kinds are tagged as such and by name; an
-#: ImageFolder tree may hold anything, so it adds none.
-KIND_TAGS = {
-    "ofdb": ("formula-driven-supervised-learning", "fractal", "ofdb"),
-    "fractaldb": ("formula-driven-supervised-learning", "fractal", "fractaldb"),
-    "1pfrac": ("formula-driven-supervised-learning", "fractal", "1p-frac"),
-    "multiview": ("formula-driven-supervised-learning", "fractal", "3d-ofdb"),
-    "folder": (),
-}
-
 
 def _category_source(cfg) -> str:
-    """Where a pre-training run's categories come from, by data kind."""
-    kind = data_kind(cfg.data)
-    if kind in ("ofdb", "fractaldb"):
+    """Where a pre-training run's categories come from (``Kind.categories`` of its data kind)."""
+    kind = kind_of(cfg.data)
+    if kind.searched:
         return f"`{cfg.params}`" if cfg.params else "the exact FractalDB search (seed 1)"
-    if kind == "1pfrac":
-        return f"one base fractal drawn with seed 0, perturbed by delta {cfg.delta:g}, sigma {cfg.sigma:g}"
-    return "the folders of the tree (one category per folder)"
+    return kind.categories.format(cfg=cfg)
 
 
 def pretrain_kind(info: RunInfo) -> str | None:
@@ -59,7 +40,7 @@ def pretrain_kind(info: RunInfo) -> str | None:
 def card_tags(info: RunInfo) -> list[str]:
     """The tags of a run's card: the task and library, and those of its pre-training kind."""
     kind = pretrain_kind(info)
-    return ["image-classification", "timm", *(KIND_TAGS[kind] if kind else ())]
+    return ["image-classification", "timm", *(KINDS[kind].card_tags if kind else ())]
 
 
 def _pct(value) -> str:
@@ -86,7 +67,7 @@ def _data_section(info: RunInfo) -> list[str]:
     rows = [("setting", "value")]
     if cfg.phase == "pretrain":
         rows += [
-            ("data", f"{DATA_NAMES[data_kind(cfg.data)]}: `{cfg.data}`"),
+            ("data", f"{kind_of(cfg.data).about}: `{cfg.data}`"),
             ("categories", f"{cfg.categories:,} (tag `{pretrain_tag(cfg)}`)"),
             ("instance augmentation", cfg.augment),
             ("category parameters", _category_source(cfg)),

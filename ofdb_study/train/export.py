@@ -34,10 +34,10 @@ import os
 import shutil
 from pathlib import Path
 
-from ..config import data_kind
 from ..config.citation import PAPER_ARXIV, PAPER_TITLE
 from ..errors import ParamError
 from ..files import lock_output, missing_folders, prepare_output, release_output, remove_empty
+from ..fractals.kinds import kind_of
 from . import models
 from .card import model_card
 from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
@@ -74,7 +74,7 @@ def trained_categories(info: RunInfo) -> RunInfo:
     """
     cfg = info.config
     trained = (info.summary or {}).get("num_classes")
-    if cfg.phase != "pretrain" or data_kind(cfg.data) not in ("folder", "multiview"):
+    if cfg.phase != "pretrain" or kind_of(cfg.data).in_memory:
         return info
     if not isinstance(trained, int) or trained < 1 or trained == cfg.categories:
         return info

@@ -13,6 +13,9 @@
   category returns one of its views at random; with ``augment="pattern"`` its lit pixels are
   re-stamped with fresh random 3x3 masks (``ofdb3d.pattern_view``).
 
+``LOADER_SOURCES`` holds the source of each kind (``fractals.kinds.KINDS``), keyed by its name; each
+training set it builds carries that name as ``kind`` (the batched pipeline's key).
+
 The in-memory images are ``fractals.datasets``' definitions (through its ``FractalSource``), the
 same bytes ``python -m ofdb_study build`` writes, and the data hash a run records is the
 ``dataset_sha256`` of the tree that build would write.
@@ -40,6 +43,7 @@ from ..fractals import render
 from ..fractals.build import MANIFEST
 from ..fractals.datasets import FractalSource
 from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS
+from ..fractals.kinds import data_forms, data_path, kind_of
 from ..fractals.search import first_categories
 from ..seeds import SALT_HELD_OUT, mix_seed
 from .augment import check_augment, instance_image
@@ -49,7 +53,6 @@ try:  # torch is an optional dependency of the package; the sources below need i
 except ImportError:  # pragma: no cover
     Dataset = object
 
-MULTIVIEW_PREFIX = "multiview:"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 #: The data seed of the in-memory 1p-frac source (run seeds vary training, not the data, as for OFDB).
 ONEPFRAC_SEED = 0
@@ -96,7 +99,12 @@ def onepfrac_set(categories: int, delta: float, sigma: float, size: int, points:
 
 
 class OFDBDataset(Dataset):
-    """OFDB-N in memory: item i is category i under a Table-1 option -> (tensor (3, S', S'), i)."""
+    """OFDB-N in memory: item i is category i under a Table-1 option -> (tensor (3, S', S'), i).
+
+    Also 1p-frac's (over its ``OnePFracSource``; ``kind`` is then ``1pfrac``).
+    """
+
+    kind = "ofdb"
 
     def __init__(self, source: FractalSource, augment: str = "default", transform=None):
         self.source, self.augment, self.transform = source, check_augment(augment), transform
@@ -116,6 +124,8 @@ class OFDBDataset(Dataset):
 
 class FractalDBDataset(Dataset):
     """FractalDB-N in memory: item i = category i // 1000, instance i % 1000 (row, patch render, flip)."""
+
+    kind = "fractaldb"
 
     def __init__(self, source: FractalSource, transform=None):
         self.source, self.transform = source, transform
@@ -221,7 +231,7 @@ def tree_categories(data: str | None, asked: int | None, default: int) -> int:
 
     An ImageFolder tree (``PATH``) has one category per class folder, whatever a profile says:
     its count is the tree's, and an ``asked`` count must equal it. A 3D-view tree
-    (``multiview:PATH``) trains on its first N folders: N is ``asked`` (at most the folders it
+    (``multiview:PATH``, a kind with ``first_n``) trains on its first N folders: N is ``asked`` (at most the folders it
     holds), else the profile's ``default`` or the tree's count where that is smaller. Data that is
     not a folder tree, or a tree that is not there (``pretrain_datasets`` names it), keeps
     ``asked``, else ``default``.
@@ -238,12 +248,12 @@ def tree_categories(data: str | None, asked: int | None, default: int) -> int:
         ParamError: ``asked`` differs from an ImageFolder tree's class folders, or is more than a
             3D-view tree holds.
     """
-    data = str(data or "")
     wanted = default if asked is None else asked
-    if data in ("", "ofdb", "fractaldb", "1pfrac"):
+    path = data_path(data)
+    if not path:
         return wanted
-    multiview = data.startswith(MULTIVIEW_PREFIX)
-    root = Path(data[len(MULTIVIEW_PREFIX) :] if multiview else data)
+    multiview = kind_of(data).first_n
+    root = Path(path)
     try:
         held = sum(1 for p in root.iterdir() if p.is_dir()) if root.is_dir() else 0
     except OSError:
@@ -271,6 +281,8 @@ class MultiViewDataset(Dataset):
     ``augment="pattern"`` re-stamps the view's lit pixels with fresh random 3x3 masks (seeded by
     the sample's NumPy stream), the random pattern of the paper's "3D-OFDB w/ Aug".
     """
+
+    kind = "multiview"
 
     def __init__(
         self, root: str | os.PathLike, transform=None, limit: int | None = None, augment: str = "default"
@@ -328,53 +340,55 @@ def folder_digest(root: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def pretrain_datasets(cfg, transform, eval_transform):
-    """Build the pre-training source named by ``cfg.data``.
+def _onepfrac_sources(cfg, transform, eval_transform):
+    result = onepfrac_set(
+        cfg.categories, cfg.delta, cfg.sigma, cfg.render_size, cfg.render_points, cfg.render_pad
+    )
+    source = OnePFracSource(result)
+    train = OFDBDataset(source, cfg.augment, transform)
+    train.kind = "1pfrac"
+    digest = source.digest()
+    held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform, data_hash=digest)
+    return train, held_out, len(source), digest
 
-    Returns:
-        (train dataset, eval dataset or None, number of classes, data manifest hash).
-    """
+
+def _searched_sources(cfg, transform, eval_transform):
+    """``ofdb`` and ``fractaldb``: the first categories of the exact search (or ``params``)."""
     data = cfg.data
-    if data == "1pfrac":
-        result = onepfrac_set(
-            cfg.categories, cfg.delta, cfg.sigma, cfg.render_size, cfg.render_points, cfg.render_pad
-        )
-        source = OnePFracSource(result)
+    source = FractalSource(
+        first_categories(cfg.categories, cfg.params),
+        cfg.render_size,
+        cfg.render_points,
+        cfg.render_pad,
+        cfg.a_weight,
+    )
+    if data == "ofdb":
         train = OFDBDataset(source, cfg.augment, transform)
-        digest = source.digest()
-        held_out = HeldOutRenders(source, "ofdb", cfg.eval_per_category, eval_transform, data_hash=digest)
-        return train, held_out, len(source), digest
-    if data in ("ofdb", "fractaldb"):
-        source = FractalSource(
-            first_categories(cfg.categories, cfg.params),
-            cfg.render_size,
-            cfg.render_points,
-            cfg.render_pad,
-            cfg.a_weight,
-        )
-        if data == "ofdb":
-            train = OFDBDataset(source, cfg.augment, transform)
-        else:
-            if cfg.augment != "default":
-                raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
-            train = FractalDBDataset(source, transform)
-        task = "fluctuation" if data == "ofdb" and cfg.augment == "fluctuation" else data
-        digest = source.digest(data)
-        held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform, data_hash=digest)
-        return train, held_out, len(source), digest
-    if data.startswith(MULTIVIEW_PREFIX):
-        path = data[len(MULTIVIEW_PREFIX) :]
-        train = MultiViewDataset(path, transform, limit=cfg.categories, augment=cfg.augment)
-        return train, None, train.num_classes, folder_digest(path)
+    else:
+        if cfg.augment != "default":
+            raise ParamError("augment", "fractaldb already holds its 1,000 instances; use 'default'")
+        train = FractalDBDataset(source, transform)
+    task = "fluctuation" if data == "ofdb" and cfg.augment == "fluctuation" else data
+    digest = source.digest(data)
+    held_out = HeldOutRenders(source, task, cfg.eval_per_category, eval_transform, data_hash=digest)
+    return train, held_out, len(source), digest
+
+
+def _multiview_sources(cfg, transform, eval_transform):
+    path = data_path(cfg.data)
+    train = MultiViewDataset(path, transform, limit=cfg.categories, augment=cfg.augment)
+    return train, None, train.num_classes, folder_digest(path)
+
+
+def _folder_sources(cfg, transform, eval_transform):
+    data = cfg.data
     if cfg.augment != "default":
         raise ParamError(
             "augment", f"instance augmentations need in-memory fractals or 3D views, not {data!r}"
         )
     path = Path(data)
     if not path.is_dir():
-        raise ParamError(
-            "data", f"must be ofdb, fractaldb, 1pfrac, multiview:PATH or an ImageFolder PATH; got {data!r}"
-        )
+        raise ParamError("data", f"must be {data_forms()} (an ImageFolder tree); got {data!r}")
     from torchvision.datasets import ImageFolder
 
     _category_dirs(path)
@@ -382,4 +396,26 @@ def pretrain_datasets(cfg, transform, eval_transform):
         train = ImageFolder(str(path), transform=transform)
     except FileNotFoundError as exc:  # a class folder without a single image
         raise ParamError("data", f"{path}: {str(exc).splitlines()[0]}") from None
+    train.kind = "folder"
     return train, None, len(train.classes), folder_digest(path)
+
+
+#: The loader pipeline's source of each data kind (``fractals.kinds.KINDS``), keyed by its name:
+#: ``(cfg, transform, eval_transform) -> (train, eval or None, classes, data hash)``.
+LOADER_SOURCES = {
+    "ofdb": _searched_sources,
+    "fractaldb": _searched_sources,
+    "1pfrac": _onepfrac_sources,
+    "multiview": _multiview_sources,
+    "folder": _folder_sources,
+}
+
+
+def pretrain_datasets(cfg, transform, eval_transform):
+    """Build the pre-training source named by ``cfg.data`` (its kind's ``LOADER_SOURCES`` entry).
+
+    Returns:
+        (train dataset, eval dataset or None, number of classes, data manifest hash); the train
+        dataset's ``kind`` names its data kind.
+    """
+    return LOADER_SOURCES[kind_of(cfg.data).name](cfg, transform, eval_transform)

@@ -23,6 +23,7 @@ import yaml
 
 from ..config import OPERATIONAL, PROFILES, TrainConfig, data_kind
 from ..errors import ParamError
+from ..fractals.kinds import KINDS
 
 #: The files of a run folder (``train.runfolder`` writes them): settings, provenance, the metrics
 #: log, the weights and optimizer state, and the summary, whose presence marks a finished run.
@@ -150,14 +151,8 @@ def changes_from_profile(cfg: TrainConfig) -> tuple[str | None, dict[str, tuple]
     return name, _differences(cfg, base, OPERATIONAL)
 
 
-#: The name an export's tag gives each pre-training data kind (``config.data_kind``).
-KIND_TAG_NAMES = {
-    "ofdb": "ofdb2d",
-    "fractaldb": "fractaldb",
-    "1pfrac": "1pfrac",
-    "multiview": "ofdb3d",
-    "folder": "imagefolder",
-}
+#: The name an export's tag gives each pre-training data kind (``config.data_kind``; ``Kind.tag``).
+KIND_TAG_NAMES = {k.name: k.tag for k in KINDS.values()}
 
 
 def count_tag(n: int) -> str:

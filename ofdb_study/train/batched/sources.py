@@ -29,6 +29,9 @@ are counter-based draws from the sample seed (``draw.sample_draws``), not the lo
 NumPy calls: the batched pipeline sees the same categories in the same order as the loader, with
 other instances drawn from the same distributions. Texture grain comes from the device generator.
 
+``BATCHED_SOURCES`` holds the source of each pre-training data kind (``fractals.kinds.KINDS``),
+keyed by its name, the ``kind`` the loader's training set carries (``pretrain_data``).
+
 What does not fit: stored data may take ``DATA_SHARE`` of the free device memory (CUDA) or of the
 available host memory. A source that needs more raises ``DoesNotFit`` (a ``ParamError`` naming
 ``pipeline``) while it is built, before anything is written.
@@ -382,28 +385,45 @@ def _mode_and_size(path: str) -> tuple[str, tuple[int, int]]:
         return ("L" if im.mode in ("L", "1") else im.mode), im.size
 
 
+def _views(dataset, device: torch.device):
+    """3D-OFDB views (``MultiViewDataset``): re-stamped under the random pattern, else as stored."""
+    if dataset.augment == "pattern":
+        return PatternViews(dataset, device)
+    files = [[str(p) for p in v] for v in dataset.views]
+    return StoredBatches(files, range(len(files)), device, f"the views under {dataset.root}", gray=True)
+
+
+def _tree(dataset, device: torch.device):
+    """An ImageFolder tree (torchvision's ``ImageFolder``)."""
+    files = [[str(p)] for p, _ in dataset.samples]
+    return StoredBatches(files, [t for _, t in dataset.samples], device, f"the tree {dataset.root}")
+
+
+#: The batched source of each pre-training data kind (``fractals.kinds.KINDS``), keyed by its name:
+#: ``(the loader's training set, device) -> source``.
+BATCHED_SOURCES = {
+    "ofdb": FractalBatches,
+    "fractaldb": FractalBatches,
+    "1pfrac": FractalBatches,
+    "multiview": _views,
+    "folder": _tree,
+}
+
+
 def batched_source(dataset, device: torch.device):
-    """The device-resident source of a pre-training dataset built by ``pretrain_data``, or of a
-    fine-tuning set in memory (``downstream.ArrayDataset``).
+    """The device-resident source of a pre-training dataset built by ``pretrain_data`` (its
+    ``kind``'s ``BATCHED_SOURCES`` entry; an ImageFolder made elsewhere is the ``folder`` kind), or
+    of a fine-tuning set in memory (``downstream.ArrayDataset``).
 
     Raises:
         DoesNotFit: the data needs more than its memory share.
         ParamError: a tree whose images differ in size, or a dataset with no batched source.
     """
     from ..downstream import ArrayDataset
-    from ..pretrain_data import FractalDBDataset, MultiViewDataset, OFDBDataset
 
     if isinstance(dataset, ArrayDataset):
         return ArrayBatches(dataset, device)
-    if isinstance(dataset, (OFDBDataset, FractalDBDataset)):
-        return FractalBatches(dataset, device)
-    if isinstance(dataset, MultiViewDataset):
-        if dataset.augment == "pattern":
-            return PatternViews(dataset, device)
-        files = [[str(p) for p in v] for v in dataset.views]
-        return StoredBatches(files, range(len(files)), device, f"the views under {dataset.root}", gray=True)
-    samples = getattr(dataset, "samples", None)
-    if samples is not None:  # torchvision ImageFolder
-        files = [[str(p)] for p, _ in samples]
-        return StoredBatches(files, [t for _, t in samples], device, f"the tree {dataset.root}")
-    raise ParamError("pipeline", f"no batched source for {type(dataset).__name__}; use --pipeline loader")
+    kind = getattr(dataset, "kind", "folder" if hasattr(dataset, "samples") else None)
+    if kind not in BATCHED_SOURCES:
+        raise ParamError("pipeline", f"no batched source for {type(dataset).__name__}; use --pipeline loader")
+    return BATCHED_SOURCES[kind](dataset, device)
