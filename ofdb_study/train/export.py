@@ -42,8 +42,6 @@ from . import models
 from .card import model_card
 from .runinfo import CHECKPOINT, RunInfo, export_tag, read_run
 
-WEIGHTS = models.EXPORT_WEIGHTS
-
 
 def export_name(info: RunInfo) -> str:
     """``architecture.tag``, e.g. ``vit_tiny_patch16_224.ofdb2d_1k``."""
