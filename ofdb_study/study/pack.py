@@ -37,8 +37,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import ParamError
-from ..files import atomic_write_bytes
-from ..train.runinfo import CONFIG, SMALL_FILES, RunInfo, profile_of, read_config, read_run
+from ..files import atomic_write_bytes, lock_output, missing_folders, release_output, remove_empty
+from ..train.runinfo import CONFIG, SMALL_FILES, RunInfo, check_numbers, profile_of, read_run, verify_run
 
 FORMAT = "ofdb-study-results"
 FORMAT_VERSION = 1
@@ -105,10 +105,21 @@ def _finished_runs(root: Path, profile: str) -> tuple[list[tuple[str, RunInfo]],
             unfinished.append(name)
         elif name in names or not re.fullmatch(_PART, run.name):
             unfinished.append(f"{run.relative_to(root).as_posix()} (name taken or not portable)")
+        elif why := _unverified(run):
+            unfinished.append(f"{run.relative_to(root).as_posix()} ({why})")
         else:
             names.add(name)
             runs.append((name, info))
     return runs, unfinished
+
+
+def _unverified(run: Path) -> str | None:
+    """Why ``verify_run`` refuses ``run`` (a damaged or renamed run is not packed), or None."""
+    try:
+        verify_run(run)
+    except ParamError as exc:
+        return exc.message
+    return None
 
 
 def pack_results(
@@ -230,7 +241,7 @@ def check_archive(archive: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
         raise ParamError("archive", f"{archive} has no {MANIFEST}: not a results archive")
     try:
         manifest = json.loads(members.pop(MANIFEST))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParamError("archive", f"{archive}: {MANIFEST} is not valid JSON") from None
     if not isinstance(manifest, dict):
         raise ParamError("archive", f"{archive}: {MANIFEST} is not a JSON object")
@@ -267,16 +278,24 @@ def check_archive(archive: str | os.PathLike) -> tuple[dict, dict[str, bytes]]:
         lacking = [f for f in SMALL_FILES if f"runs/{run}/{f}" not in members]
         if lacking:
             raise ParamError("archive", f"{archive}: run {run} lacks {', '.join(lacking)}")
-        name = f"runs/{run}/{CONFIG}"
-        read_config(Path(name), members[name].decode("utf-8", errors="replace"))
-        for small in SMALL_FILES:
-            if small.endswith(".json"):
-                try:
-                    doc = json.loads(members[f"runs/{run}/{small}"])
-                except (ValueError, UnicodeDecodeError):
-                    doc = None
-                if not isinstance(doc, dict):
-                    raise ParamError("archive", f"{archive}: runs/{run}/{small} is not a JSON object")
+        # the run is what its name says: config digest = key, phase = folder, numbers in range
+        own = {f: members[f"runs/{run}/{f}"] for f in SMALL_FILES}
+        try:
+            verify_run(Path("runs", run), files=own, param="archive")
+        except ParamError as exc:
+            raise ParamError("archive", f"{archive}: {exc.message}") from None
+    for name, data in members.items():
+        if _EXTRA_FILE.match(name):
+            try:
+                doc = json.loads(data)
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                doc = None
+            if not isinstance(doc, dict):
+                raise ParamError("archive", f"{archive}: {name} is not a JSON object")
+            try:
+                check_numbers(doc, name, param="archive")
+            except ParamError as exc:
+                raise ParamError("archive", f"{archive}: {exc.message}") from None
     outside = sorted(
         n
         for n in members
@@ -319,6 +338,35 @@ def unpack_results(
     for param, folder in (("root", root), ("data_root", data_root)):
         if folder.exists() and not folder.is_dir():
             raise ParamError(param, f"{folder} exists and is not a folder")
+    # one writer at a time: the lock of each folder written is held around the check and the
+    # writes (``files.lock_output``, as every writer); a refused unpack leaves no folder it made
+    folders = [root] + ([data_root] if any(n.startswith("data/") for n in files) else [])
+    made = [missing_folders(f) for f in folders]
+    try:
+        for folder in folders:
+            try:
+                lock_output(folder)
+            except ParamError as exc:
+                param = "root" if folder == root else "data_root"
+                raise ParamError(
+                    param, exc.message.replace("--out", f"--{param.replace('_', '-')}")
+                ) from None
+        return _unpack_locked(archive, manifest, files, root, data_root, force)
+    except BaseException:
+        for folder in folders:
+            release_output(folder)
+        for created in made:
+            remove_empty(created)
+        raise
+    finally:
+        for folder in folders:
+            release_output(folder)
+
+
+def _unpack_locked(
+    archive, manifest: dict, files: dict[str, bytes], root: Path, data_root: Path, force: bool
+) -> PackReport:
+    """``unpack_results``' checks against what is there and its writes, under the folders' locks."""
     targets = {name: _target(name, root, data_root) for name in files}
     for name, path in targets.items():
         base = root if name.startswith("runs/") else data_root
