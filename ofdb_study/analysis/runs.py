@@ -15,11 +15,23 @@ from pathlib import Path
 from ..errors import ParamError
 from ..study.baselines import probe_path, raw_pixels_path
 from ..study.plan import RunSpec, _tag, augmentation_specs, onepfrac_specs, scaling_specs
-from ..train.runinfo import METRICS, SUMMARY, read_metrics
+from ..train.runinfo import METRICS, check_numbers, read_metrics, verify_run
 
 
 def _read(specs: list[RunSpec]) -> tuple[list[RunSpec], list[str]]:
-    return [s for s in specs if s.finished], [s.label for s in specs if not s.finished]
+    """``(finished runs, labels of the others)``; a finished run is verified first
+    (``RunSpec.finished``: ParamError for one that is not the planned run or is damaged)."""
+    done = {s.path for s in specs if s.finished}
+    return [s for s in specs if s.path in done], [s.label for s in specs if s.path not in done]
+
+
+def _json(path: Path) -> dict:
+    """A baseline's or probe's JSON, its numbers checked (``runinfo.check_numbers``)."""
+    try:
+        doc = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ParamError("run", f"{path} is not valid JSON (truncated or corrupt)") from None
+    return check_numbers(doc, str(path))
 
 
 PRETRAIN_COLUMNS = (
@@ -101,7 +113,12 @@ DOWNSTREAM_COLUMNS = (
 def _probe(spec: RunSpec) -> float:
     """The linear probe of a fine-tuning's starting point (``study.baselines``), NaN if not made."""
     path = probe_path(spec.cfg, spec.path.parent.parent)
-    return json.loads(path.read_text())["probe_top1"] if path.is_file() else math.nan
+    if not path.is_file():
+        return math.nan
+    doc = _json(path)
+    if not isinstance(doc.get("probe_top1"), (int, float)):
+        raise ParamError("run", f"{path} holds no probe_top1")
+    return doc["probe_top1"]
 
 
 def downstream(specs: list[RunSpec]):
@@ -127,12 +144,9 @@ def downstream(specs: list[RunSpec]):
             continue
         fs = s.summary()
         p = pre.get(s.needs)
-        pre_summary = s.needs / SUMMARY if s.needs else None
-        pre_seconds = (
-            json.loads(pre_summary.read_text())["wall_seconds"]
-            if pre_summary and pre_summary.is_file()
-            else 0.0
-        )
+        pre_seconds = 0.0
+        if s.needs is not None and (s.needs / "summary.json").is_file():
+            pre_seconds = (p.summary() if p is not None else verify_run(s.needs))["wall_seconds"]
         data = "scratch" if p is None and s.needs is None else (p.cfg.data if p else "?")
         out.append(
             (
@@ -219,6 +233,8 @@ def learning_curves(run_dirs):
     for run in run_dirs:
         if not (Path(run) / METRICS).is_file():
             raise ParamError("run", f"no metrics.jsonl in {run}")
+        if (Path(run) / "summary.json").is_file():
+            verify_run(run)
         recs = read_metrics(run)
         df = pd.DataFrame(recs, columns=["step", "loss", "lr", "top1"])
         df.insert(0, "run", Path(run).name)
@@ -251,7 +267,7 @@ def baselines(specs: list[RunSpec]):
         if not path.is_file():
             missing.append(f"baselines s{s.seed}")
             continue
-        b = json.loads(path.read_text())
+        b = _json(path)
         out.append((s.seed, b["dataset"], b["train_images"], b["test_images"], b["softmax"], b["1-nn"]))
     df = pd.DataFrame(out, columns=list(BASELINE_COLUMNS)).sort_values("seed", ignore_index=True)
     df.attrs["missing"] = missing
