@@ -31,7 +31,6 @@ def test_tags_and_names_are_distinct_and_each_data_setting_finds_its_kind():
     assert len(set(builds)) == len(builds)
     for name, kind in KINDS.items():
         assert kind.name == name and kind.title and kind.about
-        assert kind.in_memory == (kind.prefix is None)
         assert data_kind(_example(kind)) == name and kind_of(_example(kind)) is kind
         assert data_path(_example(kind)) == (None if kind.in_memory else "some/tree")
     assert [k.name for k in KINDS.values() if k.prefix == ""] == [list(KINDS)[-1]]  # one fallback, last

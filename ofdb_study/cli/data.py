@@ -134,8 +134,18 @@ def cmd_render(args: argparse.Namespace) -> int:
 #: Per-kind defaults of the shared build options (``Kind.build_defaults``; None on the command line
 #: means "not given").
 BUILD_DEFAULTS = {name: dict(kind.build_defaults) for name, kind in BUILDS.items()}
-#: The shared build options, in the order of their flags.
-SHARED = ("size", "points", "seed", "a_weight")
+#: The build options kinds share (type, help); ``Kind.build_defaults`` says which a kind takes.
+SHARED = {
+    "size": ("int", "image side"),
+    "points": ("int", "chaos-game points"),
+    "seed": ("int", "base seed (patch masks; ofdb3d: search and jitter; 1pfrac: every draw)"),
+    "a_weight": ("float", "factor on a (ofdb3d: on A[0,0])"),
+}
+
+
+def _parser(kind: str, flag: str):
+    """The argparse type of a build option's value type (``fractals.kinds.OPTION_TYPES``)."""
+    return {"int": int, "float": _finite(flag), "text": str, "weights": _weights}[kind]
 
 
 def _builders_of(key: str, table: str) -> list[str]:
@@ -316,27 +326,21 @@ def register(sub) -> None:
         help="categories, the first of the exact search (at most 100,000)",
     )
     p.add_argument("--out", required=True, help="the folder of the tree (category folders and manifest.json)")
-    shared = dict(
-        size=(int, "image side"),
-        points=(int, "chaos-game points"),
-        seed=(int, "base seed (patch masks; ofdb3d: search and jitter; 1pfrac: every draw)"),
-        a_weight=(_finite("--a-weight"), "factor on a (ofdb3d: on A[0,0])"),
-    )
-    for key, (parse, text) in shared.items():
-        flag = key.replace("_", "-")
+    for key, (kind, text) in SHARED.items():
+        flag = "--" + key.replace("_", "-")
         defaults = "; ".join(f"{n} {BUILD_DEFAULTS[n][key]}" for n in _builders_of(key, "build_defaults"))
-        p.add_argument(f"--{flag}", dest=key, type=parse, default=None, help=f"{text} (default {defaults})")
-    parsers = {"int": int, "float": _finite, "text": str, "weights": _weights}
+        p.add_argument(
+            flag, dest=key, type=_parser(kind, flag), default=None, help=f"{text} (default {defaults})"
+        )
     for key, option in OPTIONS.items():
         takes = _builders_of(key, "options")
         defaults = {BUILDS[n].options[key] for n in takes} - {None}
         shown = f" (default {defaults.pop()})" if len(defaults) == 1 else ""
-        parse = parsers[option.type]
         p.add_argument(
             f"--{option.flag}",
             dest=key,
             metavar=option.flag.upper().replace("-", "_"),
-            type=parse(f"--{option.flag}") if parse is _finite else parse,
+            type=_parser(option.type, f"--{option.flag}"),
             default=None,
             help=f"{'/'.join(takes)}: {option.help}{shown}",
         )

@@ -80,10 +80,10 @@ class Kind:
         about: what it is, for the model card's data table.
         tag: the first word of its exports' tag (``ofdb2d`` in ``ofdb2d_1k``); never changes.
         card_tags: the model card's tags for it.
-        in_memory: generated in memory from the run's settings; else read from a tree on disk.
         searched: its categories are the exact FractalDB category search's (or ``params``).
-        prefix: a tree on disk: what ``data`` starts with before the tree's path (``""``: a plain
-            path, the ImageFolder kind).
+        prefix: None for a kind generated in memory from the run's settings (``in_memory``); for
+            a tree read from disk, what ``data`` starts with before the tree's path (``""``: a
+            plain path, the ImageFolder kind).
         first_n: a tree on disk: trains on its first N category folders (N from the run), where
             an ImageFolder tree trains on all of them.
         categories: where the categories come from, for the model card (``str.format`` with
@@ -102,7 +102,6 @@ class Kind:
     about: str
     tag: str
     card_tags: tuple[str, ...]
-    in_memory: bool
     searched: bool = False
     prefix: str | None = None
     first_n: bool = False
@@ -111,6 +110,11 @@ class Kind:
     builder: str | None = None
     build_defaults: Mapping[str, object] = field(default_factory=dict)
     options: Mapping[str, object] = field(default_factory=dict)
+
+    @property
+    def in_memory(self) -> bool:
+        """Generated in memory from the run's settings (no tree on disk)."""
+        return self.prefix is None
 
     def load_builder(self) -> Callable:
         """The builder function (imports its module)."""
@@ -133,7 +137,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="2D-OFDB (one fractal image per category, rendered in memory)",
                 tag="ofdb2d",
                 card_tags=(_FDSL, "fractal", "ofdb"),
-                in_memory=True,
                 searched=True,
                 build="ofdb",
                 builder="ofdb_study.fractals.build:build_ofdb",
@@ -148,7 +151,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="FractalDB (25 fluctuation rows x patch renders x flips per category, rendered in memory)",
                 tag="fractaldb",
                 card_tags=(_FDSL, "fractal", "fractaldb"),
-                in_memory=True,
                 searched=True,
                 build="fractaldb",
                 builder="ofdb_study.fractals.build:build_fractaldb",
@@ -167,7 +169,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="1p-frac (perturbations of one fractal, one image per category, generated in memory)",
                 tag="1pfrac",
                 card_tags=(_FDSL, "fractal", "1p-frac"),
-                in_memory=True,
                 categories="one base fractal drawn with seed 0, perturbed by delta {cfg.delta:g}, "
                 "sigma {cfg.sigma:g}",
                 build="1pfrac",
@@ -181,7 +182,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="3D-OFDB (12 rendered views per category; one random view per sample)",
                 tag="ofdb3d",
                 card_tags=(_FDSL, "fractal", "3d-ofdb"),
-                in_memory=False,
                 prefix="multiview:",
                 first_n=True,
                 build="ofdb3d",
@@ -197,7 +197,6 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="an ImageFolder tree",
                 tag="imagefolder",
                 card_tags=(),  # a tree may hold anything
-                in_memory=False,
                 prefix="",
             ),
         )
