@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import math
 import os
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,6 +103,7 @@ from .kernels3d import (
     normalized_variances,
     render_views,
 )
+from .search import scan
 
 #: Stream used for every render's map choices (the 2D generators reset theirs to 100 as well).
 RENDER_SEED = CHAOS_SEED
@@ -303,46 +303,41 @@ def search3d(
     result = Search3DResult(settings=settings)
     state = mt.legacy_state(settings.seed)
     words = 2 * settings.points
-    params = np.zeros((batch, MAX_MAPS, N_PARAMS))
-    nmaps = np.zeros(batch, dtype=np.int64)
-    states = np.zeros((batch, mt.STATE_LEN), dtype=np.uint32)
-    shards = [np.arange(w, batch, workers) for w in range(workers)]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_categories, unit="cat", desc="search3d")
-    try:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            _draw_batch(state, batch, words, params, nmaps, states)
-            while len(result.categories) < n_categories:
-                cparams, cnmaps, cstates = params.copy(), nmaps.copy(), states.copy()
-                var = np.empty((batch, 3))
-                ok = np.zeros(batch, dtype=np.bool_)
-                jobs = [
-                    pool.submit(
-                        _score, cparams, cnmaps, cstates, s, settings.points, float(settings.min_var), var, ok
-                    )
-                    for s in shards
-                ]
-                # Draw the next batch while this one is scored (double buffering).
-                _draw_batch(state, batch, words, params, nmaps, states)
-                for j in jobs:
-                    j.result()
-                before = len(result.categories)
-                for k in range(batch):
-                    result.n_candidates += 1
-                    if ok[k]:
-                        result.categories.append(IFS3D.from_params(cparams[k, : cnmaps[k]]))
-                        result.candidates.append(result.n_candidates)
-                        result.variances.append(var[k].copy())
-                        if len(result.categories) == n_categories:
-                            break
-                if bar is not None:
-                    bar.update(len(result.categories) - before)
-    finally:
-        if bar is not None:
-            bar.close()
+    def draw():
+        drawn = (
+            np.zeros((batch, MAX_MAPS, N_PARAMS)),
+            np.zeros(batch, dtype=np.int64),
+            np.zeros((batch, mt.STATE_LEN), dtype=np.uint32),
+        )
+        _draw_batch(state, batch, words, *drawn)
+        return (*drawn, np.empty((batch, 3)), np.zeros(batch, dtype=np.bool_))  # variances, accepted
+
+    def score(drawn, shard):
+        _score(*drawn[:3], shard, settings.points, float(settings.min_var), *drawn[3:])
+
+    def take(drawn):
+        params, nmaps, _, var, ok = drawn
+        for k in range(batch):
+            result.n_candidates += 1
+            if ok[k]:
+                result.categories.append(IFS3D.from_params(params[k, : nmaps[k]]))
+                result.candidates.append(result.n_candidates)
+                result.variances.append(var[k].copy())
+                if len(result.categories) == n_categories:
+                    break
+
+    scan(
+        draw,
+        score,
+        take,
+        lambda: len(result.categories),
+        n_categories,
+        batch=batch,
+        workers=workers,
+        progress=progress,
+        desc="search3d",
+    )
     return result
 
 

@@ -176,6 +176,49 @@ def _score(maps_all, nmaps, states, index, n_points, size, pad, fills):
         fills[k] = lit / (size * size)
 
 
+def scan(
+    draw, score, take, accepted, wanted: int, *, batch: int, workers: int, progress: bool, desc: str
+) -> None:
+    """The driver of the searches (2D here, 3D in ``ofdb3d``): score one batch while drawing the next.
+
+    ``draw()`` draws the next batch of candidates from the one stream, in the calling thread, and
+    returns it with the arrays its scores go into; ``score(drawn, shard)`` scores the candidates
+    ``shard`` (indices) of a batch on one of ``workers`` threads (``nogil`` kernels);
+    ``take(drawn)`` then reads the scored batch in candidate order. Batches go on until
+    ``accepted()`` reaches ``wanted``, so the result does not depend on ``workers``; a batch is
+    always drawn ahead of the one scored.
+
+    Args:
+        draw, score, take, accepted: as above.
+        wanted: categories wanted in all.
+        batch: candidates per batch.
+        workers: scoring threads.
+        progress: show a tqdm bar named ``desc``.
+    """
+    shards = [np.arange(w, batch, workers) for w in range(workers)]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=wanted, initial=accepted(), unit="cat", desc=desc)
+    try:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            ahead = draw()
+            while accepted() < wanted:
+                drawn = ahead
+                jobs = [pool.submit(score, drawn, shard) for shard in shards]
+                ahead = draw()
+                for job in jobs:
+                    job.result()
+                before = accepted()
+                take(drawn)
+                if bar is not None:
+                    bar.update(accepted() - before)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
 def search(
     n_categories: int,
     settings: SearchSettings | None = None,
@@ -211,59 +254,54 @@ def search(
     else:
         result = SearchResult(settings=settings)
         state = mt.legacy_state(settings.seed)
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n_categories, initial=len(result.categories), unit="cat", desc="search")
     words = 2 * settings.points
-    maps = np.zeros((batch, MAX_MAPS, 6))
-    nmaps = np.zeros(batch, dtype=np.int64)
-    states = np.zeros((batch, mt.STATE_LEN), dtype=np.uint32)
     bins = np.linspace(0.0, 1.0, HIST_BINS + 1)
-    shards = [np.arange(w, batch, workers) for w in range(workers)]
-    pool = ThreadPoolExecutor(max_workers=workers)
-    try:
-        # Double-buffered: score batch b on the pool while drawing batch b + 1 here.
-        next_state = state.copy()
-        _draw_batch(next_state, batch, words, maps, nmaps, states)
-        while len(result.categories) < n_categories:
-            fills = np.zeros(batch)
-            cmaps, cnmaps, cstates = maps.copy(), nmaps.copy(), states.copy()
-            jobs = [
-                pool.submit(
-                    _score, cmaps, cnmaps, cstates, s, settings.points, settings.size, settings.pad, fills
-                )
-                for s in shards
-            ]
-            after_batch = next_state.copy()
-            _draw_batch(next_state, batch, words, maps, nmaps, states)
-            for j in jobs:
-                j.result()
-            accepted_before = len(result.categories)
-            for k in range(batch):
-                result.n_candidates += 1
-                result.histogram[min(np.searchsorted(bins, fills[k], side="right") - 1, HIST_BINS - 1)] += 1
-                if fills[k] >= settings.rate:
-                    m = cmaps[k, : cnmaps[k]].copy()
-                    result.categories.append(IFS(m, probabilities_from_determinants(m)))
-                    result.candidates.append(result.n_candidates)
-                    result.fill_rates.append(float(fills[k]))
-                    if len(result.categories) == n_categories:
-                        st = cstates[k].copy()
-                        mt.skip(st, words)
-                        result.state = st
-                        break
-            else:
-                result.state = after_batch
-            if bar is not None:
-                bar.update(len(result.categories) - accepted_before)
-            if on_batch is not None and len(result.categories) > accepted_before:
-                on_batch(result)
-    finally:
-        pool.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+
+    def draw():
+        drawn = (
+            np.zeros((batch, MAX_MAPS, 6)),
+            np.zeros(batch, dtype=np.int64),
+            np.zeros((batch, mt.STATE_LEN), dtype=np.uint32),
+        )
+        _draw_batch(state, batch, words, *drawn)
+        return (*drawn, np.zeros(batch), state.copy())  # fill rates; the state after the batch
+
+    def score(drawn, shard):
+        maps, nmaps, states, fills, _ = drawn
+        _score(maps, nmaps, states, shard, settings.points, settings.size, settings.pad, fills)
+
+    def take(drawn):
+        maps, nmaps, states, fills, after_batch = drawn
+        accepted_before = len(result.categories)
+        for k in range(batch):
+            result.n_candidates += 1
+            result.histogram[min(np.searchsorted(bins, fills[k], side="right") - 1, HIST_BINS - 1)] += 1
+            if fills[k] >= settings.rate:
+                m = maps[k, : nmaps[k]].copy()
+                result.categories.append(IFS(m, probabilities_from_determinants(m)))
+                result.candidates.append(result.n_candidates)
+                result.fill_rates.append(float(fills[k]))
+                if len(result.categories) == n_categories:
+                    st = states[k].copy()
+                    mt.skip(st, words)
+                    result.state = st
+                    break
+        else:
+            result.state = after_batch
+        if on_batch is not None and len(result.categories) > accepted_before:
+            on_batch(result)
+
+    scan(
+        draw,
+        score,
+        take,
+        lambda: len(result.categories),
+        n_categories,
+        batch=batch,
+        workers=workers,
+        progress=progress,
+        desc="search",
+    )
     return result
 
 
