@@ -3,24 +3,29 @@
     python benchmarks/bench_train.py [--profile paper] [--steps 20] [--batch-size B] [--model NAME]
         [--categories C] [--augment pattern] [--data ofdb|fractaldb] [--img-size S]
         [--render-size R] [--render-points P] [--workers W] [--compile] [--threads T]
-        [--kinds default,pattern,...] [--quick] [--json OUT]
+        [--kinds default,pattern,...] [--no-loader] [--no-data] [--quick] [--quick-model] [--json OUT]
 
 Rows (images/s; ``ratio`` is against the bare step):
 
 * ``step``: the bare timm step (synthetic batch already on the device: forward, cross-entropy,
-  backward, AdamW; bf16 and channels_last on CUDA), ``engine.train_step`` on the same fixed batch
-  (the engine's overhead with the profile's Mixup), and ``engine.train_step`` fed by the loader
-  pipeline (DataLoader with ``--workers`` processes over the in-memory source, timm per image) and by
-  the batched pipeline (``batched.DeviceBatches`` on the model's device).
+  backward, the profile's optimizer; on CUDA the profile's precision, with the engine's gradient
+  scaler where it is fp16, and channels_last), ``engine.train_step`` on the same fixed batch (the
+  engine's overhead with the profile's Mixup), and ``engine.train_step`` fed by the loader pipeline
+  (DataLoader with ``--workers`` processes over the in-memory source, timm per image; not with
+  ``--no-loader``) and by the batched pipeline (``batched.DeviceBatches`` on the model's device).
+  Both steps run the arithmetic the engine's runs do, so hours projected from them are the engine's.
 * ``data``: the batched pipeline alone (source and augmentation, no model), per ``--kinds`` entry
   when given (an OFDB Table-1 option or ``fractaldb``), and its stages one by one (source, the
   parameters drawn on the CPU, crop and resize, RandAugment); timm's per-image transform and the
   loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
+  ``--no-data`` leaves these out.
+
+Each row is printed as it is measured, and the table once the file is written.
 
 The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
 batch 1,024); the options shrink it for a quick run, and ``--quick`` shrinks every one not given
 (``QUICK``: 8 categories, batch 8, 64 px, 5,000 render points, 2 steps after 1, one loader worker)
-and the model to one block of width 32 (``QUICK_MODEL``): a CPU run of seconds that checks the
+and the model to one block of width 32 (``QUICK_MODEL``; ``--quick-model`` cuts the model alone): a CPU run of seconds that checks the
 script, not the recipe's speed. ``--json PATH`` (default ``book/bench/train.json``) writes the
 result document of the book's speed page (``_record.py``: machine, command, date, columns, rows of
 text, notes) with the raw figures besides: ``device``, ``threads``, ``config``, ``compile`` and
@@ -86,17 +91,26 @@ def _model(cfg, classes: int, device):
 
 
 def bare_step_fn(cfg, classes: int, device):
-    """The bare timm step on whatever batch it is given (no Mixup, no scheduler, no seeding)."""
+    """The bare timm step on whatever batch it is given (no Mixup, no scheduler, no seeding), in the
+    profile's precision with the engine's scaler and optimizer (``engine.build_optimization``)."""
     model, net = _model(cfg, classes, device)
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.05)
+    opt = engine.build_optimization(model, cfg, resolve(cfg), classes)[0]
+    scaler = engine.build_scaler(cfg, device)
 
     def step(x, y):
-        x = x.to(device, non_blocking=True).contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            loss = torch.nn.functional.cross_entropy(net(x), y.to(device))
+        x = x.to(device, non_blocking=True)
+        if device.type == "cuda":
+            x = x.contiguous(memory_format=torch.channels_last)
+        with engine._autocast(device, cfg.precision):
+            loss = torch.nn.functional.cross_entropy(net(x), y.to(device, non_blocking=True))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
 
     return step
 
@@ -107,6 +121,7 @@ def our_step_fn(cfg, classes: int, device):
     optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), classes)
     counter = iter(range(10**9))
     kw = dict(net=net, optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion)
+    kw["scaler"] = engine.build_scaler(cfg, device)
 
     def step(x, y):
         engine.train_step(next(counter), x, y, **kw, cfg=cfg, num_classes=classes, device=device)
@@ -174,6 +189,14 @@ def model_name(cfg) -> str:
     return cfg.model + (f" ({', '.join(cut)})" if cut else "")
 
 
+def precision_name(cfg, device) -> str:
+    """The step's arithmetic as the engine runs it: the profile's precision on CUDA (fp16 with its
+    gradient scaler), float32 on the CPU."""
+    if device.type != "cuda":
+        return "fp32 (CPU)"
+    return cfg.precision + (" with GradScaler" if engine.build_scaler(cfg, device) is not None else "")
+
+
 def _kind(cfg) -> str:
     """The data kind of a config: ``fractaldb`` or the OFDB Table-1 option."""
     return "fractaldb" if cfg.data == "fractaldb" else cfg.augment
@@ -196,7 +219,7 @@ def run(args):
         }.items()
         if v is not None
     }
-    if getattr(args, "quick", False):
+    if getattr(args, "quick", False) or getattr(args, "quick_model", False):
         over.update(QUICK_MODEL)
     cfg = phase_config(args.profile, "pretrain", compile=args.compile, **over)
     device = resolve_device()
@@ -205,16 +228,26 @@ def run(args):
     x = torch.randn(b, 3, cfg.img_size, cfg.img_size, device=device)
     y = torch.randint(0, classes, (b,), device=device)
     rows = []
+
+    def add(part, what, rate, ratio):  # printed as measured: a run cut short still shows its rows
+        rows.append((part, what, rate, ratio))
+        print(
+            f"{part:5} {what.strip():70} {rate:10.1f} images/s" + ("" if ratio is None else f"  {ratio:.2f}")
+        )
+
     bare = _timed(_repeat(x, y), bare_step_fn(cfg, classes, device), n, warm, b, device)
-    rows.append(("step", f"bare timm step, {model_name(cfg)}, batch {b}", bare, 1.0))
+    add("step", f"bare timm step, {model_name(cfg)}, batch {b}, {precision_name(cfg, device)}", bare, 1.0)
     ours = our_step_fn(cfg, classes, device)  # one model (compiled once) for every row of ours
     fixed = _timed(_repeat(x, y), ours, n, warm, b, device)
-    rows.append(("step", "ours, fixed batch (engine overhead, Mixup as the profile)", fixed, fixed / bare))
-    loader = engine._loader(train_ds, cfg.replace(steps=n + warm), 0, device, Dist())
-    rate = _timed(loader, ours, n, warm, b, device)
-    rows.append(("step", f"ours + loader pipeline, {cfg.num_workers} workers", rate, rate / bare))
+    add("step", "ours, fixed batch (engine overhead, Mixup as the profile)", fixed, fixed / bare)
+    if not getattr(args, "no_loader", False):
+        loader = engine._loader(train_ds, cfg.replace(steps=n + warm), 0, device, Dist())
+        rate = _timed(loader, ours, n, warm, b, device)
+        add("step", f"ours + loader pipeline, {cfg.num_workers} workers", rate, rate / bare)
     rate = _timed(batched_batches(cfg, train_ds, device, n + warm), ours, n, warm, b, device)
-    rows.append(("step", f"ours + batched pipeline, {_kind(cfg)}", rate, rate / bare))
+    add("step", f"ours + batched pipeline, {_kind(cfg)}", rate, rate / bare)
+    if getattr(args, "no_data", False):
+        return rows, cfg, device
     main_alone = None
     for kind in dict.fromkeys([_kind(cfg)] + (args.kinds or [])):
         kcfg = (
@@ -224,16 +257,16 @@ def run(args):
         )
         kds = train_ds if kcfg == cfg else engine.build_data(kcfg)[0]
         alone = _timed(batched_batches(kcfg, kds, device, n + warm), lambda x, y: None, n, warm, b, device)
-        rows.append(("data", f"batched pipeline alone, {kind}", alone, None))
+        add("data", f"batched pipeline alone, {kind}", alone, None)
         main_alone = main_alone or alone
     for name, rate in stage_rates(cfg, train_ds, device, n, warm):
-        rows.append(("data", f"  stage: {name}", rate, None))
+        add("data", f"  stage: {name}", rate, None)
     if device.type == "cpu":
-        rows.append(("data", "batched pipeline alone per core", main_alone / torch.get_num_threads(), None))
+        add("data", "batched pipeline alone per core", main_alone / torch.get_num_threads(), None)
     aug, src = per_image_rates(cfg, train_ds)
-    rows.append(("data", f"timm transform per worker, {cfg.render_size} -> {cfg.img_size} px", aug, None))
-    rows.append(("data", "loader source per worker (no transform)", src, None))
-    rows.append(("data", "loader pipeline per worker (source + transform)", 1 / (1 / aug + 1 / src), None))
+    add("data", f"timm transform per worker, {cfg.render_size} -> {cfg.img_size} px", aug, None)
+    add("data", "loader source per worker (no transform)", src, None)
+    add("data", "loader pipeline per worker (source + transform)", 1 / (1 / aug + 1 / src), None)
     return rows, cfg, device
 
 
@@ -254,6 +287,9 @@ def main(argv=None) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: the profile's, else torch's)")
     p.add_argument("--kinds", type=lambda s: s.split(","), help="batched-alone rows: OFDB options, fractaldb")
+    p.add_argument("--no-loader", action="store_true", help="no step row fed by the loader pipeline")
+    p.add_argument("--no-data", action="store_true", help="the step rows only (no data-alone rows)")
+    p.add_argument("--quick-model", action="store_true", help="the model of --quick (QUICK_MODEL) only")
     p.add_argument(
         "--quick",
         action="store_true",
@@ -275,13 +311,15 @@ def main(argv=None) -> None:
         "threads": torch.get_num_threads(),
         "config": cfg.to_dict(),
         "compile": args.compile,
+        "precision": precision_name(cfg, device),
         "measurements": [{"part": a, "what": w, "images_per_s": v, "ratio": r} for a, w, v, r in rows],
     }
     cells = [[a, w.strip(), f"{v:.1f}", "" if r is None else f"{r:.2f}"] for a, w, v, r in rows]
     notes = [
         f"Device {name}, {torch.get_num_threads()} torch threads; profile {args.profile}: "
         f"{model_name(cfg)}, batch {cfg.batch_size}, {cfg.img_size} px, {cfg.categories} categories, {cfg.render_size} px "
-        f"renders, {args.steps} timed steps after {args.warmup}{', compiled' if args.compile else ''}.",
+        f"renders, {args.steps} timed steps after {args.warmup}{', compiled' if args.compile else ''}; "
+        f"{precision_name(cfg, device)}, the engine's step.",
         "No anchor row: the paper gives no throughput. Its Table 3 implies about 78 images/s per V100 "
         "for ViT-B/16 (2D-OFDB-21k: 1,088 GPU-hours for 300k iterations at batch 1,024; ofdb-facts "
         "section 8), and the pre-training length is 240k steps at batch 256 for the 1k rows "

@@ -1,42 +1,47 @@
 #!/usr/bin/env bash
-# Every GPU check of this package in one call (about 8-10 minutes on one H200):
-#   1. the card, the driver and the torch build;
-#   2. the gpu-marked tests (pytest -m gpu tests/test_gpu.py);
-#   3. bench_train.py at the paper's settings: ViT-Tiny/16 (batch 256, 224 px, OFDB-1k) eager with
-#      the batched-alone rate of every data kind, the same compiled, and ViT-Base/16 (the 21k recipe's
-#      model, at batch 256 and 1,000 categories to stay within the time) eager; each prints the bare
-#      step, our step fed by the loader and by the batched pipeline, and the data alone;
-#   4. the projected hours of every Table-1 row (240k steps) and of the 21k pre-training;
-#   5. the paper-short pilot: one seed, --pilot-steps steps of each of its pre-training rows (does
-#      each own task start to learn, the step rate and the pipeline each ran with; about 1-2 minutes
-#      at 500 steps where the batched pipeline keeps up), no fine-tuning (no CIFAR-100 offline).
+# Every GPU figure of this package in one call of at most 6 minutes on one H100, most valuable first.
+# Each step runs under its own `timeout`; a step that fails or times out is named and the next runs.
+# Each bench prints its rows as it measures them and writes its file into OUTDIR when it finishes:
+#   preflight   (20 s)  versions, the card and its free memory, the numba kernels import, the batched
+#                       augmentation built from the paper recipe's timm transform  -> preflight.json
+#   tests       (70 s)  the gpu-marked tests, each under pytest-timeout's 60 s     -> gpu-tests.xml
+#   tiny        (90 s)  ViT-Tiny/16 at the paper recipe, eager, in the profile's precision: the bare
+#                       step, ours fed by the loader and by the batched pipeline, and the batched
+#                       pipeline alone on the main data kinds                        -> tiny.json
+#   base        (50 s)  ViT-Base/16 (the 21k recipe) eager at batch 256: bare, ours, batched -> base.json
+#   memory      (40 s)  one step of ViT-Base/16 at batch 1,024 (pre-training and fine-tuning as the
+#                       paper-21k profile runs them), printing peak memory         -> memory.json
+#   hours       (10 s)  the projected hours of every Table-1 row and of the 21k pre-training
+#   pilot       (80 s)  the paper-short pilot: seed 0, --pilot-steps steps of each pre-training row,
+#                       no fine-tuning                                               -> pilot.json
+# OUTDIR also gets gpu_check.log (everything printed) and steps.json (each step's exit status and
+# seconds): at most 8 files. The exit status is 1 if a step failed.
 #
 # Usage (from any folder; the repository is the one holding this script):
-#   benchmarks/gpu_check.sh LOG [--install] [--cpu-dry-run] [--python PY] [--workers N] [--pilot-steps S]
-#     LOG            where the whole output goes (it is also printed)
-#     --install      make .venv-gpu (seeing the system packages) and pip install -r requirements.txt
-#     --cpu-dry-run  tiny sizes, any device: checks that the script runs (figures mean nothing)
-#     --python PY    the interpreter (default: .venv/bin/python if present, else python3)
-#     --workers N    loader processes of the loader rows (default: CPU count - 1, at most 15)
-#     --pilot-steps S  steps of each paper-short pilot row (default 500; 0 skips the pilot)
-set -euo pipefail
+#   benchmarks/gpu_check.sh OUTDIR [--cpu-dry-run] [--workers N] [--pilot-steps S]
+#     --cpu-dry-run    the same steps shrunk to run on a CPU in a few minutes (figures mean nothing)
+#     --workers N      loader processes (default: CPU count - 1, at most 15)
+#     --pilot-steps S  steps of each pilot row (default 200; 0 skips the pilot)
+# Environment:
+#   OFDB_PYTHON      the interpreter (default: python3, the image's own; nothing is installed)
+#   GPU_CHECK_FAIL   a step name: that step is made to fail (to check that the others still run)
+#   GPU_CHECK_ONLY   comma-separated step names: run only those
+# Where the interpreter has no pytest, the tests step uses the wheels in benchmarks/wheels/ (made
+# by benchmarks/device_stack.sh; pure Python, unpacked into a temporary folder).
+set -uo pipefail
 
 if [[ $# -lt 1 || "$1" == -* ]]; then
-    sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
 fi
-LOG=$(realpath -m "$1")
+OUTDIR=$(realpath -m "$1")
 shift
-INSTALL=0
 DRY=0
-PY=""
 WORKERS=""
-PILOT_STEPS=""
+PILOT_STEPS=200
 while [[ $# -gt 0 ]]; do
     case "$1" in
-        --install) INSTALL=1 ;;
         --cpu-dry-run) DRY=1 ;;
-        --python) PY="$2"; shift ;;
         --workers) WORKERS="$2"; shift ;;
         --pilot-steps) PILOT_STEPS="$2"; shift ;;
         *) echo "gpu_check.sh: unknown option $1" >&2; exit 2 ;;
@@ -45,74 +50,116 @@ while [[ $# -gt 0 ]]; do
 done
 
 cd "$(dirname "$(realpath "$0")")/.."
-mkdir -p "$(dirname "$LOG")"
-exec > >(tee "$LOG") 2>&1
-
-if [[ $INSTALL == 1 ]]; then
-    python3 -m venv --system-site-packages .venv-gpu  # wheels already on the machine count
-    .venv-gpu/bin/python -m pip install -q -r requirements.txt
-    PY=.venv-gpu/bin/python
-fi
-if [[ -z "$PY" ]]; then
-    if [[ -x .venv/bin/python ]]; then PY=.venv/bin/python; else PY=python3; fi
-fi
-if [[ -z "$WORKERS" ]]; then
-    WORKERS=$("$PY" -c "import os; print(max(1, min(15, len(os.sched_getaffinity(0)) - 1)))")
-fi
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" HF_HUB_OFFLINE=1 TQDM_DISABLE=1
-OUT=$(mktemp -d)
+mkdir -p "$OUTDIR"
+PY=${OFDB_PYTHON:-python3}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TQDM_DISABLE=1
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
 START=$(date +%s)
-step() { echo; echo "== $* ($(( $(date +%s) - START )) s)"; }
+STEPS=()
 
-step "card"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null || echo "no nvidia-smi"
-"$PY" - <<'EOF'
-import torch
-cuda = torch.cuda.is_available()
-print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, available: {cuda}")
-if cuda:
-    print("card:", torch.cuda.get_device_name(0))
-EOF
-git log -1 --format='commit %H' 2>/dev/null || true
+# run_step NAME SECONDS COMMAND...: the command under `timeout`, its status kept; never stops the script.
+run_step() {
+    local name=$1 limit=$2 t0 rc note
+    shift 2
+    if [[ -n "${GPU_CHECK_ONLY:-}" && ",$GPU_CHECK_ONLY," != *",$name,"* ]]; then
+        return 0
+    fi
+    t0=$(date +%s)
+    echo
+    echo "== $name (at $(( t0 - START )) s, limit $limit s): $*"
+    if [[ "${GPU_CHECK_FAIL:-}" == "$name" ]]; then
+        timeout -k 5 "$limit" "$PY" -c "raise SystemExit('made to fail by GPU_CHECK_FAIL=$name')"
+    else
+        timeout -k 5 "$limit" "$@"
+    fi
+    rc=$?
+    note=ok
+    if [[ $rc == 124 || $rc == 137 ]]; then
+        note="timed out after $limit s"
+    elif [[ $rc != 0 ]]; then
+        note="failed (exit $rc)"
+    fi
+    [[ $note != ok ]] && echo "== STEP $name FAILED: $note"
+    STEPS+=("$name|$rc|$(( $(date +%s) - t0 ))|$note")
+}
 
+if [[ -z "$WORKERS" ]]; then
+    WORKERS=$("$PY" -c "import os; print(max(1, min(15, len(os.sched_getaffinity(0)) - 1)))" 2>/dev/null || echo 1)
+fi
 if [[ $DRY == 1 ]]; then
-    TINY=(--profile paper --categories 8 --batch-size 8 --img-size 64 --render-size 64 --render-points 5000
-          --steps 2 --warmup 1 --workers 1)
-    BASE=(--profile paper-21k --categories 8 --batch-size 4 --img-size 64 --render-size 64 --render-points 5000
-          --steps 1 --warmup 1 --workers 1)
-    TESTS=(tests/test_gpu.py -m gpu -q)
-    PILOT_STEPS=${PILOT_STEPS:-2}
+    PRE=(--dry-run)
+    SHRINK=(--categories 8 --batch-size 8 --img-size 64 --render-size 64 --render-points 5000 --workers 1)
+    TINY=(--profile paper "${SHRINK[@]}" --steps 2 --warmup 1 --quick-model)
+    BASE=(--profile paper-21k "${SHRINK[@]}" --steps 1 --warmup 1 --quick-model)
+    MEM=(--dry-run)
+    PILOT_STEPS=$(( PILOT_STEPS < 2 ? PILOT_STEPS : 2 ))
     PILOT=(--categories 4 --set img_size=32 --set depth=1 --set embed_dim=32 --set num_heads=2
            --set batch_size=8 --set render_size=32 --set render_points=1500 --set warmup_steps=1
            --set eval_batch_size=16 --set eval_per_category=2 --set num_workers=0)
 else
+    PRE=()
     TINY=(--profile paper --steps 20 --warmup 5 --workers "$WORKERS")
-    BASE=(--profile paper-21k --categories 1000 --batch-size 256 --steps 10 --warmup 3 --workers "$WORKERS")
-    TESTS=(tests/test_gpu.py -m gpu -q)
-    PILOT_STEPS=${PILOT_STEPS:-500}
+    BASE=(--profile paper-21k --categories 1000 --batch-size 256 --steps 8 --warmup 3 --workers "$WORKERS")
+    MEM=()
     PILOT=(--set eval_per_category=2 --set num_workers="$WORKERS")
 fi
-KINDS=default,rotation,fluctuation,pattern,texture,both,fractaldb
 
-step "gpu-marked tests"
-"$PY" -m pytest "${TESTS[@]}" -p no:cacheprovider || echo "gpu tests FAILED (exit $?)"
-
-step "ViT-Tiny/16, paper recipe, eager (with every data kind)"
-"$PY" benchmarks/bench_train.py "${TINY[@]}" --kinds "$KINDS" --json "$OUT/tiny-eager.json"
-
-step "ViT-Tiny/16, paper recipe, compiled"
-"$PY" benchmarks/bench_train.py "${TINY[@]}" --compile --json "$OUT/tiny-compiled.json"
-
-step "ViT-Base/16, 21k recipe, eager"
-"$PY" benchmarks/bench_train.py "${BASE[@]}" --json "$OUT/base.json"
-
-step "projected hours"
-"$PY" benchmarks/project_hours.py "$OUT/tiny-eager.json" "$OUT/tiny-compiled.json" --base "$OUT/base.json"
-
-if [[ $PILOT_STEPS -gt 0 ]]; then
-    step "paper-short pilot: seed 0, $PILOT_STEPS steps of each pre-training row"
-    "$PY" benchmarks/pilot.py --profile paper-short --steps "$PILOT_STEPS" --no-finetune "${PILOT[@]}" \
-        --out "$OUT/pilot-paper-short.json" || echo "paper-short pilot FAILED (exit $?)"
+# The interpreter's pytest, else the carried wheels unpacked into a folder of their own.
+TEST_PATH=$PYTHONPATH
+if ! "$PY" -c "import pytest" 2>/dev/null; then
+    shopt -s nullglob
+    wheels=(benchmarks/wheels/*.whl)
+    shopt -u nullglob
+    if [[ ${#wheels[@]} -gt 0 ]]; then
+        for w in "${wheels[@]}"; do "$PY" -m zipfile -e "$w" "$SCRATCH/wheels" || true; done
+        TEST_PATH="$PYTHONPATH:$SCRATCH/wheels"
+        echo "pytest from benchmarks/wheels/: ${wheels[*]##*/}"
+    fi
 fi
-cp "$OUT"/*.json "$(dirname "$LOG")/" 2>/dev/null || true
-step "done; log in $LOG"
+TIMEOUT_OPT=()
+if PYTHONPATH=$TEST_PATH "$PY" -c "import pytest_timeout" 2>/dev/null; then
+    TIMEOUT_OPT=(--timeout 60)
+fi
+
+main() {
+    echo "gpu_check.sh: $PY, results in $OUTDIR$([[ $DRY == 1 ]] && echo ', CPU dry run')"
+    git log -1 --format='commit %H' 2>/dev/null || true
+    run_step preflight 20 "$PY" benchmarks/preflight.py --json "$OUTDIR/preflight.json" "${PRE[@]}"
+    run_step tests 70 env PYTHONPATH="$TEST_PATH" "$PY" -m pytest tests/test_gpu.py -m gpu -q -rA \
+        -p no:cacheprovider "${TIMEOUT_OPT[@]}" --junitxml "$OUTDIR/gpu-tests.xml"
+    run_step tiny 90 "$PY" benchmarks/bench_train.py "${TINY[@]}" --kinds default,pattern,fractaldb \
+        --json "$OUTDIR/tiny.json"
+    run_step base 50 "$PY" benchmarks/bench_train.py "${BASE[@]}" --no-loader --no-data --json "$OUTDIR/base.json"
+    run_step memory 40 "$PY" benchmarks/memory_probe.py --json "$OUTDIR/memory.json" "${MEM[@]}"
+    run_step hours 10 "$PY" benchmarks/project_hours.py "$OUTDIR/tiny.json" --base "$OUTDIR/base.json"
+    if [[ $PILOT_STEPS -gt 0 ]]; then
+        run_step pilot 80 "$PY" benchmarks/pilot.py --profile paper-short --steps "$PILOT_STEPS" --no-finetune \
+            "${PILOT[@]}" --out "$OUTDIR/pilot.json"
+    fi
+    echo
+    echo "== summary (at $(( $(date +%s) - START )) s)"
+    local failed=() s name rc secs note
+    for s in "${STEPS[@]}"; do
+        IFS='|' read -r name rc secs note <<<"$s"
+        printf '%-10s %5s s  %s\n' "$name" "$secs" "$note"
+        [[ $note != ok ]] && failed+=("$name")
+    done
+    "$PY" - "$OUTDIR/steps.json" "${STEPS[@]}" <<'EOF'
+import json, sys
+rows = [dict(zip(("step", "exit", "seconds", "status"), s.split("|", 3))) for s in sys.argv[2:]]
+for r in rows:
+    r["exit"], r["seconds"] = int(r["exit"]), int(r["seconds"])
+with open(sys.argv[1], "w") as f:
+    json.dump({"steps": rows}, f, indent=1)
+EOF
+    if [[ ${#failed[@]} -gt 0 ]]; then
+        echo "gpu_check.sh: FAILED steps: ${failed[*]}"
+        return 1
+    fi
+    echo "gpu_check.sh: every step passed"
+}
+
+main 2>&1 | tee "$OUTDIR/gpu_check.log"
+exit "${PIPESTATUS[0]}"

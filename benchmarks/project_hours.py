@@ -103,14 +103,16 @@ def main(argv=None) -> None:
     if args.base:
         steps, _ = _rates(json.load(open(args.base)))
         images = BASE_STEPS * BASE_BATCH
+        batched, loader = steps["ours + batched pipeline"], steps.get("ours + loader pipeline")
         print(
             f"\nViT-Base/16 (21k recipe): bare {steps['bare timm step']:.0f} images/s, ours + batched "
-            f"{steps['ours + batched pipeline']:.0f} ({steps['ours + batched pipeline'] / steps['bare timm step']:.2f}x),"
-            f" ours + loader {steps['ours + loader pipeline']:.0f}"
+            f"{batched:.0f} ({batched / steps['bare timm step']:.2f}x)"
+            + ("" if loader is None else f", ours + loader {loader:.0f}")
         )
         print(
-            f"21k pre-training (300k steps at batch 1,024): {hours(images, steps['ours + batched pipeline']):.1f} h"
-            f" batched, {hours(images, steps['ours + loader pipeline']):.1f} h loader, one device"
+            f"21k pre-training (300k steps at batch 1,024): {hours(images, batched):.1f} h batched"
+            + ("" if loader is None else f", {hours(images, loader):.1f} h loader")
+            + ", one device"
         )
 
 
