@@ -17,11 +17,7 @@ import time
 from ..errors import ParamError
 from ..files import check_apart
 from ..fractals.defaults import (
-    DATA_SEED,
     OFDB3D_SEED,
-    OFDB_A_WEIGHT,
-    OFDB_POINTS,
-    OFDB_SIZE,
     SEARCH3D_MIN_VAR,
     SEARCH3D_POINTS,
     SEARCH_PAD,
@@ -67,21 +63,6 @@ def _common_out(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def _render_options(p: argparse.ArgumentParser, size: int = OFDB_SIZE, points: int = OFDB_POINTS) -> None:
-    p.add_argument("--draw", default="patch", help="point | patch | color (default patch, as released)")
-    p.add_argument("--size", type=int, default=size, help=f"image side in pixels (default {size})")
-    p.add_argument("--points", type=int, default=points, help=f"chaos-game points (default {points})")
-    p.add_argument(
-        "--seed", type=int, default=DATA_SEED, help=f"base seed of the patch masks (default {DATA_SEED})"
-    )
-    p.add_argument(
-        "--weights",
-        type=_weights,
-        default=None,
-        help="ofdb/render: factors on a,b,c,d,e,f, applied with --a-weight (e.g. 1,1,1,1,1.4,1)",
-    )
-
-
 def cmd_search(args: argparse.Namespace) -> int:
     from ..fractals.search import SearchSettings, search_to_dir
 
@@ -107,28 +88,14 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from ..fractals.build import build_ofdb
+    """``build ofdb --params``, over every category of the folder unless ``--categories``."""
+    from ..fractals.formats import SHARD_SIZE
     from ..fractals.ifs import list_csvs
 
-    check_apart(args.out, [("params", args.params)])
-    n = args.categories if args.categories is not None else len(list_csvs(args.params))
-    out = build_ofdb(
-        args.out,
-        n,
-        params=args.params,
-        size=args.size,
-        points=args.points,
-        mode=args.draw,
-        a_weight=args.a_weight,
-        weights=args.weights,
-        seed=args.seed,
-        workers=args.workers,
-        resume=args.resume,
-        force=args.force,
-        progress=not args.quiet,
-    )
-    print(f"rendered {n} categories -> {out}")
-    return 0
+    if args.categories is None:
+        args.categories = len(list_csvs(args.params))
+    args.kind, args.format, args.shard_size = "ofdb", "folder", SHARD_SIZE
+    return cmd_build(args)
 
 
 #: Per-kind defaults of the shared build options (``Kind.build_defaults``; None on the command line
@@ -143,9 +110,9 @@ SHARED = {
 }
 
 
-def _parser(kind: str, flag: str):
+def _parser(vtype: str, flag: str):
     """The argparse type of a build option's value type (``fractals.kinds.OPTION_TYPES``)."""
-    return {"int": int, "float": _finite(flag), "text": str, "weights": _weights}[kind]
+    return {"int": int, "float": _finite(flag), "text": str, "weights": _weights}[vtype]
 
 
 def _builders_of(key: str, table: str) -> list[str]:
@@ -159,7 +126,7 @@ def _build_options(args: argparse.Namespace) -> dict:
         ParamError: an option given that this kind does not take.
     """
     kind = BUILDS[args.kind]
-    given = {k: getattr(args, k) for k in (*SHARED, *OPTIONS)}
+    given = {k: getattr(args, k, None) for k in (*SHARED, *OPTIONS)}
     for key, value in given.items():
         if value is not None and key not in kind.build_defaults and key not in kind.options:
             flag = OPTIONS[key].flag if key in OPTIONS else key.replace("_", "-")
@@ -167,6 +134,33 @@ def _build_options(args: argparse.Namespace) -> dict:
             raise ParamError(flag, f"applies to build {', '.join(takes)} only, not {args.kind}")
     defaults = {**kind.build_defaults, **kind.options}
     return {k: given[k] if given[k] is not None else v for k, v in defaults.items()}
+
+
+def _kind_options(p: argparse.ArgumentParser, kinds, skip=()) -> None:
+    """Add the build options that any of ``kinds`` (build names) takes, but ``skip``, with each
+    kind's default in the help; None means "not given" (``_build_options``)."""
+    for key, (vtype, text) in SHARED.items():
+        takes = [n for n in _builders_of(key, "build_defaults") if n in kinds]
+        if takes:
+            flag = "--" + key.replace("_", "-")
+            defaults = "; ".join(f"{n} {BUILD_DEFAULTS[n][key]}" for n in takes)
+            p.add_argument(
+                flag, dest=key, type=_parser(vtype, flag), default=None, help=f"{text} (default {defaults})"
+            )
+    for key, option in OPTIONS.items():
+        takes = [n for n in _builders_of(key, "options") if n in kinds]
+        if not takes or key in skip:
+            continue
+        defaults = {BUILDS[n].options[key] for n in takes} - {None}
+        shown = f" (default {defaults.pop()})" if len(defaults) == 1 else ""
+        p.add_argument(
+            f"--{option.flag}",
+            dest=key,
+            metavar=option.flag.upper().replace("-", "_"),
+            type=_parser(option.type, f"--{option.flag}"),
+            default=None,
+            help=f"{'/'.join(takes)}: {option.help}{shown}",
+        )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -299,17 +293,13 @@ def register(sub) -> None:
     p.add_argument("--progress", action="store_true", help="show a progress bar")
     p.set_defaults(func=cmd_search3d)
 
-    p = sub.add_parser("render", help="render one image per category of a parameter folder")
+    p = sub.add_parser(
+        "render", help="render one image per category of a parameter folder (build ofdb --params)"
+    )
     p.add_argument("--params", required=True, help="folder of NNNNN.csv")
     p.add_argument("--out", required=True, help="output tree DIR2/NNNNN/NNNNN.png")
     p.add_argument("--categories", type=int, default=None, help="first N categories (default all)")
-    p.add_argument(
-        "--a-weight",
-        type=_finite("--a-weight"),
-        default=OFDB_A_WEIGHT,
-        help=f"factor on every map's a (default {OFDB_A_WEIGHT})",
-    )
-    _render_options(p)
+    _kind_options(p, ["ofdb"], skip=["params"])
     _common_out(p)
     p.set_defaults(func=cmd_render)
 
@@ -326,24 +316,7 @@ def register(sub) -> None:
         help="categories, the first of the exact search (at most 100,000)",
     )
     p.add_argument("--out", required=True, help="the folder of the tree (category folders and manifest.json)")
-    for key, (kind, text) in SHARED.items():
-        flag = "--" + key.replace("_", "-")
-        defaults = "; ".join(f"{n} {BUILD_DEFAULTS[n][key]}" for n in _builders_of(key, "build_defaults"))
-        p.add_argument(
-            flag, dest=key, type=_parser(kind, flag), default=None, help=f"{text} (default {defaults})"
-        )
-    for key, option in OPTIONS.items():
-        takes = _builders_of(key, "options")
-        defaults = {BUILDS[n].options[key] for n in takes} - {None}
-        shown = f" (default {defaults.pop()})" if len(defaults) == 1 else ""
-        p.add_argument(
-            f"--{option.flag}",
-            dest=key,
-            metavar=option.flag.upper().replace("-", "_"),
-            type=_parser(option.type, f"--{option.flag}"),
-            default=None,
-            help=f"{'/'.join(takes)}: {option.help}{shown}",
-        )
+    _kind_options(p, BUILDS)
     p.add_argument(
         "--format",
         default="folder",
