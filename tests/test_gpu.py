@@ -1,10 +1,11 @@
 """GPU checks, marker ``gpu``: ``pytest -m gpu`` on a machine with CUDA (skipped elsewhere).
 
-They run the ``paper`` recipe's own step (ViT-Tiny/16 at 224, RandAugment, Mixup/CutMix, bf16
-autocast, channels_last) for a few steps on in-memory OFDB data with either pipeline (the loader, and
-the batched pipeline that ``auto`` picks on CUDA), compiled too, which is the path a paper-scale run
-takes and the CPU tests cannot reach; and they check the batched pipeline on the card against the
-same code on the CPU, and that it never makes the host wait for the card.
+They run the ``paper`` recipe's own step (ViT-Tiny/16 at 224, RandAugment, Mixup/CutMix, fp16
+autocast with its scaler and a fused optimizer, channels_last) for a few steps on in-memory OFDB
+data with either pipeline (the loader, and the batched pipeline that ``auto`` picks on CUDA),
+compiled too, which is the path a paper-scale run takes and the CPU tests cannot reach; they check
+the batched pipeline on the card against the same code on the CPU, that neither it nor the fp16
+step makes the host wait for the card, and that the memory estimate is not below a step's peak.
 """
 
 import json
@@ -48,10 +49,21 @@ def test_paper_recipe_steps_on_cuda(tmp_path, pipeline):
     assert summary["images_per_s"] > 0 and len(summary["weights_sha256"]) == 64
 
 
+@pytest.fixture
+def math_attention():
+    """Attention on torch's math kernel, whose backward is deterministic (the fused ones' is not)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel(SDPBackend.MATH):
+        yield
+
+
 @pytest.mark.parametrize("pipeline", ["loader", "auto"])
-def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch, pipeline):
+def test_resume_on_cuda_gives_the_uninterrupted_weights(tmp_path, monkeypatch, pipeline, math_attention):
     """Interrupted inside step 3 (after the step-2 checkpoint) and resumed, a CUDA run ends with
-    the same weights as one run straight through (cuDNN restricted to deterministic kernels)."""
+    the same weights as one run straight through where the kernels are deterministic: cuDNN
+    restricted to its deterministic ones and attention on the math kernel. A plain CUDA run's fused
+    attention backward is not bit-reproducible: two such runs differ in their last bits."""
     from ofdb_study.config import phase_config
     from ofdb_study.train import engine
 
@@ -171,3 +183,48 @@ def test_the_batched_pipeline_never_waits_for_the_card():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert x.shape == (64, 3, 224, 224) and torch.isfinite(x).all()
+
+
+def _paper_step(batch: int, **overrides):
+    """(one ``engine.train_step`` call of the paper recipe on a fixed CUDA batch, the model)."""
+    from ofdb_study.config import phase_config, resolve
+    from ofdb_study.train import engine, models
+
+    cfg = phase_config("paper", "pretrain", batch_size=batch, categories=8, **overrides)
+    device = torch.device("cuda", 0)
+    model = models.create_model(cfg, 8).to(device).to(memory_format=torch.channels_last)
+    optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), 8, device)
+    kw = dict(net=model, optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion)
+    kw.update(cfg=cfg, num_classes=8, device=device, scaler=engine.build_scaler(cfg, device))
+    x = torch.randn(batch, 3, cfg.img_size, cfg.img_size, device=device)
+    y = torch.randint(0, 8, (batch,), device=device)
+    return (lambda step, micro=None: engine.train_step(step, x, y, **kw, micro_batch=micro)), model
+
+
+def test_the_fp16_step_never_waits_for_the_card():
+    """The scaler's inf check stays on the card (the fused optimizer takes it), so the host can run
+    ahead and make the next batch while the card steps."""
+    step, _ = _paper_step(32)
+    step(0)
+    step(1, 16)
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        step(2)
+        step(3, 16)
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    torch.cuda.synchronize()
+
+
+def test_the_memory_estimate_is_not_below_a_steps_peak():
+    from ofdb_study.train import memory
+
+    step, model = _paper_step(64)
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    step(0)
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_allocated()
+    estimate = memory.step_bytes(model, 64, "fp16", "adamw") - memory.OVERHEAD
+    assert peak <= estimate + 2**30, (peak / 2**20, estimate / 2**20)

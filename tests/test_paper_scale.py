@@ -96,3 +96,33 @@ def test_an_error_on_rank_0_is_raised_there():
     with pytest.raises(ValueError, match="rank 0's error"):
         engine.main_first(Dist(), torch.device("cpu"), boom)
     assert engine.main_first(Dist(), torch.device("cpu"), lambda: 3) == 3
+
+
+def test_posterize_keeping_zero_bits_gives_a_black_image_on_any_pillow():
+    """RandAugment inc1 at magnitude 10 asks for 0 bits, which Pillow 13 refuses and Pillow 12 made black."""
+    from PIL import Image
+    from timm.data import auto_augment
+
+    from ofdb_study.train import augment
+
+    augment.train_transform(phase_config("paper", "pretrain"))
+    img = Image.new("RGB", (8, 8), (200, 100, 50))
+    assert auto_augment.NAME_TO_OP["PosterizeIncreasing"](img, 0).getextrema() == ((0, 0),) * 3
+    assert auto_augment.NAME_TO_OP["PosterizeIncreasing"](img, 4).getextrema() == (
+        (192, 192),
+        (96, 96),
+        (48, 48),
+    )
+
+
+def test_a_timm_transform_the_batched_pipeline_does_not_know_is_refused_with_timms_version():
+    import timm
+    from torchvision import transforms as T
+
+    from ofdb_study.errors import ParamError
+    from ofdb_study.train import augment, batched
+
+    tf = augment.train_transform(phase_config("paper", "pretrain"))
+    tf.transforms.append(T.GaussianBlur(3))
+    with pytest.raises(ParamError, match=f"GaussianBlur \\(timm {timm.__version__}\\)"):
+        batched.transforms.BatchAugment.from_timm(tf)

@@ -332,8 +332,10 @@ class TrainConfig:
         their keys). Where ``auto`` picks the batched pipeline (pre-training on CUDA) the engine
         trains and records the config as ``batched`` (``ran_with``): the run's ``config.yaml``, its
         resume check and its key say ``batched``, and its manifest names the pipeline that ran and
-        the one asked for. The device is no part of the key otherwise (a CPU and a CUDA run of one
-        config differ only in their last bits). The study names its run folders by the key of the
+        the one asked for. The device is no part of the key otherwise: a CPU and a CUDA run of one
+        config are two runs of one recipe, with the same data order and random draws but not the
+        same weights (CUDA runs the config's precision, its own kernels and a backward pass that is
+        not bit-reproducible; see the developing guide). The study names its run folders by the key of the
         config it plans, before ``auto`` is resolved (``study.plan``); the profiles meant for GPUs
         (``paper``, ``paper-short``, ``paper-21k``) pin ``batched`` in pre-training, so that their
         keys, and the study's run folders, are the same on every machine that plans, trains or

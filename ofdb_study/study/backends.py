@@ -5,7 +5,9 @@
 * ``UnitJob``: the call a job makes (``units.run_unit``), a ``submitit.helpers.Checkpointable``:
   on SLURM's time-limit or pre-emption signal (USR2, 90 s before the end) submitit calls its
   ``checkpoint``, which returns the same call, and requeues the job; the run resumes from its last
-  checkpoint (``engine.train(resume=True)``: the weights of an uninterrupted run). With N > 1
+  checkpoint (``engine.train(resume=True)``: on the CPU the weights of an uninterrupted run bit for
+  bit; on CUDA the same data order and draws, with weights that differ from an uninterrupted run's
+  as two CUDA runs of one config do, since its attention backward is not deterministic). With N > 1
   processes it first sets torch.distributed's variables (``TorchDistributedEnvironment``).
 * ``SlurmBackend`` (sbatch through submitit, squeue, scancel) and ``LocalBackend`` (submitit's
   ``LocalExecutor``: processes on this machine, one GPU group each via ``CUDA_VISIBLE_DEVICES``):

@@ -45,10 +45,33 @@ def check_augment(name: str) -> str:
 
 
 # ---- image-level recipes (timm) -----------------------------------------------------------------
+def _posterize_to_zero_bits() -> None:
+    """timm's posterize ops with 0 bits kept on any Pillow: Pillow 13 refuses
+    ``ImageOps.posterize(img, 0)``, which RandAugment's ``inc1`` asks for at magnitude 10, where
+    Pillow 12 gave a black image; that image is what timm's ops now return for 0 bits."""
+    from timm.data import auto_augment as aa
+
+    original = aa.posterize
+    if getattr(original, "zero_bits", False):
+        return
+
+    def posterize(img, bits_to_keep, **kw):
+        if bits_to_keep <= 0:
+            return img.point([0] * (256 * len(img.getbands())))
+        return original(img, bits_to_keep, **kw)
+
+    posterize.zero_bits = True
+    aa.posterize = posterize
+    for name, op in list(aa.NAME_TO_OP.items()):
+        if op is original:
+            aa.NAME_TO_OP[name] = posterize
+
+
 def train_transform(cfg):
     """timm's training transform for ``cfg`` (a TrainConfig): PIL image -> float tensor (3, S, S)."""
     from timm.data import create_transform
 
+    _posterize_to_zero_bits()
     return create_transform(
         input_size=cfg.img_size,
         is_training=True,

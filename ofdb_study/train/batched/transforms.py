@@ -321,14 +321,23 @@ class BatchAugment:
 
     @classmethod
     def from_timm(cls, transform) -> BatchAugment:
-        """Read the recipe off the transform ``augment.train_transform`` builds (a Compose)."""
+        """Read the recipe off the transform ``augment.train_transform`` builds (a Compose).
+
+        Raises:
+            ParamError: a transform this class does not know, naming it and timm's version (a timm
+                other than the pinned one may build the recipe from other classes).
+        """
+        import timm
         from timm.data.auto_augment import RandAugment
         from timm.data.random_erasing import RandomErasing
         from timm.data.transforms import MaybeToTensor, RandomResizedCropAndInterpolation
         from torchvision import transforms as T
 
         def refuse(what: str):
-            raise ParamError("pipeline", f"the batched pipeline cannot run {what}; use --pipeline loader")
+            raise ParamError(
+                "pipeline",
+                f"the batched pipeline cannot run {what} (timm {timm.__version__}); use --pipeline loader",
+            )
 
         kw = {"hflip": 0.0, "vflip": 0.0, "ra": None, "erase": None, "mean": (0.0,) * 3, "std": (1.0,) * 3}
         for t in transform.transforms:
