@@ -31,7 +31,7 @@ CASES = [
     (["build", "fractaldb", "--categories", "100001", "--out", "OUT"], "categories: must be at most 100,000"),
     (
         ["pretrain", "--profile", "smoke", "--categories", "1000000000", "--out", "OUT"],
-        "categories: must be at most",
+        "categories: must be an integer >= 1 and at most 100,000",
     ),
     # zero, negative and huge training settings
     (
@@ -83,7 +83,206 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:3]) for c in CASES])
+def _setting_command(key: str) -> list[str]:
+    """The command that reads TrainConfig setting ``key``: fine-tuning's own settings are given to
+    ``finetune``, 1p-frac's to a pre-training on 1p-frac, every other to ``pretrain``."""
+    from ofdb_study.config import FINETUNE_ONLY
+
+    if key in FINETUNE_ONLY:
+        return ["finetune", "--profile", "smoke", "--init", "scratch"]
+    if key in ("delta", "sigma"):
+        return ["pretrain", "--profile", "smoke", "--data", "1pfrac"]
+    return ["pretrain", "--profile", "smoke"]
+
+
+def _numeric_settings() -> dict[str, str]:
+    """Every numeric TrainConfig setting and its declared type (``int``, ``float``, ``tuple``)."""
+    import dataclasses
+
+    from ofdb_study.config import TrainConfig
+
+    out = {}
+    for f in dataclasses.fields(TrainConfig):
+        base = str(f.type).removesuffix(" | None")
+        if base in ("int", "float") or base.startswith("tuple"):
+            out[f.name] = "tuple" if base.startswith("tuple") else base
+    return out
+
+
+#: The bad values of each numeric type: negative, huge, NaN, infinite, the wrong type.
+BAD_VALUES = {
+    "int": ["-1", "10" + "0" * 30, "nan", "inf", "two", "1.5"],
+    "float": ["-1", "1e300", "nan", "inf", "two"],
+    "tuple": ["[-1, 2]", "[1e300, 1e301]", "[.nan, 1]", "[.inf, 1]", "[a]", "[]", "[1.0, 0.5, 0.1, 0.2]"],
+}
+#: Settings that 0 is no value for (a count of at least one, a rate or scale above zero).
+ZERO_IS_BAD = (
+    "img_size patch_size depth embed_dim num_heads categories render_size render_points eval_per_category "
+    "sigma train_per_class test_per_class crop_pct base_lr batch_size steps log_every checkpoint_every "
+    "eval_batch_size"
+).split()
+
+#: Every numeric setting through --set at every bad value: one line naming the setting.
+SETTING_CASES = [
+    ([*_setting_command(key), "--set", f"{key}={value}", "--out", "OUT"], f"error: {key}: ")
+    for key, kind in _numeric_settings().items()
+    for value in BAD_VALUES[kind] + (["0"] if key in ZERO_IS_BAD else [])
+]
+#: The flags of the same settings: 0 where it is no value, negative, huge, the wrong type.
+FLAG_CASES = [
+    ([*_setting_command(key), flag, value, "--out", "OUT"], message)
+    for key, flag in [
+        ("steps", "--steps"),
+        ("seed", "--seed"),
+        ("batch_size", "--batch-size"),
+        ("checkpoint_every", "--checkpoint-every"),
+        ("num_workers", "--num-workers"),
+        ("categories", "--categories"),
+        ("train_per_class", "--train-per-class"),
+    ]
+    for value, message in [
+        ("-1", f"error: {key}: "),
+        ("1" + "0" * 30, f"error: {key}: "),
+        ("nan", f"argument {flag}: invalid int value"),
+        ("two", f"argument {flag}: invalid int value"),
+    ]
+    + ([("0", f"error: {key}: ")] if key in ZERO_IS_BAD else [])
+]
+#: The cases issue 32 names, one by one.
+NAMED_CASES = [
+    (
+        ["pretrain", "--profile", "smoke", "--set", "base_lr=-1", "--out", "OUT"],
+        "base_lr: must be a finite number",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "base_lr=1e300", "--out", "OUT"], "base_lr: must be"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "phase=finetune", "--out", "OUT"],
+        "phase: is set by the command",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "profile=mini", "--out", "OUT"],
+        "profile: is set by --profile",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "scale=[0.5]", "--out", "OUT"], "scale: must be 2 finite"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "scale=[1.0,0.1]", "--out", "OUT"],
+        "scale: must be [low, high]",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "ratio=[0,0]", "--out", "OUT"], "ratio: must be 2 finite"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "num_heads=0", "--out", "OUT"],
+        "num_heads: must be an integer",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "weight_decay=-5", "--out", "OUT"], "weight_decay: must be"),
+    (["pretrain", "--profile", "smoke", "--set", "mixup=-1", "--out", "OUT"], "mixup: must be"),
+    (["pretrain", "--profile", "smoke", "--set", "cutmix=-0.5", "--out", "OUT"], "cutmix: must be"),
+    (["pretrain", "--profile", "smoke", "--set", "drop_path=2", "--out", "OUT"], "drop_path: must be"),
+    (["pretrain", "--profile", "smoke", "--set", "drop_path=-1", "--out", "OUT"], "drop_path: must be"),
+    (["pretrain", "--profile", "smoke", "--set", "depth=0", "--out", "OUT"], "depth: must be an integer"),
+    (["pretrain", "--profile", "smoke", "--seed", str(2**64), "--out", "OUT"], "seed: must be an integer"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", f"seed={2**64}", "--out", "OUT"],
+        "seed: must be an integer",
+    ),
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--seed", str(2**64), "--out", "OUT"],
+        "seed: must be an integer",
+    ),
+    (
+        [
+            "finetune",
+            "--profile",
+            "smoke",
+            "--init",
+            "scratch",
+            "--set",
+            f"subset_seed={2**64}",
+            "--out",
+            "OUT",
+        ],
+        "subset_seed: must be an integer",
+    ),
+    (["pretrain", "--profile", "smoke", "--steps", str(10**18), "--out", "OUT"], "steps: must be an integer"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", f"eval_per_category={10**18}", "--out", "OUT"],
+        "eval_per_category: must be an integer",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "threads=100000", "--out", "OUT"],
+        "threads: must be an integer",
+    ),
+    # one source per setting, and only the settings the command reads
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--set", "init=FILE", "--out", "OUT"],
+        "init: given twice: --init scratch and --set init=",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--seed", "1", "--set", "seed=2", "--out", "OUT"],
+        "seed: given twice",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "steps=2", "--set", "steps=3", "--out", "OUT"],
+        "steps: --set",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--data", "ofdb", "--set", "delta=5", "--out", "OUT"],
+        "delta: only 1pfrac",
+    ),
+    (
+        ["pretrain", "--profile", "smoke", "--data", "fractaldb", "--set", "sigma=2", "--out", "OUT"],
+        "sigma: only",
+    ),
+    (["pretrain", "--profile", "smoke", "--set", "sigma=-1", "--out", "OUT"], "sigma: must be"),
+    (
+        ["pretrain", "--profile", "smoke", "--set", "dataset=cifar100", "--out", "OUT"],
+        "dataset: only fine-tuning",
+    ),
+    (
+        ["finetune", "--profile", "smoke", "--init", "scratch", "--set", "render_size=64", "--out", "OUT"],
+        "render_size: only pre-training",
+    ),
+    # the executor's numbers, for plan as for run
+    (
+        [
+            "study",
+            "plan",
+            "--profile",
+            "smoke",
+            "--executor",
+            "slurm",
+            "--cpus-per-gpu",
+            "-1",
+            "--root",
+            "OUT",
+        ],
+        "cpus_per_gpu: --cpus-per-gpu must be",
+    ),
+    (
+        [
+            "study",
+            "plan",
+            "--profile",
+            "smoke",
+            "--executor",
+            "slurm",
+            "--nodes-per-run",
+            "0",
+            "--root",
+            "OUT",
+        ],
+        "nodes_per_run: --nodes-per-run must be",
+    ),
+    (["study", "plan", "--profile", "smoke", "--time", "0", "--root", "OUT"], "time: --time must be"),
+    (["study", "plan", "--profile", "smoke", "--max-parallel", "0", "--root", "OUT"], "max_parallel: "),
+    (
+        ["study", "plan", "--profile", "smoke", "--seeds", str(2**64), "--root", "OUT"],
+        "seed: must be an integer",
+    ),
+]
+CASES += NAMED_CASES + SETTING_CASES + FLAG_CASES
+
+
+@pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:3] + c[0][-4:-2]) for c in CASES])
 def test_bad_input_is_one_line_exit_2_and_nothing_written(argv, message, tmp_path, capsys):
     out = tmp_path / "out"
     plain = tmp_path / "plain.txt"

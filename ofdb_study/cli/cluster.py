@@ -66,9 +66,31 @@ def dispatch(args: argparse.Namespace, notebooks) -> int | None:
         if args.executor is not None:
             raise ParamError("executor", "only with 'study run'")
         return None
+    check_numbers(args)
     if args.action == "plan":
         return _plan(args)
     return _run(args, notebooks)
+
+
+#: The executor's numeric flags: ``(flag's parameter, lowest, highest)``; None (unset) is allowed
+#: where the flag has no default. The highest are sanity limits: GPUs, CPUs and nodes of one run,
+#: a job's minutes (a year), jobs at once.
+LIMITS = (
+    ("gpus_per_run", 0, 1_024),
+    ("cpus_per_gpu", 1, 1_024),
+    ("nodes_per_run", 1, 10_000),
+    ("time", 1, 525_600),
+    ("max_parallel", 1, 100_000),
+)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    """Refuse an executor flag outside its range (``LIMITS``), for ``plan`` as for ``run``."""
+    for name, lo, hi in LIMITS:
+        value = getattr(args, name, None)
+        if value is not None and not lo <= value <= hi:
+            flag = "--" + name.replace("_", "-")
+            raise ParamError(name, f"{flag} must be an integer >= {lo} and at most {hi:,}, got {value}")
 
 
 def _specs(args: argparse.Namespace, root):

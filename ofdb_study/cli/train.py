@@ -63,13 +63,31 @@ def _typed(key: str, text: str):
     return value
 
 
-def _parse_sets(items: list[str] | None) -> dict:
+#: Settings the command itself decides: the phase is the command's, the profile is ``--profile``.
+_NOT_SET = {"phase": "the command (pretrain or finetune)", "profile": "--profile"}
+
+
+def _parse_sets(items: list[str] | None, phase: str | None = None) -> dict:
+    """``--set KEY=VALUE`` items as typed settings. A setting the command decides (``phase``,
+    ``profile``), one given twice, and (given ``phase``) one only the other phase reads are refused."""
+    from ..config import FINETUNE_ONLY, PRETRAIN_ONLY
+
     out = {}
+    other = {"pretrain": FINETUNE_ONLY, "finetune": PRETRAIN_ONLY}.get(phase, frozenset())
     for item in items or []:
         if "=" not in item:
             raise ParamError("set", f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         key = key.strip().replace("-", "_")
+        if key in _NOT_SET:
+            raise ParamError(key, f"is set by {_NOT_SET[key]}, not by --set")
+        if key in out:
+            raise ParamError(key, f"--set {key}= is given twice")
+        if key in other:
+            raise ParamError(
+                key,
+                f"only {'fine-tuning' if phase == 'pretrain' else 'pre-training'} reads it; {phase} does not take --set {key}=",
+            )
         out[key] = _typed(key, value.strip())
     return out
 
@@ -80,7 +98,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--steps", type=int, help="optimizer steps (default: the profile's)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help="run seed (default: the profile's, 0)")
     p.add_argument("--batch-size", type=int, help="per process; the global batch is this x world size")
     p.add_argument("--checkpoint-every", type=int, help="steps between checkpoints")
     p.add_argument("--num-workers", type=int, help="data-loading processes")
@@ -91,13 +109,33 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="any other config setting")
 
 
-def _overrides(args, keys: tuple[str, ...]) -> dict:
+def _overrides(args, keys: tuple[str, ...], phase: str | None = None) -> dict:
+    """The flags' settings and ``--set``'s; a setting given both ways is refused (one source each)."""
     over = {
         k: getattr(args, k)
         for k in ("steps", "seed", "batch_size", "checkpoint_every", "num_workers", "compile") + keys
     }
-    over.update(_parse_sets(args.set))
+    sets = _parse_sets(args.set, phase)
+    for key in sets:
+        if over.get(key) is not None:
+            flag = "--" + key.replace("_", "-")
+            raise ParamError(key, f"given twice: {flag} {over[key]} and --set {key}={sets[key]}; pass one")
+    over.update(sets)
     return over
+
+
+def _check_kind_settings(cfg, sets: dict) -> None:
+    """Refuse a ``--set`` of a data kind's own option (1p-frac's ``delta`` and ``sigma``) for a
+    pre-training on another kind, which would not read it (``fractals.kinds``)."""
+    from ..fractals.kinds import KINDS, kind_of
+
+    kind = kind_of(cfg.data)
+    for key in sets:
+        takers = [k.name for k in KINDS.values() if key in k.options]
+        if key != "params" and takers and key not in kind.options:
+            raise ParamError(
+                key, f"only {', '.join(takers)} data reads it; --data {cfg.data} ({kind.name}) does not"
+            )
 
 
 def _config(args, phase: str, keys: tuple[str, ...]):
@@ -105,9 +143,10 @@ def _config(args, phase: str, keys: tuple[str, ...]):
     on a folder tree takes its category count from the tree (``pretrain_data.tree_categories``)."""
     from ..config import phase_config
 
-    over = _overrides(args, keys)
+    over = _overrides(args, keys, phase)
     cfg = phase_config(args.profile, phase, **over)
     if phase == "pretrain":
+        _check_kind_settings(cfg, _parse_sets(args.set, phase))
         from ..train.pretrain_data import tree_categories
 
         n = tree_categories(cfg.data, over.get("categories"), cfg.categories)

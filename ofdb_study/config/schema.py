@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,9 +143,141 @@ def _steps_text(epochs: int, images: int, batch: int, where: str) -> str:
     )
 
 
-def _c(value, cite: Cite):
-    """A dataclass field whose default is ``value``, with its source in the metadata."""
-    return field(default=value, metadata={"cite": cite})
+# ---- one check per setting ----------------------------------------------------------------------
+# Each TrainConfig field names its check beside its default (``_c(..., check=...)``); ``TrainConfig``
+# applies them on construction and ``replace``, so a ``--set`` value, a flag, a profile and a
+# config.yaml read back all pass the same one. The bounds are sanity limits far above any recipe
+# (the paper's longest schedule is 375,300 steps at a global batch of 1,024):
+#: Pixels of an image side, a patch, a render or its padding.
+MAX_PIXELS = 16_384
+#: Transformer blocks, width and heads of a ViT.
+MAX_DEPTH, MAX_WIDTH, MAX_HEADS = 1_000, 65_536, 1_024
+#: Categories (five-digit names, ``fractals.defaults.MAX_CATEGORIES``).
+MAX_CATEGORIES = 100_000
+#: Points of one fractal render.
+MAX_POINTS = 10**9
+#: Held-out renders per category of pre-training's own-task evaluation.
+MAX_EVAL_PER_CATEGORY = 10_000
+#: Images per class of a downstream subset.
+MAX_IMAGES = 10**8
+#: Optimizer steps (and the step cadences): 100 million, over 250 times the paper's longest run.
+MAX_STEPS = 10**8
+#: Images in one batch per process (what fits is checked against memory by ``train.engine``).
+MAX_BATCH = 10**9
+#: Seeds: non-negative signed 64-bit integers (``seeds.mix_seed`` reads them so).
+MAX_SEED = 2**63 - 1
+#: Data-loading processes and torch threads of one process.
+MAX_WORKERS = 1_024
+#: Repeats of a sampled index (repeated augmentation).
+MAX_REPEATS = 64
+#: Unbounded non-negative factors (Mixup and CutMix alphas, weight decay, colour jitter, crop aspect
+#: ratios, normalisation std, 1p-frac's delta and sigma, the OFDB weight on ``a``).
+MAX_FACTOR = 1_000.0
+#: Learning rates for a global batch of 512.
+MAX_LR = 100.0
+#: timm's resize interpolations and random-erasing modes.
+INTERPOLATIONS = ("nearest", "bilinear", "bicubic", "box", "hamming", "lanczos", "random")
+RE_MODES = ("const", "rand", "pixel")
+#: Text settings (names, paths) longer than this are refused.
+MAX_TEXT = 4_096
+
+
+def _is_real(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _bounds(lo, hi, lo_open: bool = False, hi_open: bool = False) -> str:
+    return f"{'(' if lo_open else '['}{lo:g}, {hi:g}{')' if hi_open else ']'}"
+
+
+def _inside(v, lo, hi, lo_open: bool, hi_open: bool) -> bool:
+    return (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+
+
+def _int(lo: int, hi: int, *, optional: bool = False):
+    """An integer in [lo, hi] (None too where ``optional``)."""
+
+    def check(name, v):
+        if v is None and optional:
+            return
+        if isinstance(v, bool) or not isinstance(v, int) or not lo <= v <= hi:
+            null = " (or null)" if optional else ""
+            raise ParamError(name, f"must be an integer >= {lo} and at most {hi:,}{null}, got {v!r}")
+
+    return check
+
+
+def _real(lo, hi, *, lo_open: bool = False, hi_open: bool = False):
+    """A finite number in the interval."""
+
+    def check(name, v):
+        if not _is_real(v) or not _inside(v, lo, hi, lo_open, hi_open):
+            raise ParamError(
+                name, f"must be a finite number in {_bounds(lo, hi, lo_open, hi_open)}, got {v!r}"
+            )
+
+    return check
+
+
+def _numbers(n: int, lo, hi, *, lo_open: bool = False):
+    """``n`` finite numbers, each in the interval."""
+
+    def check(name, v):
+        if (
+            not isinstance(v, (tuple, list))
+            or len(v) != n
+            or not all(_is_real(x) and _inside(x, lo, hi, lo_open, False) for x in v)
+        ):
+            raise ParamError(name, f"must be {n} finite numbers in {_bounds(lo, hi, lo_open)}, got {v!r}")
+
+    return check
+
+
+def _ordered(lo, hi, *, lo_open: bool = False):
+    """Two finite numbers ``[low, high]`` in the interval, low <= high."""
+    two = _numbers(2, lo, hi, lo_open=lo_open)
+
+    def check(name, v):
+        two(name, v)
+        if v[0] > v[1]:
+            raise ParamError(name, f"must be [low, high] with low <= high, got {list(v)!r}")
+
+    return check
+
+
+def _choice(options: tuple[str, ...]):
+    def check(name, v):
+        if v not in options:
+            raise ParamError(name, f"must be one of {', '.join(options)}, got {v!r}")
+
+    return check
+
+
+def _text(*, optional: bool = False, empty: bool = False):
+    """Text of at most ``MAX_TEXT`` characters (not empty unless ``empty``; None where ``optional``)."""
+
+    def check(name, v):
+        if v is None and optional:
+            return
+        if not isinstance(v, str) or len(v) > MAX_TEXT or (not v and not empty) or "\0" in v:
+            raise ParamError(name, f"must be text of 1 to {MAX_TEXT:,} characters, got {str(v)[:60]!r}")
+
+    return check
+
+
+def _bool():
+    def check(name, v):
+        if not isinstance(v, bool):
+            raise ParamError(name, f"must be true or false, got {v!r}")
+
+    return check
+
+
+def _c(value, cite: Cite, check=None):
+    """A dataclass field whose default is ``value``, with its source and its check (a
+    ``check(name, value)`` that raises ParamError for a value the setting does not take) in the
+    metadata."""
+    return field(default=value, metadata={"cite": cite, "check": check})
 
 
 _OFDB_STEPS = steps_for(80_000, 1000, 256)
@@ -160,46 +293,88 @@ class TrainConfig:
     world_size``. ``base_lr``, ``base_warmup_lr``, ``base_min_lr`` are for a global batch of 512.
     """
 
-    phase: str = _c("pretrain", pub(f"{PRETRAIN_SH}: mode=pretrain"))
+    phase: str = _c("pretrain", pub(f"{PRETRAIN_SH}: mode=pretrain"), check=_choice(PHASES))
     # model
-    model: str = _c("vit_tiny_patch16_224", pub(f"{PRETRAIN_SH}: model.arch.model_name"))
-    img_size: int = _c(224, pub(f"{GRAY_YAML}: transform.input_size 224"))
-    patch_size: int = _c(16, pub("the model name's /16 (timm ViT-Tiny/16, ViT-B/16)"))
-    depth: int | None = _c(None, pub("None = the timm model's own (12 blocks for ViT-Tiny and ViT-B)"))
-    embed_dim: int | None = _c(None, pub("None = the timm model's own (192 for ViT-Tiny, 768 for ViT-B)"))
-    num_heads: int | None = _c(None, pub("None = the timm model's own (3 for ViT-Tiny, 12 for ViT-B)"))
-    drop_path: float = _c(0.1, pub(f"{MODEL_YAML}: arch.drop_path_rate 0.1"))
-    global_pool: str | None = _c(None, pub("None = the timm ViT's own: the class token"))
-    # pre-training data: ofdb | fractaldb | 1pfrac | PATH (ImageFolder) | multiview:PATH (3D views)
-    data: str = _c("ofdb", pub(f"{OFDB_PAPER}, Table 1: 2D-OFDB"))
-    categories: int = _c(1000, pub(f"{PRETRAIN_SH}: data.baseinfo.num_classes=1000"))
-    augment: str = _c("default", pub(f"{OFDB_PAPER}, Table 1: 'default only'"))  # augment.INSTANCE_AUGMENTS
-    params: str | None = _c(
-        None, pub(f"None = our exact re-run of {GEN_2D} param_search/ifs_search.py (seed 1)")
+    model: str = _c("vit_tiny_patch16_224", pub(f"{PRETRAIN_SH}: model.arch.model_name"), check=_text())
+    img_size: int = _c(224, pub(f"{GRAY_YAML}: transform.input_size 224"), check=_int(1, MAX_PIXELS))
+    patch_size: int = _c(
+        16, pub("the model name's /16 (timm ViT-Tiny/16, ViT-B/16)"), check=_int(1, MAX_PIXELS)
     )
-    render_size: int = _c(OFDB_SIZE, pub(f"{GEN_2D} fractal_renderer/make_2dofdb.py: 362 x 362"))
-    render_points: int = _c(OFDB_POINTS, pub(f"{GEN_2D} make_2dofdb.py: 200,000 points"))
-    render_pad: int = _c(OFDB_PAD, pub(f"{GEN_2D} make_2dofdb.py: pad 6"))
+    depth: int | None = _c(
+        None,
+        pub("None = the timm model's own (12 blocks for ViT-Tiny and ViT-B)"),
+        check=_int(1, MAX_DEPTH, optional=True),
+    )
+    embed_dim: int | None = _c(
+        None,
+        pub("None = the timm model's own (192 for ViT-Tiny, 768 for ViT-B)"),
+        check=_int(1, MAX_WIDTH, optional=True),
+    )
+    num_heads: int | None = _c(
+        None,
+        pub("None = the timm model's own (3 for ViT-Tiny, 12 for ViT-B)"),
+        check=_int(1, MAX_HEADS, optional=True),
+    )
+    drop_path: float = _c(0.1, pub(f"{MODEL_YAML}: arch.drop_path_rate 0.1"), check=_real(0, 1, hi_open=True))
+    global_pool: str | None = _c(
+        None, pub("None = the timm ViT's own: the class token"), check=_text(optional=True, empty=True)
+    )
+    # pre-training data: ofdb | fractaldb | 1pfrac | PATH (ImageFolder) | multiview:PATH (3D views)
+    data: str = _c("ofdb", pub(f"{OFDB_PAPER}, Table 1: 2D-OFDB"), check=_text())
+    categories: int = _c(
+        1000, pub(f"{PRETRAIN_SH}: data.baseinfo.num_classes=1000"), check=_int(1, MAX_CATEGORIES)
+    )
+    augment: str = _c(
+        "default", pub(f"{OFDB_PAPER}, Table 1: 'default only'"), check=_text()
+    )  # augment.INSTANCE_AUGMENTS
+    params: str | None = _c(
+        None,
+        pub(f"None = our exact re-run of {GEN_2D} param_search/ifs_search.py (seed 1)"),
+        check=_text(optional=True),
+    )
+    render_size: int = _c(
+        OFDB_SIZE, pub(f"{GEN_2D} fractal_renderer/make_2dofdb.py: 362 x 362"), check=_int(1, MAX_PIXELS)
+    )
+    render_points: int = _c(
+        OFDB_POINTS, pub(f"{GEN_2D} make_2dofdb.py: 200,000 points"), check=_int(1, MAX_POINTS)
+    )
+    render_pad: int = _c(OFDB_PAD, pub(f"{GEN_2D} make_2dofdb.py: pad 6"), check=_int(0, MAX_PIXELS))
     a_weight: float = _c(
         OFDB_A_WEIGHT,
         pub(
             f"{GEN_2D}: default --weight_csv weights/weights_0.4.csv, its first row, a x 0.2 (one_ins.csv is all ones)"
         ),
+        check=_real(0, MAX_FACTOR),
     )
     # pre-training's own-task evaluation: held-out renders per category (fresh patch masks; for
     # FractalDB held-out instances), at the end of the run and every ``eval_every`` steps
-    eval_per_category: int = _c(10, ours("held-out renders per category for the own-task top-1", NO_PUBLIC))
-    delta: float = _c(ONEPFRAC_DELTA, pub(f"{ONEPFRAC_GEN}: --delta 0.1 (1p-frac: perturbation strength)"))
+    eval_per_category: int = _c(
+        10,
+        ours("held-out renders per category for the own-task top-1", NO_PUBLIC),
+        check=_int(1, MAX_EVAL_PER_CATEGORY),
+    )
+    delta: float = _c(
+        ONEPFRAC_DELTA,
+        pub(f"{ONEPFRAC_GEN}: --delta 0.1 (1p-frac: perturbation strength)"),
+        check=_real(0, MAX_FACTOR),
+    )
     sigma: float = _c(
         ONEPFRAC_SIGMA,
         pub(f"{ONEPFRAC_PAPER} table and {ONEPFRAC_GEN} default 3.5 ({ONEPFRAC_SH} passes 4.0)"),
+        check=_real(0, MAX_FACTOR, lo_open=True),
     )
     # fine-tuning data
-    dataset: str = _c("cifar100", pub(f"{OFDB_PAPER}, Table 1: CIFAR-100"))
-    data_root: str | None = _c(None, ours("where the downstream files are", NO_PUBLIC))
-    download: bool = _c(False, ours("never download unless asked", NO_PUBLIC))
-    train_per_class: int | None = _c(None, pub("None = the whole training set"))
-    test_per_class: int | None = _c(None, pub("None = the whole test set"))
+    dataset: str = _c("cifar100", pub(f"{OFDB_PAPER}, Table 1: CIFAR-100"), check=_text())
+    data_root: str | None = _c(
+        None, ours("where the downstream files are", NO_PUBLIC), check=_text(optional=True)
+    )
+    download: bool = _c(False, ours("never download unless asked", NO_PUBLIC), check=_bool())
+    train_per_class: int | None = _c(
+        None, pub("None = the whole training set"), check=_int(1, MAX_IMAGES, optional=True)
+    )
+    test_per_class: int | None = _c(
+        None, pub("None = the whole test set"), check=_int(1, MAX_IMAGES, optional=True)
+    )
     subset_seed: int | None = _c(
         None,
         ours(
@@ -207,6 +382,7 @@ class TrainConfig:
             "the arms of one seed share a subset and the seeds sample subsets",
             NO_PUBLIC,
         ),
+        check=_int(0, MAX_SEED, optional=True),
     )
     init: str = _c(
         "scratch",
@@ -214,45 +390,80 @@ class TrainConfig:
             "fine-tuning: a pre-training run folder, its checkpoint.pt, an export folder, or scratch",
             NO_PUBLIC,
         ),
+        check=_text(),
     )
     # transforms (timm.data.create_transform)
-    scale: tuple[float, float] = _c((0.08, 1.0), pub(f"{PRETRAIN_SH}: data.transform.scale=[0.08,1.0]"))
-    ratio: tuple[float, float] = _c((3 / 4, 4 / 3), pub(f"{PRETRAIN_SH}: data.transform.ratio=[0.75,1.3333]"))
-    interpolation: str = _c("bicubic", pub(f"{GRAY_YAML}: transform.interpolation bicubic"))
-    hflip: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.hflip=0.5"))
-    vflip: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.vflip=0.5"))
-    auto_augment: str | None = _c("rand-m9-mstd0.5-inc1", pub(f"{PRETRAIN_SH}: data.transform.auto_augment"))
-    color_jitter: float = _c(
-        0.4, pub(f"{PRETRAIN_SH}: data.transform.color_jitter=0.4 (inactive while RandAugment is on)")
+    scale: tuple[float, float] = _c(
+        (0.08, 1.0),
+        pub(f"{PRETRAIN_SH}: data.transform.scale=[0.08,1.0]"),
+        check=_ordered(0, 1, lo_open=True),
     )
-    mean: tuple[float, float, float] = _c((0.5, 0.5, 0.5), pub(f"{GRAY_YAML}: transform.mean"))
-    std: tuple[float, float, float] = _c((0.5, 0.5, 0.5), pub(f"{GRAY_YAML}: transform.std"))
-    re_prob: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.re_prob=0.5"))
-    re_mode: str = _c("pixel", pub(f"{GRAY_YAML}: transform.re_mode pixel"))
+    ratio: tuple[float, float] = _c(
+        (3 / 4, 4 / 3),
+        pub(f"{PRETRAIN_SH}: data.transform.ratio=[0.75,1.3333]"),
+        check=_ordered(0, MAX_FACTOR, lo_open=True),
+    )
+    interpolation: str = _c(
+        "bicubic", pub(f"{GRAY_YAML}: transform.interpolation bicubic"), check=_choice(INTERPOLATIONS)
+    )
+    hflip: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.hflip=0.5"), check=_real(0, 1))
+    vflip: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.vflip=0.5"), check=_real(0, 1))
+    auto_augment: str | None = _c(
+        "rand-m9-mstd0.5-inc1",
+        pub(f"{PRETRAIN_SH}: data.transform.auto_augment"),
+        check=_text(optional=True, empty=True),
+    )
+    color_jitter: float = _c(
+        0.4,
+        pub(f"{PRETRAIN_SH}: data.transform.color_jitter=0.4 (inactive while RandAugment is on)"),
+        check=_real(0, MAX_FACTOR),
+    )
+    mean: tuple[float, float, float] = _c(
+        (0.5, 0.5, 0.5), pub(f"{GRAY_YAML}: transform.mean"), check=_numbers(3, 0, 1)
+    )
+    std: tuple[float, float, float] = _c(
+        (0.5, 0.5, 0.5), pub(f"{GRAY_YAML}: transform.std"), check=_numbers(3, 0, MAX_FACTOR, lo_open=True)
+    )
+    re_prob: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.transform.re_prob=0.5"), check=_real(0, 1))
+    re_mode: str = _c("pixel", pub(f"{GRAY_YAML}: transform.re_mode pixel"), check=_choice(RE_MODES))
     # evaluation: resize to img_size / crop_pct, centre-crop img_size (timm)
     crop_pct: float = _c(
-        0.875, pub(f"{MAIN_PY} evaluates with {TIMM_EVAL} and no crop_pct: timm's 0.875 (256 -> 224)")
+        0.875,
+        pub(f"{MAIN_PY} evaluates with {TIMM_EVAL} and no crop_pct: timm's 0.875 (256 -> 224)"),
+        check=_real(0, 1, lo_open=True),
     )
     # batch mixing (timm.data.Mixup; built only when mixup or cutmix > 0)
-    mixup: float = _c(0.8, pub(f"{PRETRAIN_SH}: data.mixup.mixup_alpha=0.8"))
-    cutmix: float = _c(1.0, pub(f"{PRETRAIN_SH}: data.mixup.cutmix_alpha=1.0"))
-    mixup_prob: float = _c(1.0, pub(f"{PRETRAIN_SH}: data.mixup.prob=1.0"))
-    mixup_switch_prob: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.mixup.switch_prob=0.5"))
-    smoothing: float = _c(0.1, pub(f"{GRAY_YAML}: mixup.label_smoothing 0.1"))
+    mixup: float = _c(0.8, pub(f"{PRETRAIN_SH}: data.mixup.mixup_alpha=0.8"), check=_real(0, MAX_FACTOR))
+    cutmix: float = _c(1.0, pub(f"{PRETRAIN_SH}: data.mixup.cutmix_alpha=1.0"), check=_real(0, MAX_FACTOR))
+    mixup_prob: float = _c(1.0, pub(f"{PRETRAIN_SH}: data.mixup.prob=1.0"), check=_real(0, 1))
+    mixup_switch_prob: float = _c(0.5, pub(f"{PRETRAIN_SH}: data.mixup.switch_prob=0.5"), check=_real(0, 1))
+    smoothing: float = _c(
+        0.1, pub(f"{GRAY_YAML}: mixup.label_smoothing 0.1"), check=_real(0, 1, hi_open=True)
+    )
     # repeated augmentation: each sampled index k times in a row (0 or 1: off)
-    repeated_aug: int = _c(0, pub(f"{MAIN_PY}: a plain DistributedSampler (no repeats)"))
+    repeated_aug: int = _c(
+        0, pub(f"{MAIN_PY}: a plain DistributedSampler (no repeats)"), check=_int(0, MAX_REPEATS)
+    )
     # optimisation
-    opt: str = _c("adamw", pub(f"{MODEL_YAML}: optim.optimizer_name adamw"))
+    opt: str = _c("adamw", pub(f"{MODEL_YAML}: optim.optimizer_name adamw"), check=_text())
     base_lr: float = _c(
-        1e-3, pub(f"{PRETRAIN_SH}: model.optim.learning_rate=0.001, x global batch / 512 in {MAIN_PY}")
+        1e-3,
+        pub(f"{PRETRAIN_SH}: model.optim.learning_rate=0.001, x global batch / 512 in {MAIN_PY}"),
+        check=_real(0, MAX_LR, lo_open=True),
     )
     base_warmup_lr: float = _c(
-        1e-6, pub(f"{MODEL_YAML}: scheduler warmup_lr 1e-6, x global batch / 512 in {MAIN_PY}")
+        1e-6,
+        pub(f"{MODEL_YAML}: scheduler warmup_lr 1e-6, x global batch / 512 in {MAIN_PY}"),
+        check=_real(0, MAX_LR),
     )
     base_min_lr: float = _c(
-        1e-5, pub(f"{MODEL_YAML}: scheduler min_lr 1e-5, x global batch / 512 in {MAIN_PY}")
+        1e-5,
+        pub(f"{MODEL_YAML}: scheduler min_lr 1e-5, x global batch / 512 in {MAIN_PY}"),
+        check=_real(0, MAX_LR),
     )
-    weight_decay: float = _c(0.05, pub(f"{MODEL_YAML}: optim.weight_decay 0.05 (timm: none on 1-D)"))
+    weight_decay: float = _c(
+        0.05, pub(f"{MODEL_YAML}: optim.weight_decay 0.05 (timm: none on 1-D)"), check=_real(0, MAX_FACTOR)
+    )
     # timm's ViT lists pos_embed and cls_token in ``no_weight_decay()``; an optimizer built on a
     # DDP-wrapped model does not see that list and decays them (their 1-D biases and norms stay
     # undecayed either way). True: decay them as the public pre-training does; False: honour the list
@@ -263,27 +474,38 @@ class TrainConfig:
             f"that follow {MAIN_PY} set True",
             True,
         ),
+        check=_bool(),
     )
-    momentum: float = _c(0.9, pub("timm create_optimizer_v2 default (unused by AdamW)"))
+    momentum: float = _c(0.9, pub("timm create_optimizer_v2 default (unused by AdamW)"), check=_real(0, 1))
     batch_size: int = _c(
-        256, pub(f"{PRETRAIN_SH}: data.loader.batch_size=32 on 8 GPUs = 256; here per process")
+        256,
+        pub(f"{PRETRAIN_SH}: data.loader.batch_size=32 on 8 GPUs = 256; here per process"),
+        check=_int(1, MAX_BATCH),
     )
     steps: int = _c(
-        _OFDB_STEPS, pub(_steps_text(80_000, 1000, 256, f"{PRETRAIN_SH} epochs=80000, {MAIN_PY}"))
+        _OFDB_STEPS,
+        pub(_steps_text(80_000, 1000, 256, f"{PRETRAIN_SH} epochs=80000, {MAIN_PY}")),
+        check=_int(1, MAX_STEPS),
     )
-    warmup_steps: int = _c(_OFDB_WARMUP, pub(_steps_text(5, 1000, 256, f"{PRETRAIN_SH} warmup_epochs=5")))
+    warmup_steps: int = _c(
+        _OFDB_WARMUP,
+        pub(_steps_text(5, 1000, 256, f"{PRETRAIN_SH} warmup_epochs=5")),
+        check=_int(0, MAX_STEPS),
+    )
     # bookkeeping
-    seed: int = _c(0, ours("run seed; the public runs are unseeded", NO_PUBLIC))
-    eval_every: int = _c(0, ours("0 = evaluate at the end only", NO_PUBLIC))
-    log_every: int = _c(50, ours("log cadence", NO_PUBLIC))
-    checkpoint_every: int = _c(1000, ours("checkpoint cadence", NO_PUBLIC))
-    eval_batch_size: int = _c(256, ours("evaluation batch", NO_PUBLIC))
-    num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC))
+    seed: int = _c(0, ours("run seed; the public runs are unseeded", NO_PUBLIC), check=_int(0, MAX_SEED))
+    eval_every: int = _c(0, ours("0 = evaluate at the end only", NO_PUBLIC), check=_int(0, MAX_STEPS))
+    log_every: int = _c(50, ours("log cadence", NO_PUBLIC), check=_int(1, MAX_STEPS))
+    checkpoint_every: int = _c(1000, ours("checkpoint cadence", NO_PUBLIC), check=_int(1, MAX_STEPS))
+    eval_batch_size: int = _c(256, ours("evaluation batch", NO_PUBLIC), check=_int(1, MAX_BATCH))
+    num_workers: int = _c(8, ours("data-loading processes per GPU", NO_PUBLIC), check=_int(0, MAX_WORKERS))
     # where training batches are made (PIPELINES); the two draw different samples from the same
     # distributions, so the pipeline that made a run's batches is in its key; "auto" is left out,
     # and a run records an "auto" that chose the batched pipeline as "batched" (ran_with)
     pipeline: str = _c(
-        "auto", ours("batches made by loader workers, or batched on the model's device (CUDA)", NO_PUBLIC)
+        "auto",
+        ours("batches made by loader workers, or batched on the model's device (CUDA)", NO_PUBLIC),
+        check=_choice(PIPELINES),
     )
     # autocast dtype of the forward pass on CUDA (PRECISIONS); the CPU always runs fp32. fp16 scales
     # the loss (torch.amp.GradScaler), bf16 and fp32 need no scaler
@@ -294,11 +516,24 @@ class TrainConfig:
             "timm's NativeScaler (the profiles that follow it set fp16)",
             "fp16",
         ),
+        check=_choice(PRECISIONS),
     )
-    compile: bool = _c(False, ours("torch.compile is optional (CUDA)", NO_PUBLIC))
-    threads: int = _c(0, ours("torch intra-op threads; 0 = torch's default", NO_PUBLIC))
+    compile: bool = _c(False, ours("torch.compile is optional (CUDA)", NO_PUBLIC), check=_bool())
+    threads: int = _c(
+        0, ours("torch intra-op threads; 0 = torch's default", NO_PUBLIC), check=_int(0, MAX_WORKERS)
+    )
     # provenance: the profile this config was derived from (set by Profile); None for a custom config
-    profile: str | None = _c(None, ours("the profile a config was derived from (provenance)", NO_PUBLIC))
+    profile: str | None = _c(
+        None,
+        ours("the profile a config was derived from (provenance)", NO_PUBLIC),
+        check=_text(optional=True),
+    )
+
+    def __post_init__(self):
+        """Every field's check (``_c(..., check=...)``): a config holds only values it can run."""
+        for f in dataclasses.fields(self):
+            if f.metadata.get("check") is not None:
+                f.metadata["check"](f.name, getattr(self, f.name))
 
     def replace(self, **overrides) -> TrainConfig:
         """A copy with ``overrides``; unknown keys raise ParamError."""
