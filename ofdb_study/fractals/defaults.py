@@ -55,6 +55,8 @@ ONEPFRAC_POINTS = 100_000
 ONEPFRAC_PAD = 6
 ONEPFRAC_DELTA = 0.1
 ONEPFRAC_SIGMA = 3.5
+#: The data seed of the in-memory 1p-frac source (run seeds vary training, not the data, as for OFDB).
+ONEPFRAC_SEED = 0
 
 # ---- limits ---------------------------------------------------------------------------------------
 #: Categories a search, data set or pre-training may hold: category files and folders are named

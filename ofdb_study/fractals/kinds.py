@@ -37,6 +37,7 @@ from .defaults import (
     OFDB_SIZE,
     ONEPFRAC_DELTA,
     ONEPFRAC_POINTS,
+    ONEPFRAC_SEED,
     ONEPFRAC_SIGMA,
     ONEPFRAC_SIZE,
 )
@@ -169,8 +170,8 @@ KINDS: Mapping[str, Kind] = MappingProxyType(
                 about="1p-frac (perturbations of one fractal, one image per category, generated in memory)",
                 tag="1pfrac",
                 card_tags=(_FDSL, "fractal", "1p-frac"),
-                categories="one base fractal drawn with seed 0, perturbed by delta {cfg.delta:g}, "
-                "sigma {cfg.sigma:g}",
+                categories=f"one base fractal drawn with seed {ONEPFRAC_SEED}, perturbed by delta "
+                "{cfg.delta:g}, sigma {cfg.sigma:g}",
                 build="1pfrac",
                 builder="ofdb_study.fractals.onepfrac:build_kind",
                 build_defaults=dict(size=ONEPFRAC_SIZE, points=ONEPFRAC_POINTS, seed=DATA_SEED),

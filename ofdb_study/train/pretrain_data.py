@@ -42,7 +42,7 @@ from ..errors import ParamError, check_positive_int
 from ..fractals import render
 from ..fractals.build import MANIFEST
 from ..fractals.datasets import FractalSource
-from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS
+from ..fractals.defaults import FRACTALDB_FLIPS, FRACTALDB_INSTANCES, FRACTALDB_ROWS, ONEPFRAC_SEED
 from ..fractals.kinds import data_forms, data_path, kind_of
 from ..fractals.search import first_categories
 from ..seeds import SALT_HELD_OUT, mix_seed
@@ -54,8 +54,6 @@ except ImportError:  # pragma: no cover
     Dataset = object
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-#: The data seed of the in-memory 1p-frac source (run seeds vary training, not the data, as for OFDB).
-ONEPFRAC_SEED = 0
 #: Instance options a multi-view (3D) tree supports.
 MULTIVIEW_AUGMENTS = ("default", "pattern")
 
