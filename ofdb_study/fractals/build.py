@@ -1,4 +1,5 @@
-"""Dataset builders: OFDB-N and FractalDB-N as ImageFolder trees with a manifest, and verification.
+"""Dataset builders: OFDB-N and FractalDB-N as ImageFolder trees with a manifest, and verification;
+the tree writer every kind's builder uses (``write_image_tree``).
 
 A tree is ``DIR/NNNNN/<image>.png`` (one folder per category, readable by torchvision's
 ``ImageFolder``) plus ``DIR/manifest.json``: kind, settings, every category's parameters, seeds,

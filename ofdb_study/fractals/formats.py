@@ -1,7 +1,8 @@
 """Dataset formats: the ImageFolder tree, WebDataset tar shards and parquet shards; one verify.
 
-A builder (``build_ofdb``, ``build_fractaldb``, ``build_ofdb3d``) writes an ImageFolder tree; the
-shard formats are that tree's files re-packed, so the PNG bytes are the same in every format:
+A kind's builder (``kinds.Kind.builder``: ``build_ofdb``, ``build_fractaldb``, ``build_ofdb3d``,
+1p-frac's) writes an ImageFolder tree; the shard formats are that tree's files re-packed, so the
+PNG bytes are the same in every format:
 
 * ``webdataset``: ``DIR/data-000000.tar``, ... in the WebDataset layout: per sample the members
   ``KEY.png`` (the image), ``KEY.cls`` (the label as decimal text) and ``KEY.json`` (path, label,
