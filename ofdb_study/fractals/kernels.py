@@ -351,14 +351,16 @@ def _min_max(v, length):
     return lo, hi
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def _shift_and_scale(v, length, lo, hi, span, pad, out):
     """NumPy's ``if v.min() < 0: v -= v.min()`` then ``uint16(v / (v.max() - v.min()) * span + pad)``.
 
     ``lo`` and ``hi`` are the min and max of ``v[:length]``, which holds no NaN. After a shift by
     ``lo`` the minimum is exactly 0 and the maximum is ``hi - lo`` (rounding is monotonic), so no
     shifted copy is needed. The common, finite case is a branch-free loop that LLVM vectorises;
-    infinities (diverging systems) take a slow path that reproduces NumPy's NaN and overflow.
+    infinities (diverging systems) take a slow path that reproduces NumPy's NaN and overflow; a
+    zero range (every point equal, as a huge finite coefficient leaves them) divides as NumPy does
+    (``error_model="numpy"``: NaN or infinity, never ``ZeroDivisionError``).
     """
     shift = lo if lo < 0.0 else 0.0
     rng = (hi - shift) - (0.0 if lo < 0.0 else lo)
@@ -377,7 +379,7 @@ def _shift_and_scale(v, length, lo, hi, span, pad, out):
         out[i] = _to_uint16((v[i] - shift) / rng * span + pad)
 
 
-@nb.njit(cache=True, nogil=True)
+@nb.njit(cache=True, nogil=True, error_model="numpy")
 def nan_rule_and_rescale(xs, ys, count, n_total, size, pad, px, py, stats):
     """Apply the public NaN rule, then rescale the points to pixel coordinates.
 
