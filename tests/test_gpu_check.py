@@ -15,6 +15,7 @@ SCRIPT = REPO / "benchmarks" / "gpu_check.sh"
 STEP_FILES = {
     "preflight": "preflight.json",
     "tests": "gpu-tests.xml",
+    "search": None,
     "tiny": "tiny.json",
     "base": "base.json",
     "memory": "memory.json",
