@@ -124,12 +124,10 @@ class FractalBatches:
     """
 
     def __init__(self, dataset, device: torch.device):
-        from ..pretrain_data import FractalDBDataset
-
         self.dataset, self.device = dataset, device
         self.source = src = dataset.source
         self.size, self.channels, self.num_classes = src.size, 1, len(src)
-        self.kind = "fractaldb" if isinstance(dataset, FractalDBDataset) else dataset.augment
+        self.kind = "fractaldb" if dataset.kind == "fractaldb" else dataset.augment
         budget = _Budget(device, f"the {self.kind} data of {len(src)} categories")
         cats = list(range(len(src)))
         rows = [(c, r) for c in cats for r in range(FRACTALDB_ROWS)]  # item c * ROWS + r
