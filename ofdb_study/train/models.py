@@ -63,8 +63,6 @@ def read_state_dict(path: str | os.PathLike) -> dict:
     ``torch.load(weights_only=True)``: only tensors and plain Python values are unpickled, so a
     checkpoint from elsewhere cannot run code. Anything else is refused.
     """
-    import pickle
-
     import torch
 
     path = Path(path)
@@ -82,7 +80,7 @@ def read_state_dict(path: str | os.PathLike) -> dict:
         return load_file(str(path), device="cpu")
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError):
+    except Exception:  # not a checkpoint: torch raises many types (KeyError, IndexError, UnpicklingError)
         raise ParamError(
             "init", f"{path} cannot be read as tensors and plain values (torch.load with weights_only=True)"
         ) from None
