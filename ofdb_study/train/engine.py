@@ -173,7 +173,7 @@ def eval_bytes(n: int, img_size: int) -> int:
     return n * 3 * img_size * img_size
 
 
-def eval_tensors(dataset, key, mean=None, std=None):
+def eval_tensors(dataset, key, mean=None, std=None, param: str = "eval_per_category"):
     """The evaluation set as ``EvalImages`` (uint8), cached per process under ``key``.
 
     The eval transform is deterministic, so a study that evaluates the same test set many times
@@ -181,17 +181,19 @@ def eval_tensors(dataset, key, mean=None, std=None):
     ``train`` uses ``eval_set_name``, ``augment.eval_settings`` (what the transform is built from)
     and the shard. The images are written one by one into one uint8 tensor (never a list stacked);
     a set over ``EVAL_CACHE_BYTES`` is not kept after the run. ``mean`` and ``std`` are the
-    transform's ``Normalize`` (default: read off the first item, whose round trip is checked).
+    transform's ``Normalize`` (default: read off the transform; the first item's round trip is
+    checked).
 
     Raises:
-        ParamError: the set's uint8 images need more than half the available memory.
+        ParamError: the set's uint8 images need more than half the available memory (naming
+            ``param``, the setting that sizes the set).
     """
     if key in _EVAL_CACHE:
         return _EVAL_CACHE[key]
     n = len(dataset)
     first = dataset[0]
     x0 = first[0]
-    check_fits("eval_per_category", eval_bytes(n, x0.shape[-1]), f"the evaluation set of {n:,} images")
+    check_fits(param, eval_bytes(n, x0.shape[-1]), f"the evaluation set of {n:,} images")
     if mean is None or std is None:
         mean, std = _normalize_of(dataset)
     images = torch.empty((n, *x0.shape), dtype=torch.uint8)
@@ -688,7 +690,8 @@ def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) 
     if eval_ds is not None:  # each rank transforms and evaluates its own shard
         t0 = time.perf_counter()
         key = eval_cache_key(cfg, eval_set_name(eval_ds, data_hash), dd)
-        eval_ds = eval_tensors(eval_shard(eval_ds, dd), key, cfg.mean, cfg.std)
+        sizes = "eval_per_category" if cfg.phase == "pretrain" else "test_per_class"
+        eval_ds = eval_tensors(eval_shard(eval_ds, dd), key, cfg.mean, cfg.std, sizes)
         timing["prep"] = time.perf_counter() - t0
     loader = _batches(train_ds, cfg, start, device, dd, parts)
 

@@ -54,8 +54,9 @@ def step_bytes(model, batch: int, precision: str, opt: str, device_type: str = "
 
 def micro_batch(model, batch: int, precision: str, opt: str, memory: int | None) -> int:
     """The largest divisor of ``batch`` whose step fits ``USABLE`` of ``memory`` bytes (the whole
-    batch where ``memory`` is None: the CPU, or a card whose size is not known)."""
-    if memory is None:
+    batch where ``memory`` is None, the CPU or a card whose size is not known, and for a model
+    that is not a ViT, which the estimate does not cover)."""
+    if memory is None or not all(hasattr(model, k) for k in ("blocks", "patch_embed", "embed_dim")):
         return batch
     for n in range(1, batch + 1):
         if batch % n:
