@@ -20,7 +20,7 @@ Rows (images/s; ``ratio`` is against the bare step):
   loader's per-image source, per worker (one process); on the CPU, the batched pipeline per core.
   ``--no-data`` leaves these out.
 
-Each row is printed as it is measured, and the table once the file is written.
+Each row is printed on stderr as it is measured, and the table on stdout once the file is written.
 
 The profile gives the recipe (``paper``: ViT-Tiny/16, 224 px, batch 256; ``paper-21k``: ViT-Base/16,
 batch 1,024); the options shrink it for a quick run, and ``--quick`` shrinks every one not given
@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -229,11 +230,10 @@ def run(args):
     y = torch.randint(0, classes, (b,), device=device)
     rows = []
 
-    def add(part, what, rate, ratio):  # printed as measured: a run cut short still shows its rows
+    def add(part, what, rate, ratio):  # on stderr as measured: a run cut short still shows its rows
         rows.append((part, what, rate, ratio))
-        print(
-            f"{part:5} {what.strip():70} {rate:10.1f} images/s" + ("" if ratio is None else f"  {ratio:.2f}")
-        )
+        tail = "" if ratio is None else f"  {ratio:.2f}"
+        print(f"{part:5} {what.strip():70} {rate:10.1f} images/s{tail}", file=sys.stderr, flush=True)
 
     bare = _timed(_repeat(x, y), bare_step_fn(cfg, classes, device), n, warm, b, device)
     add("step", f"bare timm step, {model_name(cfg)}, batch {b}, {precision_name(cfg, device)}", bare, 1.0)
