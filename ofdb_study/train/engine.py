@@ -150,13 +150,16 @@ class EvalImages(torch.utils.data.Dataset):
         self.images, self.labels = images, labels
         self.mean = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
+        self._on: dict = {}  # device -> (mean, std) there, copied once
 
     def __len__(self) -> int:
         return len(self.labels)
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """uint8 (B, 3, S, S) on any device -> the transform's float32 tensors there."""
-        mean, std = self.mean.to(x.device), self.std.to(x.device)
+        if x.device not in self._on:
+            self._on[x.device] = self.mean.to(x.device), self.std.to(x.device)
+        mean, std = self._on[x.device]
         return x.to(torch.float32).div(255).sub(mean).div(std)
 
     def __getitem__(self, i):
