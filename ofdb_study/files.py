@@ -73,8 +73,10 @@ def atomic_write_bytes(
                 fh.flush()
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, PermissionError) and exc.filename == str(tmp):  # name the target
+            raise PermissionError(exc.errno, exc.strerror, str(path)) from None
         raise
     if durable:
         _fsync_folder(path.parent)
@@ -370,7 +372,7 @@ def prepare_output(
                     other = sorted(kinds)[0]
                     raise ParamError(
                         "out",
-                        f"{out} holds {WHAT[other]} ({entry.name}), which {what} does not own; "
+                        f"{out} holds {WHAT[other]} ({entry.name}), not {WHAT[owned]}; "
                         "choose another --out (--force never removes another output)",
                     )
         patterns = (*OUTPUT_KINDS[owned]["files"], *OUTPUT_KINDS[owned]["folders"])

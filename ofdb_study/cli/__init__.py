@@ -32,6 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _last_line(exc: TrainingError) -> str:
+    """A TrainingError's message on one line: an error raised in a DataLoader worker reaches the
+    parent with the worker's traceback in its message, whose last line is the error itself."""
+    lines = [ln for ln in str(exc).splitlines() if ln.strip()]
+    if len(lines) <= 1:
+        return str(exc).strip()
+    last = lines[-1]
+    prefix = f"{TrainingError.__module__}.{TrainingError.__name__}: "
+    return last[len(prefix) :] if last.startswith(prefix) else last
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
@@ -53,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except TrainingError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {_last_line(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)

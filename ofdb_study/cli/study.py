@@ -101,9 +101,23 @@ def _study(args: argparse.Namespace) -> int:
         return _run(args) if code is None else code
 
 
+def _check_folder(param: str, path: str) -> None:
+    """Refuse a folder argument that is, or lies under, something other than a folder."""
+    from ..errors import ParamError
+
+    target = Path(path)
+    for p in (target, *target.parents):
+        if p.exists() or p.is_symlink():
+            if not p.is_dir():
+                where = "exists" if p == target else f"lies under {p}, which exists"
+                raise ParamError(param, f"{path} {where} and is not a folder")
+            return
+
+
 def _run(args: argparse.Namespace) -> int:
     from ..study.runner import NotebookFailed, build_book, run_study
 
+    _check_folder("out", args.out)
     try:
         report = run_study(
             args.profile,

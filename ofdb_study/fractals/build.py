@@ -229,10 +229,22 @@ def verify(out: str | os.PathLike) -> list[str]:
         elif sha256_file(path) != digest:
             problems.append(f"corrupt: {name}")
     listed = set(manifest["files"])
-    for path in sorted(out.rglob("*.png")):
-        rel = path.relative_to(out).as_posix()
-        if rel not in listed:
-            problems.append(f"unlisted: {rel}")
+    # inside the folders the manifest's files lie in, everything is listed: no stray or non-PNG
+    # file, no nested folder, no empty folder (names beside them are the user's)
+    folders = {Path(name).parts[0] for name in listed if len(Path(name).parts) > 1}
+    for path in sorted(out.rglob("*")):
+        rel = path.relative_to(out)
+        if path.parent == out:
+            if path.is_dir() and path.name not in folders and path.name[:5].isdigit():
+                if not any(path.iterdir()):
+                    problems.append(f"empty folder: {rel.as_posix()}")
+            continue
+        if rel.parts[0] not in folders:
+            continue
+        if path.is_dir() and not path.is_symlink():
+            problems.append(f"{'empty' if not any(path.iterdir()) else 'unlisted'} folder: {rel.as_posix()}")
+        elif rel.as_posix() not in listed:
+            problems.append(f"unlisted: {rel.as_posix()}")
     return problems
 
 

@@ -48,7 +48,8 @@ PHASES = ("pretrain", "finetune")
 #: archive is decompressed, so a gzip bomb stops at this much memory.
 MAX_BYTES = 256 << 20
 _CHUNK = 1 << 20
-_PART = r"[A-Za-z0-9_+][A-Za-z0-9_.+-]*"
+#: One path part of a member: portable characters, at most 200 of them (file systems allow 255).
+_PART = r"[A-Za-z0-9_+][A-Za-z0-9_.+-]{0,199}"
 _RUN_FILE = re.compile(rf"^runs/(pretrain|finetune)/({_PART})/({'|'.join(map(re.escape, SMALL_FILES))})$")
 _EXTRA_FILE = re.compile(rf"^runs/(baselines|probes)/{_PART}\.json$")
 _DATA_FILE = re.compile(rf"^data/construction/({_PART})/(timing\.json|search/{_PART})$")

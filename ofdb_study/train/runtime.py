@@ -15,6 +15,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Dataset
 
+from ..errors import TrainingError
 from ..seeds import SALT_ORDER, mix_seed
 
 
@@ -141,7 +142,12 @@ class Keyed(Dataset):
     def __getitem__(self, key):
         i, s = key
         seed_host(s)
-        return self.base[i]
+        try:
+            return self.base[i]
+        except OSError as exc:  # PIL: a truncated or unreadable image in a folder tree
+            samples = getattr(self.base, "samples", None)
+            what = samples[i][0] if samples is not None else f"item {i}"
+            raise TrainingError(f"data: {what} cannot be read ({exc}); replace or remove it") from None
 
 
 def upload(t: torch.Tensor, device: torch.device) -> torch.Tensor:

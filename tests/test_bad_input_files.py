@@ -1,0 +1,172 @@
+"""Bad files handed to the commands (issue 32's remaining cases): one line on stderr naming the
+parameter or the file, exit code 2 (1 where the work itself failed), no traceback, and nothing
+left that the command does not own."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from ofdb_study.cli import main
+
+
+def _one_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory) -> Path:
+    """A complete 2-category OFDB tree at 32 px (read only: copy it to change it)."""
+    out = tmp_path_factory.mktemp("tree") / "ofdb"
+    assert (
+        main(
+            [
+                "build",
+                "ofdb",
+                "--categories",
+                "2",
+                "--size",
+                "32",
+                "--points",
+                "2000",
+                "--out",
+                str(out),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    return out
+
+
+def _copy(tree: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(tree, tmp_path / "tree"))
+
+
+@pytest.mark.parametrize(
+    "damage, line",
+    [
+        (lambda t: (t / "00000" / "stray.txt").write_text("x"), "unlisted: 00000/stray.txt"),
+        (lambda t: (t / "00001" / "extra.jpg").write_bytes(b"\xff\xd8"), "unlisted: 00001/extra.jpg"),
+        (lambda t: (t / "00001" / "nested").mkdir(), "empty folder: 00001/nested"),
+        (lambda t: (t / "00001" / "deep" / "x").mkdir(parents=True), "unlisted folder: 00001/deep"),
+        (lambda t: (t / "00002").mkdir(), "empty folder: 00002"),
+    ],
+    ids=["stray file", "non-png", "empty nested folder", "nested folder", "empty category"],
+)
+def test_verify_reports_what_a_tree_should_not_hold(damage, line, tree, tmp_path, capsys):
+    copy = _copy(tree, tmp_path)
+    assert main(["verify", str(copy)]) == 0
+    capsys.readouterr()
+    damage(copy)
+    assert main(["verify", str(copy)]) == 1
+    out, err = capsys.readouterr()
+    assert line in out.splitlines() and "problem(s)" in err, out
+
+
+def test_pretraining_on_a_tree_with_a_truncated_png_is_one_line(tree, tmp_path, capsys):
+    copy = _copy(tree, tmp_path)
+    png = copy / "00000" / "00000.png"
+    png.write_bytes(png.read_bytes()[:60])
+    out = tmp_path / "run"
+    argv = ["pretrain", "--profile", "smoke", "--data", str(copy), "--out", str(out), "--no-progress"]
+    assert main(argv) == 1
+    err = _one_line(capsys)
+    assert err.startswith(f"error: data: {png} cannot be read (image file is truncated)"), err
+    assert not (out / "summary.json").exists()
+
+
+def test_finetune_from_a_text_file_is_one_line(fashion, tmp_path, capsys):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello\n")
+    out = tmp_path / "run"
+    argv = ["finetune", "--profile", "smoke", "--init", str(text), "--dataset", "fashion-mnist"]
+    assert main([*argv, "--data-root", fashion, "--out", str(out), "--no-progress"]) == 2
+    err = _one_line(capsys)
+    assert err.startswith(f"error: init: {text} cannot be read as tensors"), err
+    assert not out.exists()
+
+
+def _archive(members: dict[str, bytes], runs: list[str], out: Path) -> Path:
+    manifest = {
+        "format": "ofdb-study-results",
+        "format_version": 1,
+        "profile": "smoke",
+        "runs": runs,
+        "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in members.items()},
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in {"PACK.json": json.dumps(manifest).encode(), **members}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out.write_bytes(gzip.compress(buf.getvalue()))
+    return out
+
+
+def test_unpack_refuses_a_300_character_run_name_and_writes_nothing(tmp_path, capsys):
+    name = "r" * 300
+    members = {
+        f"runs/finetune/{name}/{f}": b"{}"
+        for f in ("config.yaml", "manifest.json", "metrics.jsonl", "summary.json")
+    }
+    bad = _archive(members, [f"finetune/{name}"], tmp_path / "long.tar.gz")
+    out = tmp_path / "out"
+    assert main(["results", "unpack", str(bad), "--root", str(out), "--data-root", str(tmp_path / "d")]) == 2
+    err = _one_line(capsys)
+    assert err.startswith("error: archive: ") and "not a results file" in err, err
+    assert not out.exists() and not (tmp_path / "d").exists()
+
+
+def test_a_build_into_a_killed_runs_folder_names_the_run(tmp_path, capsys):
+    out = tmp_path / "killed"
+    out.mkdir()
+    for f in ("config.yaml", "manifest.json", "metrics.jsonl"):
+        (out / f).write_text("{}\n" if f.endswith("json") else "")
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["build", "ofdb", "--categories", "2", "--out", str(out)]) == 2
+    err = _one_line(capsys)
+    assert "holds a run (" in err and "not a dataset; choose another --out" in err, err
+    assert sorted(p.name for p in out.iterdir()) == before
+
+
+def test_an_atomic_write_that_is_refused_names_the_target_not_its_temporary(tmp_path, monkeypatch):
+    import builtins
+
+    from ofdb_study import files
+
+    real_open = builtins.open
+
+    def refuse(path, *args, **kwargs):
+        if str(path).endswith(".tmp"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", refuse)
+    with pytest.raises(PermissionError) as info:
+        files.atomic_write_bytes(tmp_path / "a.tar.gz", b"x")
+    assert info.value.filename == str(tmp_path / "a.tar.gz")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_study_out_that_is_a_file_is_one_line(where, tmp_path, capsys):
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x\n")
+    out = plain if where == "file" else plain / "book" / "study"
+    argv = ["study", "--profile", "smoke", "--run-root", str(tmp_path / "runs"), "--out", str(out)]
+    assert main(argv) == 2
+    err = _one_line(capsys)
+    assert err.startswith(f"error: out: {out} ") and "is not a folder" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]
