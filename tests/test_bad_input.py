@@ -279,7 +279,28 @@ NAMED_CASES = [
         "seed: must be an integer",
     ),
 ]
-CASES += NAMED_CASES + SETTING_CASES + FLAG_CASES
+#: The data commands' shared numbers: seeds past 64 bits, unbounded renders and workers.
+DATA_CASES = [
+    (
+        ["build", "ofdb", "--categories", "2", "--seed", str(2**64), "--out", "OUT"],
+        "seed: must be an integer",
+    ),
+    (
+        ["build", "1pfrac", "--categories", "2", "--seed", str(2**64), "--out", "OUT"],
+        "seed: must be an integer",
+    ),
+    (["render", "--params", "PARAMS", "--seed", str(2**64), "--out", "OUT"], "seed: must be an integer"),
+    (
+        ["build", "fractaldb", "--categories", "2", "--renders", str(10**18), "--out", "OUT"],
+        "renders: must be",
+    ),
+    (["build", "ofdb", "--categories", "2", "--workers", "100000", "--out", "OUT"], "workers: must be"),
+    (["search", "--categories", "2", "--workers", "100000", "--out", "OUT"], "workers: must be"),
+    (["verify", "--against", "PARAMS", "--workers", "100000"], "workers: must be"),
+    (["verify", "--against", "PARAMS", "--workers", "0"], "workers: must be"),
+    (["study", "--profile", "smoke", "--out", "FILE", "--run-root", "OUT"], "out: "),
+]
+CASES += NAMED_CASES + SETTING_CASES + FLAG_CASES + DATA_CASES
 
 
 @pytest.mark.parametrize("argv, message", CASES, ids=[" ".join(c[0][:3] + c[0][-4:-2]) for c in CASES])

@@ -32,6 +32,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Bounds of the numeric arguments several commands share, checked before any command runs:
+#: worker processes or threads, seeds (non-negative signed 64-bit, ``config.schema.MAX_SEED``),
+#: FractalDB's patch renders per fluctuation row (the recipe's 10; every render is one more image
+#: per row and flip).
+ARGUMENT_LIMITS = {"workers": (1, 1_024), "seed": (0, 2**63 - 1), "renders": (1, 1_000)}
+
+
+def check_arguments(args: argparse.Namespace) -> None:
+    """Refuse a shared numeric argument outside ``ARGUMENT_LIMITS`` (None: not given)."""
+    for name, (lo, hi) in ARGUMENT_LIMITS.items():
+        value = getattr(args, name, None)
+        if isinstance(value, int) and not lo <= value <= hi:
+            raise ParamError(name, f"must be an integer >= {lo} and at most {hi:,}, got {value}")
+
+
 def _last_line(exc: TrainingError) -> str:
     """A TrainingError's message on one line: an error raised in a DataLoader worker reaches the
     parent with the worker's traceback in its message, whose last line is the error itself."""
@@ -52,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: force: pass --resume (continue) or --force (replace), not both", file=sys.stderr)
         return 2
     try:
+        check_arguments(args)
         return int(args.func(args) or 0)
     except PermissionError as exc:
         param = "out" if getattr(args, "out", None) else "root" if getattr(args, "root", None) else "path"
