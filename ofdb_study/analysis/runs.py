@@ -4,6 +4,12 @@
 ``onepfrac_sweep`` read the finished runs of a plan (``study.plan``) into tables; a run that is not
 finished is left out and named in ``df.attrs["missing"]``. Nothing here trains: the study's runner
 (``study.runner.train_plan``, or ``study.plan.run_plan``) trains first.
+
+Every run is verified before it is read (``train.runinfo.verify_run``, through ``RunSpec.finished``
+and ``RunSpec.summary``): a folder whose config is not the planned one or does not digest to the key
+in its name, whose summary or metrics are truncated or out of range, or a fine-tuning made on other
+data than the data there now, is refused with a ParamError naming the file, never read as the
+planned run. Baseline and probe files have their numbers checked (``runinfo.check_numbers``).
 """
 
 from __future__ import annotations

@@ -4,6 +4,12 @@ Read by the weight export (the model card, the timm tag) and by the results pack
 belong to a profile). Only the small files are read (config.yaml, manifest.json, summary.json,
 metrics.jsonl); nothing here imports torch.
 
+``verify_run(path, expected_cfg)`` is the one check a reader makes before trusting a finished run:
+its config against its folder's key and phase (and the planned config), its metrics and summary
+parsed with their numbers in range, and (given the data's sha256) the fine-tuning data it was made
+on. ``train.runfolder.run_finished`` adds the data's sha256 as loaded now; ``study.plan.RunSpec``,
+``analysis.runs``, ``study --no-train`` and ``results pack|unpack`` call them.
+
 The profile of a run is the ``profile`` entry of its config.yaml (written since configs carry
 their profile, see ``config.Profile``). For older run folders without it, the profile is the one
 whose phase config differs from the run's only in the settings a study varies per run
