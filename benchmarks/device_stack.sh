@@ -7,7 +7,8 @@
 # a virtual environment (the newest timm, Pillow and numpy PyPI offers, since the machine's are not
 # pinned), checks that the optional packages are absent, fetches the pure-Python wheels the GPU tests
 # need into benchmarks/wheels/ (gpu_check.sh uses them where the interpreter has no pytest), imports
-# every module of the package and runs `gpu_check.sh --cpu-dry-run` with that interpreter.
+# every module of the package, runs tests/test_paper_scale.py (Pillow's posterize, timm's transforms,
+# the uint8 evaluation set, accumulation) and `gpu_check.sh --cpu-dry-run` with that interpreter.
 #
 # Usage (from any folder):
 #   benchmarks/device_stack.sh [VENV] [OUTDIR] [--reuse]
@@ -98,6 +99,13 @@ print("\n".join(f"{n} (absent on the GPU image)" for n in needs))
 print("\n".join(bad) or "every other module imports")
 raise SystemExit(1 if bad else 0)
 EOF
+
+phase "the version-skew and paper-scale tests on this stack (pytest from benchmarks/wheels/)"
+WHEEL_DIR=$(mktemp -d)
+for w in benchmarks/wheels/*.whl; do "$PY" -m zipfile -e "$w" "$WHEEL_DIR" || fail "unpack $w"; done
+PYTHONPATH="$PWD:$WHEEL_DIR" HF_HUB_OFFLINE=1 "$PY" -m pytest tests/test_paper_scale.py -q -p no:cacheprovider \
+    || fail "tests/test_paper_scale.py"
+rm -rf "$WHEEL_DIR"
 
 phase "gpu_check.sh $OUTDIR --cpu-dry-run"
 rm -rf "$OUTDIR"
