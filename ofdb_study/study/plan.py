@@ -60,7 +60,7 @@ class RunSpec:
         """Whether the run has finished and is this run (``train.runfolder.run_finished``: its
         config, name, numbers and fine-tuning data are checked); ParamError for a folder that
         holds another or a damaged run."""
-        from ..train.runfolder import run_finished
+        from ..train.runinfo import run_finished
 
         return run_finished(self.path, self.cfg)
 

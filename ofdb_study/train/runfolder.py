@@ -39,7 +39,17 @@ from ..files import (
     prepare_output,
     release_output,
 )
-from .runinfo import CHECKPOINT, CONFIG, MANIFEST, METRICS, SUMMARY, read_config, verify_run
+from .runinfo import (
+    CHECKPOINT,
+    CONFIG,
+    MANIFEST,
+    METRICS,
+    SUMMARY,
+    finetune_data_sha256,
+    read_config,
+    run_finished,
+    verify_run,
+)
 
 __all__ = ["RunFolder", "finetune_data_sha256", "run_finished", "verify_run"]
 
@@ -152,56 +162,6 @@ def run_inputs(cfg: TrainConfig) -> list[tuple[str, str]]:
             init = init.parent
         found.append(("init", str(init)))
     return found
-
-
-_DATA_SHA256: dict[tuple, str | None] = {}
-
-
-def finetune_data_sha256(cfg: TrainConfig, *, data_param: str = "data_root") -> str | None:
-    """The ``dataset_sha256`` a fine-tuning of ``cfg`` would record now (``downstream.load_downstream``:
-    the data files and the test draw), computed once per process and data set; None for a
-    pre-training, and where the data set is in no usual place and ``cfg`` names no ``data_root``
-    (nothing to compare with: a machine that reads unpacked results without the data).
-
-    Raises:
-        ParamError: ``cfg.data_root`` is given and does not hold the data set.
-    """
-    if cfg.phase != "finetune":
-        return None
-    key = (cfg.dataset, cfg.data_root, cfg.test_per_class)
-    if key not in _DATA_SHA256:
-        from .downstream import load_downstream
-
-        try:
-            *_, digest = load_downstream(
-                cfg.dataset, data_root=cfg.data_root, download=False, test_per_class=cfg.test_per_class
-            )
-        except ParamError as exc:
-            if cfg.data_root:
-                raise ParamError(data_param, exc.message) from None
-            digest = None
-        _DATA_SHA256[key] = digest
-    return _DATA_SHA256[key]
-
-
-def run_finished(path: str | os.PathLike, cfg: TrainConfig, *, data_param: str = "data_root") -> bool:
-    """Whether the planned run ``cfg`` has finished in ``path``: False while it has no
-    ``summary.json``; True once it has one and ``verify_run`` finds it is that run (its config,
-    its name's key, its files and numbers) made on the fine-tuning data there now
-    (``finetune_data_sha256``).
-
-    Raises:
-        ParamError: the folder holds a finished run that is not ``cfg``'s, or not made on the data
-            there now (naming ``data_param`` and both hashes), or a damaged one.
-    """
-    path = Path(path)
-    if not (path / SUMMARY).is_file():
-        return False
-    digest = finetune_data_sha256(cfg, data_param=data_param)
-    flag = "--" + data_param.replace("_", "-")
-    where = f"{flag} {cfg.data_root}" if cfg.data_root else f"{cfg.dataset}'s usual place"
-    verify_run(path, cfg, data_sha256=digest, data_param=data_param, data_where=where)
-    return True
 
 
 # ---- the folder -------------------------------------------------------------------------------
