@@ -2,12 +2,13 @@
 # Every GPU figure of this package in one call of at most 6 minutes on one H100, most valuable first.
 # Each step runs under its own `timeout`; a step that fails or times out is named and the next runs.
 # Each bench prints its rows as it measures them and writes its file into OUTDIR when it finishes:
-#   search      (in the background from the start, waited for before tiny) the exact category
-#                       search of the 1,000 categories the benches and the pilot use, cached
 #   preflight   (20 s)  versions, the card and its free memory, the numba kernels import, the batched
 #                       augmentation built from the paper recipe's timm transform  -> preflight.json
-#   tests       (70 s)  the gpu-marked tests but the compiled one, each under pytest-timeout's 60 s
+#   tests       (60 s)  the gpu-marked tests but the compiled one, each under pytest-timeout's 45 s
 #                                                                                    -> gpu-tests.xml
+#   search      (30 s)  the exact category search of the 1,000 categories the benches and the
+#                       pilot use, cached; it runs in the background from the start and this
+#                       step waits for it (tiny searches itself if it is not done)
 #   tiny        (90 s)  ViT-Tiny/16 at the paper recipe, eager, in the profile's precision: the bare
 #                       step, ours fed by the loader and by the batched pipeline, and the batched
 #                       pipeline alone on the main data kinds                        -> tiny.json
@@ -15,10 +16,11 @@
 #   memory      (40 s)  one step of ViT-Base/16 at batch 1,024 (pre-training and fine-tuning as the
 #                       paper-21k profile runs them), printing peak memory         -> memory.json
 #   hours       (10 s)  the projected hours of every Table-1 row and of the 21k pre-training
-#   pilot       (80 s)  the paper-short pilot: seed 0, --pilot-steps steps of each pre-training row,
+#   pilot       (60 s)  the paper-short pilot: seed 0, --pilot-steps steps of each pre-training row,
 #                       no fine-tuning                                               -> pilot.json
 # OUTDIR also gets gpu_check.log (everything printed) and steps.json (each step's exit status and
-# seconds): at most 8 files. The exit status is 1 if a step failed.
+# seconds): at most 8 files. The limits add up to 360 s (plus 5 s for each step killed at its
+# limit). The exit status is 1 if a step failed.
 #
 # Usage (from any folder; the repository is the one holding this script):
 #   benchmarks/gpu_check.sh OUTDIR [--cpu-dry-run] [--workers N] [--pilot-steps S]
@@ -34,7 +36,7 @@
 set -uo pipefail
 
 if [[ $# -lt 1 || "$1" == -* ]]; then
-    sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
     exit 2
 fi
 OUTDIR=$(realpath -m "$1")
@@ -123,7 +125,7 @@ if ! "$PY" -c "import pytest" 2>/dev/null; then
 fi
 TIMEOUT_OPT=()
 if PYTHONPATH=$TEST_PATH "$PY" -c "import pytest_timeout" 2>/dev/null; then
-    TIMEOUT_OPT=(--timeout 60)
+    TIMEOUT_OPT=(--timeout 45)
 fi
 
 main() {
@@ -136,9 +138,9 @@ main() {
         >"$SCRATCH/search.log" 2>&1; echo $? >"$SCRATCH/search.rc" ) &
     local search_pid=$!
     run_step preflight 20 "$PY" benchmarks/preflight.py --json "$OUTDIR/preflight.json" "${PRE[@]}"
-    run_step tests 70 env PYTHONPATH="$TEST_PATH" "$PY" -m pytest tests/test_gpu.py -m gpu -q -rA \
+    run_step tests 60 env PYTHONPATH="$TEST_PATH" "$PY" -m pytest tests/test_gpu.py -m gpu -q -rA \
         -p no:cacheprovider -k "not compiled" "${TIMEOUT_OPT[@]}" --junitxml "$OUTDIR/gpu-tests.xml"
-    run_step search 150 bash -c "while kill -0 $search_pid 2>/dev/null; do sleep 1; done; \
+    run_step search 30 bash -c "while kill -0 $search_pid 2>/dev/null; do sleep 1; done; \
         cat '$SCRATCH/search.log'; exit \$(cat '$SCRATCH/search.rc')"
     run_step tiny 90 "$PY" benchmarks/bench_train.py "${TINY[@]}" --kinds default,pattern,fractaldb \
         --json "$OUTDIR/tiny.json"
@@ -146,7 +148,7 @@ main() {
     run_step memory 40 "$PY" benchmarks/memory_probe.py --json "$OUTDIR/memory.json" "${MEM[@]}"
     run_step hours 10 "$PY" benchmarks/project_hours.py "$OUTDIR/tiny.json" --base "$OUTDIR/base.json"
     if [[ $PILOT_STEPS -gt 0 ]]; then
-        run_step pilot 80 "$PY" benchmarks/pilot.py --profile paper-short --steps "$PILOT_STEPS" --no-finetune \
+        run_step pilot 60 "$PY" benchmarks/pilot.py --profile paper-short --steps "$PILOT_STEPS" --no-finetune \
             "${PILOT[@]}" --out "$OUTDIR/pilot.json"
     fi
     wait "$search_pid" 2>/dev/null
