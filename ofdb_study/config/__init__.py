@@ -20,6 +20,7 @@ from .profiles import (
 )
 from .schema import (
     ALL_ROWS,
+    CONTROL_POOL,
     FINETUNE_ONLY,
     IMAGENET_TRAIN_IMAGES,
     KEYED_UNLESS_DEFAULT,
@@ -30,6 +31,7 @@ from .schema import (
     PIPELINES,
     PRECISIONS,
     PRETRAIN_ONLY,
+    READOUT_ROWS,
     ROWS,
     DataPlan,
     Profile,
@@ -43,6 +45,7 @@ from .schema import (
 
 __all__ = [
     "ALL_ROWS",
+    "CONTROL_POOL",
     "FINETUNE_ONLY",
     "IMAGENET_TRAIN_IMAGES",
     "KEYED_UNLESS_DEFAULT",
@@ -58,6 +61,7 @@ __all__ = [
     "PRECISIONS",
     "PRETRAIN_ONLY",
     "PROFILES",
+    "READOUT_ROWS",
     "ROWS",
     "SMOKE",
     "DataPlan",

@@ -52,7 +52,12 @@ from .sources import (
 PHASES = ("pretrain", "finetune")
 #: The rows of the instances-vs-augmentation study: row -> (pre-training data, Table-1 augmentation);
 #: ``(None, None)`` fine-tunes from random weights. ``ofdb3d`` is built by the experiments as a
-#: multi-view tree (``multiview:PATH``). A profile's ``StudyPlan.rows`` picks among them.
+#: multi-view tree (``multiview:PATH``). A row may set recipe values of its own at a profile
+#: (``StudyPlan.row_settings``: ``ofdb+aug`` and ``ofdb+fluctuation+aug`` take the paper's augmentation
+#: where the profile's recipe leaves it off). A profile's ``StudyPlan.rows`` picks among them.
+#: The data of the positive control row: the downstream set's control pool, written as an ImageFolder
+#: tree by the study (``study.readouts.control_tree``).
+CONTROL_POOL = "control-pool"
 ROWS: dict[str, tuple[str | None, str | None]] = {
     "scratch": (None, None),
     "ofdb": ("ofdb", "default"),
@@ -65,8 +70,15 @@ ROWS: dict[str, tuple[str | None, str | None]] = {
     "ofdb3d": ("ofdb3d", "default"),
     "ofdb3d+pattern": ("ofdb3d", "pattern"),
     "1p-frac": ("1pfrac", "default"),
+    "ofdb+aug": ("ofdb", "default"),
+    "ofdb+fluctuation+aug": ("ofdb", "fluctuation"),
+    "supervised": (CONTROL_POOL, "default"),
 }
-ALL_ROWS = tuple(ROWS)
+#: The rows only a readout study runs (``StudyPlan.endpoint == "readout"``): the augmented arms of
+#: its 2x2 and the positive control.
+READOUT_ROWS = ("ofdb+aug", "ofdb+fluctuation+aug", "supervised")
+#: Every row of the fine-tuning study (``paper`` and ``smoke`` run them all).
+ALL_ROWS = tuple(r for r in ROWS if r not in READOUT_ROWS)
 #: Learning rates in configs are given for this global batch and scaled linearly (DeiT convention).
 LR_REFERENCE_BATCH = 512
 #: ImageNet-1k's training images (the count the fine-tuning steps are computed from).
@@ -688,6 +700,21 @@ class StudyPlan:
         paper_table: the published table the numbers go beside (``analysis.paper.table2`` / ``table3``).
         paper_column: that table's column (``C100`` of Table 2; ``vit_b`` of Table 3).
         workers: runs the study trains at once on this machine (``study.plan.run_plan``).
+        endpoint: ``finetune`` (each pre-training is fine-tuned; the endpoint is the fine-tune's
+            top-1) or ``readout`` (no fine-tuning: the frozen features of every arm are read on
+            few labels, ``study.readouts``).
+        controls: the readout study's calibration arms: free initialisations (``random``,
+            ``mimetic``) and the positive control (``supervised``: supervised pre-training on the
+            downstream set's control pool).
+        readout_per_class: labelled images per class of each readout subset.
+        readout_draws: labelled subsets drawn per seed (an arm's value is their mean).
+        control_pool_per_class: training images per class held out of every subset for the
+            positive control's pre-training.
+        row_settings: per-row settings over the profile's pre-training recipe, as
+            ``(row, ((setting, value), ...))`` pairs (the paper's augmentation on one row of a 2x2).
+        scaling_row: the row the category sweep pre-trains at each count (with its settings).
+        primary_readout: the readout a readout study's gate and claims read (``feature-reader``,
+            ``study.readouts``), chosen on the pilot's seeds before the registration.
     """
 
     categories: int
@@ -700,6 +727,18 @@ class StudyPlan:
     paper_table: str = "table2"
     paper_column: str = "C100"
     workers: int = 1
+    endpoint: str = "finetune"
+    controls: tuple[str, ...] = ()
+    readout_per_class: int = 10
+    readout_draws: int = 5
+    control_pool_per_class: int = 0
+    row_settings: tuple[tuple[str, tuple[tuple[str, object], ...]], ...] = ()
+    scaling_row: str = "ofdb"
+    primary_readout: str = "tokens-probe"
+
+    def settings_of(self, row: str) -> dict:
+        """The settings ``row`` sets over the pre-training recipe (``row_settings``), as a dict."""
+        return {k: v for r, pairs in self.row_settings if r == row for k, v in pairs}
 
 
 @dataclass(frozen=True)

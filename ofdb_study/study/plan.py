@@ -26,7 +26,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..config import ROWS, TrainConfig, data_kind, get_profile, phase_config
+from ..config import CONTROL_POOL, ROWS, TrainConfig, data_kind, get_profile, phase_config
 from ..errors import ParamError
 from ..train.runinfo import CHECKPOINT, SUMMARY
 
@@ -227,25 +227,47 @@ def augmentation_specs(
 ) -> list[RunSpec]:
     """Pre-training and fine-tuning runs of the instances-vs-augmentation rows, seed by seed."""
     out = []
+    study = get_profile(profile).study
     for seed in seeds:
         for r in study_rows(profile, rows):
-            data, augment = ROWS[r]
-            pre = pretrain_spec(profile, data, augment, seed=seed, root=root, row=r) if data else None
+            pre = row_spec(profile, r, seed, root)
             if pre is not None:
                 out.append(pre)
-            out.append(finetune_spec(profile, pre or "scratch", seed, root, row=r, **finetune_overrides))
+            if study.endpoint == "finetune":
+                out.append(finetune_spec(profile, pre or "scratch", seed, root, row=r, **finetune_overrides))
     return out
+
+
+def row_spec(profile: str, row: str, seed: int, root="runs", categories: int | None = None) -> RunSpec | None:
+    """The pre-training of study row ``row`` at a profile (None for ``scratch``): its data and
+    Table-1 option (``config.ROWS``) under the row's own settings (``StudyPlan.row_settings``); the
+    positive control reads the control pool's tree (``readouts.control_tree_path``)."""
+    data, augment = ROWS[row]
+    if not data:
+        return None
+    settings = get_profile(profile).study.settings_of(row)
+    if categories is not None:
+        settings["categories"] = categories
+    if data == CONTROL_POOL:
+        from .readouts import control_tree_path
+
+        data = str(control_tree_path(profile, root))
+    return pretrain_spec(profile, data, augment, seed=seed, root=root, row=row, **settings)
 
 
 def scaling_specs(
     profile: str, seeds: list[int], root="runs", categories: list[int] | None = None, **finetune_overrides
 ) -> list[RunSpec]:
-    """Pre-training and fine-tuning runs of OFDB (default augmentation) at each category count."""
+    """Pre-training (and, where the endpoint is a fine-tune, fine-tuning) runs of the plan's
+    ``scaling_row`` (OFDB, default augmentation, unless the profile says otherwise) at each count."""
     out = []
+    study = get_profile(profile).study
     for seed in seeds:
         for n in scaling_categories(profile, categories):
-            pre = pretrain_spec(profile, "ofdb", categories=n, seed=seed, root=root, row="ofdb")
-            out += [pre, finetune_spec(profile, pre, seed, root, **finetune_overrides)]
+            pre = row_spec(profile, study.scaling_row, seed, root, categories=n)
+            out.append(pre)
+            if study.endpoint == "finetune":
+                out.append(finetune_spec(profile, pre, seed, root, **finetune_overrides))
     return out
 
 
@@ -291,6 +313,11 @@ def plan(
 
 
 def _prepare_data(spec: RunSpec) -> None:
+    if spec.row == "supervised" and spec.phase == "pretrain":
+        from .readouts import control_tree
+
+        control_tree(spec.cfg.profile, spec.path.parent.parent)
+        return
     if spec.data3d is None:
         return
     from ..fractals.ofdb3d import build_ofdb3d

@@ -205,16 +205,34 @@ def train_plan(params: dict, *, workers: int = 1, log=print) -> dict:
     with downstream_errors():
         plan.run_plan(specs, log=lambda line: log(f"[study] {line}"), workers=workers)
         seconds = round(time.perf_counter() - t0, 1)
-        made = baselines.compute(
-            specs, params["run_root"], workers=workers, log=lambda line: log(f"[study] {line}")
-        )
+        line = lambda text: log(f"[study] {text}")  # noqa: E731
+        if get_profile(params["profile"]).study.endpoint == "readout":
+            from . import readouts
+
+            made = readouts.compute(
+                specs,
+                params["profile"],
+                params["run_root"],
+                data_root=params.get("downstream_root"),
+                workers=workers,
+                log=line,
+            )
+        else:
+            made = baselines.compute(specs, params["run_root"], workers=workers, log=line)
     return {"runs": len(specs), "trained": len(todo), "seconds": seconds, "baselines": made}
 
 
+#: The folder (under the notebooks folder) of a readout study's own versions of the training
+#: notebooks (``StudyPlan.endpoint == "readout"``): the same names, so the book's pages stay.
+READOUT_NOTEBOOKS = "readout"
+
+
 def find_notebooks(
-    notebooks_dir: str | os.PathLike = "notebooks", only: list[str] | None = None
+    notebooks_dir: str | os.PathLike = "notebooks", only: list[str] | None = None, endpoint: str = "finetune"
 ) -> list[Path]:
     """The study notebooks in ``NOTEBOOKS`` order; ``only`` selects some by name or number prefix.
+    At a readout study (``endpoint="readout"``) a notebook of ``READOUT_NOTEBOOKS`` replaces the one
+    of the same name.
 
     Raises:
         ParamError: ``only`` names no study notebook, or a chosen notebook is not in the folder.
@@ -236,7 +254,13 @@ def find_notebooks(
             f"{root} lacks {', '.join(f'{n}.ipynb' for n in missing)}; run from the repository's root "
             "or pass --notebooks DIR (and --out DIR/book/study)",
         )
-    return [root / f"{n}.ipynb" for n in chosen]
+    readout = root / READOUT_NOTEBOOKS
+    return [
+        readout / f"{n}.ipynb"
+        if endpoint == "readout" and (readout / f"{n}.ipynb").is_file()
+        else root / f"{n}.ipynb"
+        for n in chosen
+    ]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -373,7 +397,7 @@ def run_study(
         "workers", get_profile(profile).study.workers if workers is None else workers
     )
     params["study_dir"] = str(Path(out))
-    books = find_notebooks(notebooks_dir, only)
+    books = find_notebooks(notebooks_dir, only, get_profile(profile).study.endpoint)
     out = Path(out)
     if out.resolve() == Path(notebooks_dir).resolve():
         raise ParamError("out", "must differ from the notebooks folder (the sources stay without outputs)")

@@ -135,3 +135,66 @@ def load_pretrained(model, path: str | os.PathLike) -> None:
     """
     keep = check_fits(model, read_state_dict(path))
     model.load_state_dict(keep, strict=False)
+
+
+#: Mimetic initialisation (Trockman & Kolter, ICML 2023): per head, W_q^T W_k ~ alpha Z + beta I;
+#: per layer, the value-projection product ~ alpha Z - beta I; Z uniform with variance 1 / D.
+MIMETIC_QK = (0.7, 0.7)
+MIMETIC_VPROJ = (0.4, 0.4)
+
+
+def _factors(target, k: int):
+    """(left, right), each (D, k): the rank-k factors of ``target`` (D, D) from its SVD,
+    left @ right.T = the best rank-k approximation of ``target``."""
+    import torch
+
+    u, s, vh = torch.linalg.svd(target)
+    root = s[:k].sqrt()
+    return u[:, :k] * root, vh[:k].T * root
+
+
+def _uniform(d: int, gen):
+    """A (d, d) float64 draw, uniform on [-sqrt(3 / d), sqrt(3 / d)] (variance 1 / d)."""
+    import torch
+
+    return (torch.rand(d, d, generator=gen, dtype=torch.float64) * 2 - 1) * (3.0 / d) ** 0.5
+
+
+def mimetic_init_(model, seed: int) -> None:
+    """Mimetic initialisation of a timm ViT's attention, in place, from ``seed``.
+
+    For every block and head h, the query and key weights (k x D each, k = D / heads) are set so
+    that the attention score's bilinear form ``W_q,h^T W_k,h`` (x W_q^T (x W_k^T)^T = x W_q^T W_k x^T)
+    is the rank-k SVD approximation of ``alpha Z + beta I`` (``MIMETIC_QK``), a fresh Z per head;
+    the value and output projections (D x D) are set so that the product they apply,
+    ``W_v^T W_proj^T``, equals ``alpha Z - beta I`` (``MIMETIC_VPROJ``), a fresh Z per block.
+    Z is uniform on [-sqrt(3 / D), sqrt(3 / D)] (variance 1 / D). Biases and every other weight
+    keep the model's own initialisation. No data is read.
+
+    Raises:
+        ParamError: the model has no timm ``Attention`` blocks with a fused ``qkv``.
+    """
+    import torch
+
+    blocks = [b for b in getattr(model, "blocks", []) if hasattr(getattr(b, "attn", None), "qkv")]
+    if not blocks:
+        raise ParamError("init", "mimetic initialisation needs a timm ViT with qkv attention blocks")
+    gen = torch.Generator().manual_seed(int(seed))
+    with torch.no_grad():
+        for block in blocks:
+            attn = block.attn
+            d = attn.qkv.in_features
+            heads = attn.num_heads
+            k = d // heads
+
+            eye = torch.eye(d, dtype=torch.float64)
+            w = attn.qkv.weight  # (3D, D): rows [0, D) query, [D, 2D) key, [2D, 3D) value
+            a, b = MIMETIC_QK
+            for h in range(heads):
+                left, right = _factors(a * _uniform(d, gen) + b * eye, k)
+                w[h * k : (h + 1) * k] = left.T.to(w.dtype)
+                w[d + h * k : d + (h + 1) * k] = right.T.to(w.dtype)
+            a, b = MIMETIC_VPROJ
+            left, right = _factors(a * _uniform(d, gen) - b * eye, d)
+            w[2 * d :] = left.T.to(w.dtype)
+            attn.proj.weight.copy_(right.to(attn.proj.weight.dtype))

@@ -22,6 +22,7 @@ import platform
 import random
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def manifest(
         "num_classes": num_classes,
         "init": str(init),
         "command": sys.argv,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
 
