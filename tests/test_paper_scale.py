@@ -126,3 +126,67 @@ def test_a_timm_transform_the_batched_pipeline_does_not_know_is_refused_with_tim
     tf.transforms.append(T.GaussianBlur(3))
     with pytest.raises(ParamError, match=f"GaussianBlur \\(timm {timm.__version__}\\)"):
         batched.transforms.BatchAugment.from_timm(tf)
+
+
+def test_micro_batches_under_a_gradient_scaler_with_a_fused_optimizer():
+    """The fp16 path's logic on the CPU: a scaler and a fused AdamW (which takes the scaler's inf
+    check itself) over accumulated micro-batches give the plain step's weights."""
+    cfg = phase_config("smoke", "pretrain", steps=2, batch_size=8)
+    cpu = torch.device("cpu")
+    weights = []
+    for scaled in (False, True):
+        torch.manual_seed(0)
+        model = models.create_model(cfg, 4)
+        opt, sched, mixup, crit = engine.build_optimization(model, cfg, resolve(cfg), 4, cpu)
+        scaler = None
+        if scaled:
+            groups = [{k: v for k, v in g.items() if k not in ("fused", "foreach")} for g in opt.param_groups]
+            opt = torch.optim.AdamW(groups, fused=True)
+            assert opt._step_supports_amp_scaling
+            scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+            sched.optimizer = opt
+        g = torch.Generator().manual_seed(1)
+        for step in range(2):
+            x, y = torch.randn(8, 3, cfg.img_size, cfg.img_size, generator=g), torch.arange(8) % 4
+            engine.train_step(
+                step, x, y, net=model, optimizer=opt, scheduler=sched, mixup=mixup, criterion=crit,
+                cfg=cfg, num_classes=4, device=cpu, scaler=scaler, micro_batch=4 if scaled else None,
+            )  # fmt: skip
+        weights.append(torch.cat([p.detach().flatten() for p in model.parameters()]))
+    assert torch.allclose(weights[0], weights[1], atol=1e-5)
+
+
+def _rank(rank: int, port: int, out) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+
+    def build():
+        raise ValueError("rank 0 cannot build its data")
+
+    try:
+        engine.main_first(Dist(rank, 2), torch.device("cpu"), build, rest=lambda: "built")
+    except Exception as e:  # noqa: BLE001
+        out.put((rank, type(e).__name__, str(e)))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_an_error_on_rank_0_stops_the_other_ranks_too():
+    import multiprocessing as mp
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, port, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert all(p.exitcode == 0 for p in procs)
+    seen = dict((r, (kind, msg)) for r, kind, msg in (out.get(timeout=5) for _ in range(2)))
+    assert seen[0] == ("ValueError", "rank 0 cannot build its data")
+    assert seen[1][0] == "TrainingError" and "rank 0 stopped with an error" in seen[1][1]
