@@ -4,7 +4,7 @@
 
 Prints, one line each as it is found: Python and the versions of torch (its CUDA and cuDNN),
 torchvision, numpy, timm, numba, pandas, scikit-learn, Pillow, PyYAML and pytest; the card, its
-memory free and in all, and whether TF32 and bf16 are there; that the numba kernels import; and that
+memory free and in all, its compute capability and bf16; that the numba kernels import; and that
 ``BatchAugment.from_timm`` reads the ``paper`` recipe's timm transform (pre-training and fine-tuning).
 A check that fails prints ``FAILED`` with its one-line error and the rest go on. ``--json`` writes
 every line as ``{"check": ..., "ok": ..., "value": ...}``; the exit status is 1 if a check failed.
