@@ -170,3 +170,72 @@ def test_study_out_that_is_a_file_is_one_line(where, tmp_path, capsys):
     err = _one_line(capsys)
     assert err.startswith(f"error: out: {out} ") and "is not a folder" in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["plain.txt"]
+
+
+#: Run in a child: hold the lock of the folder argv[1] until stdin closes.
+HOLD_LOCK = """
+import sys
+from ofdb_study.files import lock_output
+lock_output(sys.argv[1])
+print("locked", flush=True)
+sys.stdin.read()
+"""
+
+#: Every command that writes a folder, as a second writer of a folder another process is writing.
+WRITERS = {
+    "search": ["search", "--categories", "2", "--out", "OUT"],
+    "search3d": ["search3d", "--categories", "2", "--out", "OUT"],
+    "build ofdb": ["build", "ofdb", "--categories", "2", "--size", "32", "--points", "2000", "--out", "OUT"],
+    "build fractaldb": [
+        "build",
+        "fractaldb",
+        "--categories",
+        "2",
+        "--size",
+        "32",
+        "--points",
+        "2000",
+        "--out",
+        "OUT",
+    ],
+    "build shards": [
+        "build",
+        "ofdb",
+        "--categories",
+        "2",
+        "--size",
+        "32",
+        "--format",
+        "webdataset",
+        "--out",
+        "OUT",
+    ],
+    "render": ["render", "--params", "PARAMS", "--size", "32", "--points", "2000", "--out", "OUT"],
+    "pretrain": ["pretrain", "--profile", "smoke", "--no-progress", "--out", "OUT"],
+    "finetune": ["finetune", "--profile", "smoke", "--init", "scratch", "--no-progress", "--out", "OUT"],
+}
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+def test_a_second_writer_of_a_folder_is_refused(writer, tmp_path, capsys):
+    import subprocess
+    import sys
+
+    params = tmp_path / "params"
+    params.mkdir()
+    (params / "00000.csv").write_text("0.5,0.0,0.0,0.5,0.0,0.0,0.5\n0.5,0.0,0.0,0.5,0.5,0.0,0.5\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+        argv = [a.replace("OUT", str(out)).replace("PARAMS", str(params)) for a in WRITERS[writer]]
+        assert main(argv) == 2
+        err = _one_line(capsys)
+        assert "being written by another process" in err, err
+        assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+    finally:
+        holder.communicate("", timeout=60)
