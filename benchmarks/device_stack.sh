@@ -11,10 +11,12 @@
 # the uint8 evaluation set, accumulation) and `gpu_check.sh --cpu-dry-run` with that interpreter.
 #
 # Usage (from any folder):
-#   benchmarks/device_stack.sh [VENV] [OUTDIR] [--reuse]
+#   benchmarks/device_stack.sh [VENV] [OUTDIR] [--reuse | --wheels-only]
 #     VENV     the environment to build (default /tmp/ofdb-device-stack; outside the repository)
 #     OUTDIR   the dry run's result folder (default /tmp/ofdb-device-stack-check)
 #     --reuse  keep an existing VENV (check and dry run only)
+#     --wheels-only  only fetch the wheels into benchmarks/wheels/ (seconds; before a GPU call, which
+#              must carry that ignored folder)
 # DEVICE_STACK_PYTHON picks the base interpreter (default python3). The venv's pip ignores this
 # machine's pip configuration (PIP_CONFIG_FILE=/dev/null), whose constraints cap torch at the
 # project's pins; nothing else is changed. Prints each phase's seconds; exits 1 if any phase failed.
@@ -27,7 +29,8 @@ ARGS=()
 for a in "$@"; do
     case "$a" in
         --reuse) REUSE=1 ;;
-        -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --wheels-only) REUSE=2 ;;
+        -h|--help) sed -n '2,/^set -uo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
         -*) echo "device_stack.sh: unknown option $a" >&2; exit 2 ;;
         *) ARGS+=("$a") ;;
     esac
@@ -49,6 +52,13 @@ ABSENT=(submitit papermill nbformat ipywidgets webdataset datasets pytest)
 WHEELS=(pytest pytest-timeout pluggy iniconfig packaging pygments)
 
 export PIP_CONFIG_FILE=/dev/null PIP_DISABLE_PIP_VERSION_CHECK=1
+if [[ $REUSE == 2 ]]; then
+    mkdir -p benchmarks/wheels
+    "${DEVICE_STACK_PYTHON:-python3}" -m pip download -q --no-deps --only-binary=:all: -d benchmarks/wheels \
+        "${WHEELS[@]}" || exit 1
+    ls benchmarks/wheels
+    exit 0
+fi
 if [[ $REUSE == 0 || ! -x "$VENV/bin/python" ]]; then
     phase "venv $VENV: ${STACK[*]}"
     "${DEVICE_STACK_PYTHON:-python3}" -m venv --clear "$VENV" || fail "venv"
