@@ -336,3 +336,13 @@ def test_unpack_takes_the_output_lock(trained, tmp_path, capsys):
     )
     assert (out / "finetune" / spec.path.name / "summary.json").is_file()
     assert not (out / ".ofdb_study.lock").exists() and not (tmp_path / "d").exists()
+
+
+def test_export_refuses_a_run_whose_summary_is_out_of_range(trained, tmp_path, capsys):
+    run, _ = _copy(trained, tmp_path)
+    _edit_json(run / "summary.json", top1_last=float("nan"))
+    out = tmp_path / "export"
+    assert main(["export", str(run), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "summary.json: top1_last is not finite" in err and err.count("\n") == 1, err
+    assert not out.exists()

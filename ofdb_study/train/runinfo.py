@@ -72,7 +72,9 @@ class RunInfo:
 
 
 def read_run(run: str | Path) -> RunInfo:
-    """Parse a run folder; ParamError if it has no config.yaml."""
+    """Parse a run folder; ParamError if it has no config.yaml, or a file that does not parse, or
+    a summary whose numbers are not finite and in range (``check_summary``). ``verify_run`` checks
+    more (the folder's key and phase, the metrics, the planned config)."""
     run = Path(run)
     cfg_path = run / CONFIG
     if not cfg_path.is_file():
@@ -80,6 +82,8 @@ def read_run(run: str | Path) -> RunInfo:
     config = read_config(cfg_path)
     manifest = _read_json(run / MANIFEST) if (run / MANIFEST).is_file() else {}
     summary = _read_json(run / SUMMARY) if (run / SUMMARY).is_file() else None
+    if summary is not None:
+        check_summary(summary, str(run / SUMMARY), config)
     return RunInfo(run, config, manifest, summary)
 
 
