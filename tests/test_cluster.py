@@ -521,7 +521,10 @@ def test_plan_gives_the_hours_of_each_row(tmp_path):
     assert rows == {s.row for s in specs}
     images = {r: sum(s.images for s in specs if s.row == r and s.phase == "pretrain") for r in rows}
     fdb = next(ln for ln in lines if ln.startswith("fractaldb:"))
-    assert f"{images['fractaldb'] / 8448 / 3600:,.1f} h GPU" in fdb and "finetune 3 x" in fdb
+    from ofdb_study.config import get_profile
+
+    seeds = len(get_profile("paper-short").study.seeds)
+    assert f"{images['fractaldb'] / 8448 / 3600:,.1f} h GPU" in fdb and f"finetune {seeds} x" in fdb
     assert "per row (missing runs, every seed):" in plan_report.plan_report(
         specs, tmp_path, profile="paper-short"
     )

@@ -1,6 +1,7 @@
 """``paper-short``: the paper's recipe at a tenth of its length for one GPU. It resolves, differs
-from ``paper`` only in its length (and bookkeeping), plans its runs with projected hours, and its
-smoke-sized twin pre-trains on the CPU with the full augmentation."""
+from ``paper`` only in its length (and bookkeeping), plans four rows at five seeds with FractalDB
+pre-trained five times as long, with projected hours, and its smoke-sized twin pre-trains on the CPU
+with the full augmentation."""
 
 from __future__ import annotations
 
@@ -44,8 +45,12 @@ def test_paper_short_is_registered_and_is_paper_but_shorter():
     assert pre.mixup and pre.cutmix and pre.re_prob and pre.hflip and pre.vflip
     assert pre.precision == "fp16" and pre.decay_embed_tokens
     plan = PAPER_SHORT.study
-    assert set(plan.rows) == {"scratch", "ofdb", "ofdb+pattern", "ofdb+fluctuation", "fractaldb", "1p-frac"}
-    assert len(plan.seeds) >= 3 and plan.dataset == ft.dataset == "cifar100"
+    assert set(plan.rows) == {"scratch", "ofdb", "ofdb+fluctuation", "fractaldb"}
+    assert len(plan.seeds) >= 5 and plan.dataset == ft.dataset == "cifar100"
+    # FractalDB's million images get at least five times a one-image row's steps
+    fdb = phase_config("paper-short", "pretrain", **plan.settings_of("fractaldb"))
+    assert fdb.steps >= 5 * pre.steps and fdb.eval_every * 6 == fdb.steps
+    assert plan.settings_of("ofdb") == plan.settings_of("ofdb+fluctuation") == {}
     assert (plan.paper_table, plan.paper_column) == ("table2", "C100") and plan.workers == 1
     assert PAPER_SHORT.data_kinds == paper.data_kinds  # 1p-frac at 512 px, as at paper
 
@@ -60,7 +65,7 @@ def test_profile_show_and_study_plan(capsys, tmp_path):
     pretrainings = (len(PAPER_SHORT.study.rows) - 1 + 1) * seeds  # the rows but scratch, and OFDB-100
     finetunings = (len(PAPER_SHORT.study.rows) + 1) * seeds
     assert f"{pretrainings + finetunings} runs: 0 done" in out
-    assert "pretrain 1p-frac C1000 delta 0.1 s0" in out and "finetune scratch s2" in out
+    assert "pretrain fractaldb C1000 s0" in out and "finetune scratch s4" in out
     assert "pretrain ofdb C100 s0" in out  # the category trend's second size
     estimate = out.split("estimate", 1)[1]
     assert " h GPU time at " in estimate and "bench_train.py" in estimate  # hours, with their source

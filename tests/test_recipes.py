@@ -157,9 +157,13 @@ def test_the_disagreements_between_sources_are_on_the_page_and_true_of_the_profi
     assert p21.pretrain.batch_size == 1024 and p21.pretrain.base_lr == 5e-4  # the names' bs1024, lr5.0e-4
     assert p21.pretrain.augment == "default" and p21.pretrain.model == "vit_base_patch16_224"
     assert (p21.pretrain.precision, p21.finetune.precision) == ("fp16", "fp32")
+    assert {"ofdb", "ofdb+pattern"} <= set(PROFILES["paper"].study.rows)
+    assert (
+        "ofdb" in PROFILES["paper-short"].study.rows
+        and "ofdb+pattern" not in PROFILES["paper-short"].study.rows
+    )
     for name in ("paper", "paper-short"):
         prof = PROFILES[name]
-        assert {"ofdb", "ofdb+pattern"} <= set(prof.study.rows)
         assert prof.pretrain.precision == prof.finetune.precision == "fp16"
 
 

@@ -69,7 +69,8 @@ DISAGREEMENTS = (
         "the released 2D checkpoints are named ..._2d-ofdb1k_patch_... and ..._2d-ofdb21k_patch_..., which "
         "reads as the random pattern augmentation (Table 1's best row); the 3D-21k one is named "
         "..._3d-ofdb21k_edgar_...; the README does not say what the words mean",
-        "paper and paper-short run the default augmentation and pattern as separate rows; paper-21k "
+        "paper runs the default augmentation and pattern as separate rows (paper-short, sized to decide "
+        "fewer claims, runs the default); paper-21k "
         "pre-trains with the default augmentation, as Table 3 names none: a user who wants the released "
         "weights' likely recipe adds --augment pattern",
     ),
