@@ -190,3 +190,23 @@ def test_an_error_on_rank_0_stops_the_other_ranks_too():
     seen = dict((r, (kind, msg)) for r, kind, msg in (out.get(timeout=5) for _ in range(2)))
     assert seen[0] == ("ValueError", "rank 0 cannot build its data")
     assert seen[1][0] == "TrainingError" and "rank 0 stopped with an error" in seen[1][1]
+
+
+def test_deterministic_kernels_are_asked_by_the_environment_and_put_back(tmp_path, monkeypatch):
+    import json
+
+    cfg = phase_config("smoke", "pretrain", steps=2, eval_every=0)
+    plain = engine.train(cfg, tmp_path / "plain", progress=False)
+    monkeypatch.setenv(engine.DETERMINISTIC_ENV, "1")
+    before = engine._kernel_settings()
+    det = engine.train(cfg, tmp_path / "det", progress=False)
+    assert engine._kernel_settings() == before and not torch.are_deterministic_algorithms_enabled()
+    assert det["weights_sha256"] == plain["weights_sha256"]  # the CPU's kernels stay as they are
+    manifest = json.loads((tmp_path / "det" / "manifest.json").read_text())
+    assert manifest["deterministic"] is False  # asked for CUDA runs only
+    engine._deterministic_kernels()
+    try:
+        assert torch.are_deterministic_algorithms_enabled() and not torch.backends.cuda.flash_sdp_enabled()
+    finally:
+        engine._set_kernel_settings(before)
+    assert engine._kernel_settings() == before

@@ -625,13 +625,61 @@ def train(
         ParamError: a setting that cannot run, or ``out`` holds another run (nothing is written).
         TrainingError: the loss became NaN or infinite (no summary.json is written).
     """
-    threads = torch.get_num_threads()
-    tf32 = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    threads, kernels = torch.get_num_threads(), _kernel_settings()
     try:
         return _train(cfg, out, resume=resume, force=force, progress=progress)
     finally:  # the process's settings as they were (a test or a notebook runs many configs)
         torch.set_num_threads(threads)
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
+        _set_kernel_settings(kernels)
+
+
+#: Set to anything but "" or "0", CUDA runs use deterministic kernels where torch has them
+#: (``train``); the CPU's runs are deterministic without it.
+DETERMINISTIC_ENV = "OFDB_DETERMINISTIC"
+
+
+def deterministic_asked() -> bool:
+    """Whether ``OFDB_DETERMINISTIC`` asks for deterministic kernels."""
+    return os.environ.get(DETERMINISTIC_ENV, "") not in ("", "0")
+
+
+def _kernel_settings() -> tuple:
+    b = torch.backends
+    return (
+        b.cuda.matmul.allow_tf32,
+        b.cudnn.allow_tf32,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        b.cudnn.deterministic,
+        b.cudnn.benchmark,
+        b.cuda.flash_sdp_enabled(),
+        b.cuda.mem_efficient_sdp_enabled(),
+        b.cuda.cudnn_sdp_enabled(),
+    )
+
+
+def _set_kernel_settings(saved: tuple) -> None:
+    b = torch.backends
+    b.cuda.matmul.allow_tf32, b.cudnn.allow_tf32, det, warn_only, b.cudnn.deterministic = saved[:5]
+    b.cudnn.benchmark = saved[5]
+    torch.use_deterministic_algorithms(det, warn_only=warn_only)
+    b.cuda.enable_flash_sdp(saved[6])
+    b.cuda.enable_mem_efficient_sdp(saved[7])
+    b.cuda.enable_cudnn_sdp(saved[8])
+
+
+def _deterministic_kernels() -> None:
+    """Deterministic kernels for this process's runs (``OFDB_DETERMINISTIC``): torch's deterministic
+    algorithms (a warning where an op has none), cuDNN's deterministic kernels without autotuning,
+    attention on the math kernel (the fused ones' backward adds in a varying order) and cuBLAS's
+    fixed workspace (which takes effect only before the process's first CUDA matmul). Slower; the
+    run's key is the same, its manifest says ``deterministic``."""
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+    torch.backends.cuda.enable_flash_sdp(False)
+    torch.backends.cuda.enable_mem_efficient_sdp(False)
+    torch.backends.cuda.enable_cudnn_sdp(False)
 
 
 def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) -> dict:
@@ -642,6 +690,9 @@ def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) 
     device = resolve_device()
     if device.type == "cuda" and cfg.precision == "fp32":  # TF32 matmuls and convolutions
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    deterministic = device.type == "cuda" and deterministic_asked()
+    if deterministic:  # the attention switches are global: the CPU's kernels stay as they are
+        _deterministic_kernels()
     dd = init_distributed(device)
     check_config(cfg)
     res = resolve(cfg, dd.world_size)
@@ -684,6 +735,7 @@ def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) 
         provenance["pipeline_asked"] = asked
         provenance["micro_batch"] = micro
         provenance["tf32"] = device.type == "cuda" and torch.backends.cuda.matmul.allow_tf32
+        provenance["deterministic"] = deterministic
         run.start(cfg, provenance, from_step=start)
 
     net = _wrap(model, cfg, device, dd)
