@@ -247,9 +247,12 @@ def test_study_accepts_paper_21k():
     from ofdb_study.config import ALL_ROWS
     from ofdb_study.study import plan as experiments
 
-    assert tuple(experiments.ROWS) == ALL_ROWS
+    from ofdb_study.config import READOUT_ROWS
+
+    assert tuple(experiments.ROWS) == (*ALL_ROWS, *READOUT_ROWS)
     for prof in PROFILES.values():
-        assert set(prof.study.rows) <= set(ALL_ROWS)
+        allowed = ALL_ROWS + (READOUT_ROWS if prof.study.endpoint == "readout" else ())
+        assert set(prof.study.rows) <= set(allowed), prof.name
     assert np.isclose(PROFILES["paper-21k"].pretrain.base_lr * 1024 / 512, 1e-3)
 
 

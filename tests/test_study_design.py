@@ -104,18 +104,19 @@ def test_run_plan_with_two_workers_gives_the_weights_of_one(tmp_path, fashion):
 
 def test_mini_is_a_design_that_can_decide():
     mini = get_profile("mini")
-    plan, pre, ft = mini.study, mini.pretrain, mini.finetune
-    assert len(plan.seeds) >= 12 and len(set(plan.seeds)) == len(plan.seeds)  # about 1 paired sd at Holm
-    assert {"scratch", "ofdb", "ofdb+pattern", "ofdb+fluctuation"} <= set(plan.rows)
-    # FractalDB is opt-in at mini (it did not learn its own task there): its claim is not tested
-    assert "fractaldb" not in plan.rows
-    assert ft.steps >= 1_600 and tuple(ft.scale) == (1.0, 1.0)  # the pilot's loss floor
-    assert plan.categories in plan.scaling_categories and len(plan.scaling_categories) >= 2
-    assert ft.subset_seed is None  # each seed draws its training subset, shared by its arms
-    assert ft.test_per_class is None and ft.eval_every == 0  # the whole test set, once, at the end
-    assert pre.eval_per_category * plan.categories >= 100  # one image is under one point
-    for key in ("img_size", "patch_size", "depth", "embed_dim", "num_heads", "global_pool"):
-        assert getattr(pre, key) == getattr(ft, key), key  # both phases share the model shape
+    plan, pre = mini.study, mini.pretrain
+    assert plan.endpoint == "readout" and len(set(plan.seeds)) == len(plan.seeds) >= 8
+    # the paper's variable as a 2x2 (instances x augmentation), with calibration arms
+    assert {"ofdb", "ofdb+aug", "ofdb+fluctuation", "ofdb+fluctuation+aug", "supervised"} <= set(plan.rows)
+    assert {"random", "mimetic", "supervised"} <= set(plan.controls)
+    assert plan.categories >= 32 and plan.categories in plan.scaling_categories and len(plan.scaling_categories) >= 3
+    for row in ("ofdb+aug", "ofdb+fluctuation+aug"):  # the paper's augmentation on, read from its recipe
+        aug = plan.settings_of(row)
+        assert aug["auto_augment"] and aug["re_prob"] > 0 and aug["hflip"] > 0 and aug["scale"][0] < 0.2
+    assert not plan.settings_of("ofdb") and tuple(pre.scale) == (0.8, 1.0)  # the minimal arm
+    assert plan.readout_per_class <= 10 and plan.readout_draws >= 3  # few labels, several draws
+    assert plan.control_pool_per_class >= 500  # the positive control's real images, never labelled
+    assert pre.eval_per_category * plan.categories >= 100  # one held-out image is under one point
 
 
 @pytest.mark.parametrize("name", list(PROFILES))

@@ -388,3 +388,8 @@ def pilot_statement(profile: str, folder) -> str:
             f"seeds {', '.join(map(str, doc['seeds']))}: {doc['summary']}"
         )
     return "\n\n".join(out)
+
+
+def for_book(df: pd.DataFrame):
+    """A table as the book shows it: no index column, numbers already formatted as text."""
+    return df.style.hide(axis="index")

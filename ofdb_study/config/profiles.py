@@ -435,8 +435,8 @@ _MINI_FINETUNE = _PAPER_FINETUNE.derive(
 # with IFS fluctuation (FractalDB's 25 weight rows of each category as its instances), each under
 # the recipe's minimal augmentation (crops of 80-100 %) and under the paper's: its wide crops, flips,
 # RandAugment and erasing, read from the paper's recipe, not retyped. Not its Mixup / CutMix, and
-# not FractalDB itself: in the pilot (book/pilot/readout-mini.json) OFDB with them stayed near
-# chance on its own task, and FractalDB missed its bar at four times OFDB's steps.
+# not FractalDB itself: in the pilot (book/pilot/readout-mini.json) OFDB with Mixup / CutMix stayed
+# far below its own-task bar, and FractalDB missed its bar at four times OFDB's steps.
 _PAPER_AUG_FIELDS = ("scale", "ratio", "hflip", "vflip", "auto_augment", "color_jitter", "re_prob")
 PAPER_AUGMENT = tuple((k, getattr(_PAPER_PRETRAIN.cfg, k)) for k in _PAPER_AUG_FIELDS)
 MINI_CONTROL_STEPS = 1_000

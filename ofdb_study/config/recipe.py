@@ -22,7 +22,7 @@ from .sources import DISAGREEMENTS, MAIN_PY, NO_PUBLIC, REPOSITORIES, resolve_pu
 COLUMNS = ("setting", "ours", "public", "source")
 PHASE_TITLES = {"pretrain": "pre-training", "finetune": "fine-tuning"}
 #: Profiles in the order the page shows them: the public recipes first.
-PAGE_ORDER = ("paper", "paper-short", "paper-21k", "mini", "smoke")
+PAGE_ORDER = ("paper", "paper-short", "paper-21k", "mini", "smoke", "smoke-readout")
 
 
 def fmt(value) -> str:
