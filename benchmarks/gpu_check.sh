@@ -138,7 +138,7 @@ main() {
         >"$SCRATCH/search.log" 2>&1; echo $? >"$SCRATCH/search.rc" ) &
     local search_pid=$!
     run_step preflight 20 "$PY" benchmarks/preflight.py --json "$OUTDIR/preflight.json" "${PRE[@]}"
-    run_step tests 60 env PYTHONPATH="$TEST_PATH" "$PY" -m pytest tests/test_gpu.py -m gpu -q -rA \
+    run_step tests 60 env PYTHONPATH="$TEST_PATH" "$PY" -m pytest tests/test_gpu.py -m gpu -v -rA \
         -p no:cacheprovider -k "not compiled" "${TIMEOUT_OPT[@]}" --junitxml "$OUTDIR/gpu-tests.xml"
     run_step search 30 bash -c "while kill -0 $search_pid 2>/dev/null; do sleep 1; done; \
         cat '$SCRATCH/search.log'; exit \$(cat '$SCRATCH/search.rc')"

@@ -57,7 +57,6 @@ from .runtime import (
     Dist,
     Keyed,
     StreamBatches,
-    _barrier,
     init_distributed,
     mix_seed,
     resolve_device,
@@ -814,11 +813,13 @@ def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) 
                     bar.set_postfix(loss=f"{record['loss']:.3f}", img_s=f"{record['images_per_s']:.0f}")
             t_window, n_window, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
         if due.checkpoint:
-            if dd.main:
+
+            def save(step=step):
                 state.step = step
                 state.train_seconds = resumed_seconds + time.perf_counter() - t_start
                 run.save_checkpoint(model, saved, scheduler, state, cfg, num_classes)
-            _barrier(dd)
+
+            main_first(dd, device, save, rest=lambda: None)
         if bar is not None:
             bar.update(1)
     if bar is not None:
@@ -848,7 +849,5 @@ def _train(cfg: TrainConfig, out, *, resume: bool, force: bool, progress: bool) 
         "micro_batch": micro,
         "finished": True,
     }
-    if dd.main:
-        run.write_summary(summary)
-    _barrier(dd)
+    main_first(dd, device, lambda: run.write_summary(summary), rest=lambda: None)
     return summary
