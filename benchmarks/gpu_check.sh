@@ -24,7 +24,8 @@
 #
 # Usage (from any folder; the repository is the one holding this script):
 #   benchmarks/gpu_check.sh OUTDIR [--cpu-dry-run] [--workers N] [--pilot-steps S]
-#     --cpu-dry-run    the same steps shrunk to run on a CPU in a few minutes (figures mean nothing)
+#     --cpu-dry-run    the same steps shrunk to run on a CPU in a few minutes, each limit tripled for
+#                      a shared machine's load (figures mean nothing)
 #     --workers N      loader processes (default: CPU count - 1, at most 15)
 #     --pilot-steps S  steps of each pilot row (default 200; 0 skips the pilot)
 # Environment:
@@ -66,7 +67,7 @@ STEPS=()
 
 # run_step NAME SECONDS COMMAND...: the command under `timeout`, its status kept; never stops the script.
 run_step() {
-    local name=$1 limit=$2 t0 rc note
+    local name=$1 limit=$(( $2 * LIMIT_SCALE )) t0 rc note
     shift 2
     if [[ -n "${GPU_CHECK_ONLY:-}" && ",$GPU_CHECK_ONLY," != *",$name,"* ]]; then
         return 0
@@ -93,7 +94,9 @@ run_step() {
 if [[ -z "$WORKERS" ]]; then
     WORKERS=$("$PY" -c "import os; print(max(1, min(15, len(os.sched_getaffinity(0)) - 1)))" 2>/dev/null || echo 1)
 fi
+LIMIT_SCALE=1
 if [[ $DRY == 1 ]]; then
+    LIMIT_SCALE=3  # a shared development machine: the same steps, shrunk, with room for its load
     PRE=(--dry-run)
     SHRINK=(--categories 8 --batch-size 8 --img-size 64 --render-size 64 --render-points 5000 --workers 1)
     TINY=(--profile paper "${SHRINK[@]}" --steps 2 --warmup 1 --quick-model)

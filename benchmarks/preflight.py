@@ -7,7 +7,7 @@ torchvision, numpy, timm, numba, pandas, scikit-learn, Pillow, PyYAML and pytest
 memory free and in all, its compute capability and bf16; that the numba kernels import; and that
 ``BatchAugment.from_timm`` reads the ``paper`` recipe's timm transform (pre-training and fine-tuning).
 A check that fails prints ``FAILED`` with its one-line error and the rest go on. ``--json`` writes
-every line as ``{"check": ..., "ok": ..., "value": ...}``; the exit status is 1 if a check failed.
+every line as ``{"check": ..., "ok": ..., "value": ...}``, rewritten after each; the exit status is 1 if a check failed.
 ``--dry-run`` says that no card is expected (a CPU run of the GPU check).
 """
 
@@ -105,8 +105,8 @@ def main(argv=None) -> int:
             value, ok = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}", False
         print(f"{name:32} {value}" if ok else f"{name:32} FAILED: {value}", flush=True)
         results.append({"check": name, "ok": ok, "value": value})
-    if args.json:
-        args.json.write_text(json.dumps({"checks": results}, indent=1) + "\n")
+        if args.json:  # after every check: a preflight cut short keeps what it found
+            args.json.write_text(json.dumps({"checks": results}, indent=1) + "\n")
     return 0 if all(r["ok"] for r in results) else 1
 
 

@@ -78,7 +78,7 @@ def test_a_step_over_its_time_is_stopped_and_named(tmp_path):
     text = SCRIPT.read_text()
     assert text.count("run_step ") >= len(STEP_FILES)
     fake = tmp_path / "gpu_check.sh"
-    # the preflight's 20 s limit cut to 1 s on a command that sleeps
+    # the preflight's 20 s limit cut to 1 s (3 s in a dry run) on a command that sleeps
     fake.write_text(
         text.replace('cd "$(dirname "$(realpath "$0")")/.."', f"cd {REPO}").replace(
             'run_step preflight 20 "$PY" benchmarks/preflight.py',
@@ -93,8 +93,8 @@ def test_a_step_over_its_time_is_stopped_and_named(tmp_path):
         timeout=120,
     )
     assert done.returncode == 1
-    assert "== STEP preflight FAILED: timed out after 1 s" in done.stdout
-    assert _steps(tmp_path / "out")["preflight"]["status"] == "timed out after 1 s"
+    assert "== STEP preflight FAILED: timed out after 3 s" in done.stdout
+    assert _steps(tmp_path / "out")["preflight"]["status"] == "timed out after 3 s"
 
 
 def test_the_script_leaves_the_callers_out_alone():
