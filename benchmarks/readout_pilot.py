@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _record import command, machine  # noqa: E402
 
-from ofdb_study.analysis import claims, readout, runs  # noqa: E402
+from ofdb_study.analysis import claims, pilots, prereg, readout, runs  # noqa: E402
 from ofdb_study.config import get_profile  # noqa: E402
 from ofdb_study.files import atomic_write_text  # noqa: E402
 from ofdb_study.study import plan, readouts  # noqa: E402
@@ -144,6 +144,8 @@ def main(argv=None) -> int:
         "machine": f"{machine()['cpu']}, {machine()['usable_cores']} core(s)",
         "command": command(sys.argv),
         "seeds": args.seeds,
+        "profile_settings": pilots.profile_settings(prof),
+        "registered_design": prereg.registered_design(args.profile),
         "own_task": own,
         "readouts": per_readout,
         "also": also,

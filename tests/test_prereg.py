@@ -79,7 +79,12 @@ def test_the_holm_family_of_the_power_statement_is_the_plans():
     assert prereg.power_statement(2.0, 12, "pilot", "paper-short")["hypotheses"] == 2 * len(keys)
     assert len(prereg.tested_primaries("smoke")) == len(prereg.tested_primaries())
     power = prereg.readout_power(
-        {"aug_noninferior_to_instances": {"mean": -0.5, "sd": 1.0}, "aug_helps_ofdb": {"mean": 3.0, "sd": 1.0}}, 8, "mini"
+        {
+            "aug_noninferior_to_instances": {"mean": -0.5, "sd": 1.0},
+            "aug_helps_ofdb": {"mean": 3.0, "sd": 1.0},
+        },
+        8,
+        "mini",
     )
     assert power["hypotheses"] == 4 and power["claims"]["aug_helps_ofdb"]["expected"] == "decidable"
     assert power["claims"]["aug_noninferior_to_instances"]["expected"] == "read by its bound only"

@@ -109,7 +109,11 @@ def test_mini_is_a_design_that_can_decide():
     # the paper's variable as a 2x2 (instances x augmentation), with calibration arms
     assert {"ofdb", "ofdb+aug", "ofdb+fluctuation", "ofdb+fluctuation+aug", "supervised"} <= set(plan.rows)
     assert {"random", "mimetic", "supervised"} <= set(plan.controls)
-    assert plan.categories >= 32 and plan.categories in plan.scaling_categories and len(plan.scaling_categories) >= 3
+    assert (
+        plan.categories >= 32
+        and plan.categories in plan.scaling_categories
+        and len(plan.scaling_categories) >= 3
+    )
     for row in ("ofdb+aug", "ofdb+fluctuation+aug"):  # the paper's augmentation on, read from its recipe
         aug = plan.settings_of(row)
         assert aug["auto_augment"] and aug["re_prob"] > 0 and aug["hflip"] > 0 and aug["scale"][0] < 0.2

@@ -491,6 +491,9 @@ _SMOKE_PRETRAIN = _MINI_PRETRAIN.derive(
     categories=(4, ours("four categories")),
     render_size=(32, ours("32 px renders")),
     render_points=(1_500, ours("points for a 32 px image")),
+    render_pad=(3, ours("padding of a few pixels")),
+    eval_every=(50, ours("own-task evaluation: after the last step", NO_PUBLIC)),
+    eval_per_category=(20, ours("held-out images per category", NO_PUBLIC)),
     eval_batch_size=(16, ours("evaluation batch", NO_PUBLIC)),
 )
 _SMOKE_FINETUNE = _MINI_FINETUNE.derive(
