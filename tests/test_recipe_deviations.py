@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ofdb_study.analysis import claims, paper, prereg
+from ofdb_study.analysis import claims, paper
 from ofdb_study.config import KEYED_UNLESS_DEFAULT, PRECISIONS, PROFILES, TrainConfig, phase_config, resolve
 from ofdb_study.errors import ParamError
 

@@ -244,10 +244,8 @@ def test_study_accepts_paper_21k():
     assert (plan.paper_table, plan.paper_column) == ("table3", "vit_b")
     assert PROFILES["paper"].study.onepfrac_deltas == (0.01, 0.05, 0.1, 0.2)
     assert "1p-frac" not in PROFILES["mini"].study.rows and "1p-frac" in PROFILES["smoke"].study.rows
-    from ofdb_study.config import ALL_ROWS
+    from ofdb_study.config import ALL_ROWS, READOUT_ROWS
     from ofdb_study.study import plan as experiments
-
-    from ofdb_study.config import READOUT_ROWS
 
     assert tuple(experiments.ROWS) == (*ALL_ROWS, *READOUT_ROWS)
     for prof in PROFILES.values():
