@@ -45,14 +45,19 @@ def test_paper_short_is_registered_and_is_paper_but_shorter():
     assert pre.mixup and pre.cutmix and pre.re_prob and pre.hflip and pre.vflip
     assert pre.precision == "fp16" and pre.decay_embed_tokens
     plan = PAPER_SHORT.study
+    assert plan.dataset == ft.dataset == "cifar100"
+    assert (plan.paper_table, plan.paper_column) == ("table2", "C100") and plan.workers == 1
+    assert PAPER_SHORT.data_kinds == paper.data_kinds  # 1p-frac at 512 px, as at paper
+
+
+def test_paper_short_plans_few_rows_at_five_seeds_and_fractaldb_longer():
+    plan, pre = PAPER_SHORT.study, PAPER_SHORT.pretrain
     assert set(plan.rows) == {"scratch", "ofdb", "ofdb+fluctuation", "fractaldb"}
-    assert len(plan.seeds) >= 5 and plan.dataset == ft.dataset == "cifar100"
+    assert len(plan.seeds) >= 5
     # FractalDB's million images get at least five times a one-image row's steps
     fdb = phase_config("paper-short", "pretrain", **plan.settings_of("fractaldb"))
     assert fdb.steps >= 5 * pre.steps and fdb.eval_every * 6 == fdb.steps
     assert plan.settings_of("ofdb") == plan.settings_of("ofdb+fluctuation") == {}
-    assert (plan.paper_table, plan.paper_column) == ("table2", "C100") and plan.workers == 1
-    assert PAPER_SHORT.data_kinds == paper.data_kinds  # 1p-frac at 512 px, as at paper
 
 
 def test_profile_show_and_study_plan(capsys, tmp_path):
