@@ -46,7 +46,7 @@ import _record  # noqa: E402
 import torch  # noqa: E402
 
 from ofdb_study.config import phase_config, resolve  # noqa: E402
-from ofdb_study.train import augment, batched, engine, models  # noqa: E402
+from ofdb_study.train import augment, batched, engine, memory, models  # noqa: E402
 from ofdb_study.train.runtime import Dist, resolve_device  # noqa: E402
 
 #: What ``--quick`` sets where the option is not given (argparse destinations).
@@ -95,7 +95,7 @@ def bare_step_fn(cfg, classes: int, device):
     """The bare timm step on whatever batch it is given (no Mixup, no scheduler, no seeding), in the
     profile's precision with the engine's scaler and optimizer (``engine.build_optimization``)."""
     model, net = _model(cfg, classes, device)
-    opt = engine.build_optimization(model, cfg, resolve(cfg), classes)[0]
+    opt = engine.build_optimization(model, cfg, resolve(cfg), classes, device)[0]
     scaler = engine.build_scaler(cfg, device)
 
     def step(x, y):
@@ -117,12 +117,18 @@ def bare_step_fn(cfg, classes: int, device):
 
 
 def our_step_fn(cfg, classes: int, device):
-    """``engine.train_step`` with the profile's optimisation and Mixup, on successive steps."""
+    """``engine.train_step`` with the profile's optimisation and Mixup, on successive steps, in
+    micro-batches where the engine would split the step on this card (``memory.micro_batch``)."""
     model, net = _model(cfg, classes, device)
-    optimizer, scheduler, mixup, criterion = engine.build_optimization(model, cfg, resolve(cfg), classes)
+    optimizer, scheduler, mixup, criterion = engine.build_optimization(
+        model, cfg, resolve(cfg), classes, device
+    )
     counter = iter(range(10**9))
     kw = dict(net=net, optimizer=optimizer, scheduler=scheduler, mixup=mixup, criterion=criterion)
     kw["scaler"] = engine.build_scaler(cfg, device)
+    kw["micro_batch"] = memory.micro_batch(
+        model, cfg.batch_size, cfg.precision, cfg.opt, memory.device_memory(device)
+    )
 
     def step(x, y):
         engine.train_step(next(counter), x, y, **kw, cfg=cfg, num_classes=classes, device=device)
