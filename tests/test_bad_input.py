@@ -299,6 +299,9 @@ DATA_CASES = [
     (["verify", "--against", "PARAMS", "--workers", "100000"], "workers: must be"),
     (["verify", "--against", "PARAMS", "--workers", "0"], "workers: must be"),
     (["study", "--profile", "smoke", "--out", "FILE", "--run-root", "OUT"], "out: "),
+    (["search3d", "--categories", "2", "--points", str(10**30), "--out", "OUT"], "points: "),
+    (["build", "ofdb3d", "--categories", "2", "--size", str(10**30), "--out", "OUT"], "size: "),
+    (["build", "ofdb3d", "--categories", "2", "--points", str(10**12), "--out", "OUT"], "points: "),
 ]
 CASES += NAMED_CASES + SETTING_CASES + FLAG_CASES + DATA_CASES
 

@@ -74,6 +74,7 @@ from ..files import (
     COMMON_FILES,
     OUTPUT_KINDS,
     atomic_write_text,
+    check_fits,
     prepare_output,
     release_output,
     resolve_workers,
@@ -252,6 +253,7 @@ class Search3DSettings:
         if self.seed > 2**32 - 1:
             raise ParamError("seed", f"must be between 0 and 2**32 - 1, got {self.seed}")
         check_positive_int("points", self.points, minimum=2)
+        check_fits("points", self.points * 3 * 8 * 2, f"{self.points:,} points")  # xyz and a copy, float64
         if not (math.isfinite(float(self.min_var)) and float(self.min_var) >= 0.0):
             raise ParamError("min_var", f"must be finite and >= 0, got {self.min_var!r}")
         return self
@@ -404,6 +406,8 @@ def check_render_args(size: int, points: int, views: int, jitter: float, a_weigh
     check_positive_int("size", size, minimum=MIN_SIZE)
     check_positive_int("points", points, minimum=2)
     check_positive_int("views", views)
+    check_fits("points", points * 3 * 8 * 2, f"{points:,} points")  # xyz and a copy, float64
+    check_fits("size", size * size * 8 * 2, f"a {size:,} px view")
     check_weight(a_weight)
     try:
         j = float(jitter)
