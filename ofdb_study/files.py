@@ -149,7 +149,7 @@ def manifest_kind(path: Path) -> str | None:
 
     try:
         doc = json.loads(path.read_text())
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(doc, dict):
         return None

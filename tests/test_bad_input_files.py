@@ -239,3 +239,39 @@ def test_a_second_writer_of_a_folder_is_refused(writer, tmp_path, capsys):
         assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
     finally:
         holder.communicate("", timeout=60)
+
+
+@pytest.mark.parametrize(
+    "manifest, command, message",
+    [
+        ("truncated", "verify", "manifest.json is not valid JSON"),
+        ("deep", "verify", "manifest.json is not valid JSON"),
+        ("list", "verify", "is not a dataset manifest"),
+        ("deep", "pretrain", "nests too deeply"),
+    ],
+)
+def test_a_trees_damaged_manifest_is_one_line(manifest, command, message, tree, tmp_path, capsys):
+    copy = _copy(tree, tmp_path)
+    path = copy / "manifest.json"
+    text = {"truncated": path.read_text()[:50], "deep": "[" * 100_000 + "]" * 100_000, "list": "[1]"}[
+        manifest
+    ]
+    path.write_text(text)
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    if command == "verify":
+        argv = ["verify", str(copy)]
+    else:
+        argv = [
+            "pretrain",
+            "--profile",
+            "smoke",
+            "--data",
+            str(copy),
+            "--out",
+            str(tmp_path / "run"),
+            "--no-progress",
+        ]
+    assert main(argv) == 2
+    err = _one_line(capsys)
+    assert message in err, err
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

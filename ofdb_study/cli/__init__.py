@@ -82,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"error: {_last_line(exc)}", file=sys.stderr)
         return 1
+    except RecursionError:  # a JSON or YAML input nested too deeply for its parser
+        print("error: input: a file read by this command nests too deeply to be read", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -207,7 +207,7 @@ def load_manifest(out: str | os.PathLike) -> dict:
         raise ParamError("dir", f"{out} has no {MANIFEST}: not a complete dataset")
     try:
         doc = json.loads(path.read_text())
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise ParamError("dir", f"{path} is not valid JSON (corrupt); rebuild with --force") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("files"), dict):
         raise ParamError("dir", f"{path} is not a dataset manifest (no files)")
