@@ -303,6 +303,10 @@ class TrainConfig:
     The defaults are the paper's OFDB-1k pre-training recipe, each with its source in the field's
     metadata (``cite``). ``batch_size`` is per process; the global batch is ``batch_size *
     world_size``. ``base_lr``, ``base_warmup_lr``, ``base_min_lr`` are for a global batch of 512.
+
+    Each field names its check beside its default (``check=``: the range, finiteness, length and
+    order of its values, with the sanity limits ``MAX_*`` above), applied on construction and by
+    ``replace``: ParamError naming the field for a value it does not take.
     """
 
     phase: str = _c("pretrain", pub(f"{PRETRAIN_SH}: mode=pretrain"), check=_choice(PHASES))
@@ -342,7 +346,7 @@ class TrainConfig:
     params: str | None = _c(
         None,
         pub(f"None = our exact re-run of {GEN_2D} param_search/ifs_search.py (seed 1)"),
-        check=_text(optional=True),
+        check=_text(optional=True, empty=True),
     )
     render_size: int = _c(
         OFDB_SIZE, pub(f"{GEN_2D} fractal_renderer/make_2dofdb.py: 362 x 362"), check=_int(1, MAX_PIXELS)
@@ -378,7 +382,7 @@ class TrainConfig:
     # fine-tuning data
     dataset: str = _c("cifar100", pub(f"{OFDB_PAPER}, Table 1: CIFAR-100"), check=_text())
     data_root: str | None = _c(
-        None, ours("where the downstream files are", NO_PUBLIC), check=_text(optional=True)
+        None, ours("where the downstream files are", NO_PUBLIC), check=_text(optional=True, empty=True)
     )
     download: bool = _c(False, ours("never download unless asked", NO_PUBLIC), check=_bool())
     train_per_class: int | None = _c(
@@ -402,7 +406,7 @@ class TrainConfig:
             "fine-tuning: a pre-training run folder, its checkpoint.pt, an export folder, or scratch",
             NO_PUBLIC,
         ),
-        check=_text(),
+        check=_text(optional=True, empty=True),
     )
     # transforms (timm.data.create_transform)
     scale: tuple[float, float] = _c(
