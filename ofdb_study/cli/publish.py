@@ -42,7 +42,8 @@ def cmd_unpack(args: argparse.Namespace) -> int:
     rep = unpack_results(args.archive, args.root, data_root=args.data_root, force=args.force)
     print(
         f"unpacked {len(rep.runs)} run(s): {rep.files} file(s) written under {args.root} and "
-        f"{args.data_root}, {len(rep.skipped)} already identical; every sha256 matched"
+        f"{args.data_root}, {len(rep.skipped)} already identical; every sha256 matched and every run "
+        "is what its name says"
     )
     return 0
 
