@@ -94,16 +94,17 @@ def _write_finetune_pilot(path: Path) -> None:
     path.write_text(json.dumps(doc, indent=1) + "\n")
 
 
-def _smoke_book(root: Path, *, train: bool = True) -> Path:
-    """Copy the book to ``root/book``, run every study notebook at ``smoke`` into it (data and runs
-    under ``root``; ``train=False`` only reads finished runs) and build it; returns the book folder."""
+def _smoke_book(root: Path, *, train: bool = True, profile: str = "smoke") -> Path:
+    """Copy the book to ``root/book``, run every study notebook at ``profile`` (``smoke``, or
+    ``smoke-readout`` for the readout study) into it (data and runs under ``root``; ``train=False``
+    only reads finished runs) and build it; returns the book folder."""
     from ofdb_study import study
 
     book = root / "book"
     shutil.copytree(REPO / "book", book, ignore=shutil.ignore_patterns("_build", "study"))
     _write_finetune_pilot(book / "pilot" / "finetune-smoke-fixture.json")
     study.run_study(
-        "smoke",
+        profile,
         out=book / "study",
         notebooks_dir=REPO / "notebooks",
         data_root=str(root / "data"),

@@ -264,10 +264,12 @@ def every_readout(table: pd.DataFrame, categories: int) -> pd.DataFrame:
     return df.fillna("–").rename_axis("arm").reset_index()
 
 
-def gate_statement(g: pd.DataFrame, profile: str) -> str:
-    """One paragraph: the gate's verdict, generated from its table."""
+def gate_statement(g: pd.DataFrame, profile: str, plain: bool = False) -> str:
+    """The gate's verdict, generated from its table: a heading sentence and one line per gated arm
+    (Markdown), or one paragraph of plain text (``plain``, for a page that pastes it as text)."""
     if not len(g) or g["pairs"].max() < 2:
-        return "**The assay gate could not be judged:** fewer than two seeds were read."
+        head = "The assay gate could not be judged: fewer than two seeds were read."
+        return head if plain else f"**{head}**"
     parts = []
     for r in g.itertuples():
         what = ARM_TITLES.get(r.arm, r.arm)
@@ -276,14 +278,19 @@ def gate_statement(g: pd.DataFrame, profile: str) -> str:
             f"(lower bound {format_points(r.low)}, needs above {r.margin:g}): "
             + ("passed" if r.passed else "failed")
         )
-    head = (
-        "**The assay gate passed**: this readout can tell pre-training from none, and the claims below are read."
+    verdict, why = (
+        ("The assay gate passed", "this readout can tell pre-training from none, and the claims are read.")
         if g.attrs.get("passed")
-        else f"**The assay gate failed**: at the `{profile}` profile this readout cannot show that the "
-        "pre-training registers beyond what a free alternative gives, so this build makes no claims; the "
-        "claims are left to the GPU profiles. The numbers below are shown for the record, not read."
+        else (
+            "The assay gate failed",
+            f"at the {profile} profile this readout cannot show that the pre-training registers "
+            "beyond what a free alternative gives, so this build makes no claims; the claims are left "
+            "to the GPU profiles, and the numbers are shown for the record, not read.",
+        )
     )
-    return head + "\n\n" + "\n".join(f"- {p}" for p in parts)
+    if plain:
+        return f"{verdict}: {why} " + "; ".join(parts) + "."
+    return f"**{verdict}**: {why}\n\n" + "\n".join(f"- {p}" for p in parts)
 
 
 def _excludes(r) -> str:
@@ -331,12 +338,12 @@ def claims_statement(evaluated: pd.DataFrame, gate_passed: bool, profile: str, n
     primary = evaluated[evaluated["primary"]] if len(evaluated) else evaluated
     if not gate_passed:
         return (
-            f"No claim is read at the `{profile}` profile: the assay gate failed. The table keeps what "
+            f"No claim is read at the {profile} profile: the assay gate failed. The table keeps what "
             "each claim's test gave, marked as not read."
         )
     counts = primary["verdict"].value_counts() if len(primary) else {}
     return (
-        f"Of the {len(primary)} primary claims tested at `{profile}` with {n_seeds} seed(s), "
+        f"Of the {len(primary)} primary claims tested at {profile} with {n_seeds} seed(s), "
         f"{int(counts.get('agrees', 0))} agree with the paper, {int(counts.get('disagrees', 0))} disagree, "
         f"{int(counts.get('inconclusive', 0))} are inconclusive (reported by what their bounds exclude) and "
         f"{int(counts.get('not interpretable', 0))} are not interpretable (a row missed its own-task bar in "
