@@ -10,10 +10,10 @@ import pytest
 
 @pytest.fixture(scope="module")
 def readout_site(tmp_path_factory, smoke_book_in):
+    from conftest import REPO
+
     from ofdb_study.explorer.web import ensure_book_assets
     from ofdb_study.study.vendor import ensure_vendor
-
-    from conftest import REPO
 
     try:
         ensure_vendor(REPO / "book")
