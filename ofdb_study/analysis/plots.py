@@ -186,7 +186,7 @@ def bars_with_intervals(
     ax.bar(x, mean, color=OURS, label="ours (mean, 95 % interval)")
     ax.errorbar(x, mean, yerr=err, fmt="none", ecolor="k", capsize=3, lw=1)
     for k, (name, value) in enumerate((baselines or {}).items()):
-        ax.axhline(value, color="0.35", ls=("--", ":", "-.")[k % 3], lw=1.2, label=f"{name} (raw pixels)")
+        ax.axhline(value, color="0.35", ls=("--", ":", "-.", (0, (1, 3)))[k % 4], lw=1.2, label=name)
     if reference is not None:
         ref = np.asarray(reference, dtype=float)
         ok = ~np.isnan(ref)
@@ -201,7 +201,7 @@ def bars_with_intervals(
         lo = float(np.nanmin(np.where(np.isnan(low), mean, low)))
         lo = min([lo, *(baselines or {}).values()])
         ax.set_ylim(max(0.0, lo - 5.0), None)
-    ax.legend(loc="upper left", frameon=False, fontsize=8)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False, fontsize=8)
     if title:
         ax.set_title(title)
     return fig
@@ -371,4 +371,49 @@ def finetune_pilot(doc: dict, baselines: dict[str, float] | None = None, title: 
     ax.legend(frameon=False, fontsize=7, loc="lower right")
     if title:
         ax.set_title(title)
+    return fig
+
+
+def two_by_two(values: pd.DataFrame, title: str | None = None) -> Figure:
+    """The readout study's 2x2: instances (lines) across augmentation (x), mean and 95 % interval
+    over seeds, with the positive control and the best free alternative as horizontal lines.
+
+    Args:
+        values: ``analysis.readout.at`` output (arm, seed, top1).
+    """
+    from .readout import ARM_TITLES, best_free
+    from .stats import mean_ci
+
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.subplots()
+    x = np.array([0.0, 1.0])
+    for k, (arm, color) in enumerate((("ofdb", OURS), ("ofdb+fluctuation", "#ff7f0e"))):
+        stats = [mean_ci(values.loc[values["arm"] == a, "top1"].tolist()) for a in (arm, f"{arm}+aug")]
+        mean = np.array([s[0] for s in stats])
+        err = np.array([[m - s[1] for m, s in zip(mean, stats)], [s[2] - m for m, s in zip(mean, stats)]])
+        ax.errorbar(
+            x + 0.04 * (k - 0.5),
+            mean,
+            yerr=np.nan_to_num(err),
+            fmt="o-",
+            color=color,
+            capsize=3,
+            label=ARM_TITLES[arm].split(",")[0],
+        )
+    lines = {"positive control": "supervised", "best free alternative": best_free(values)}
+    for k, (label, arm) in enumerate(lines.items()):
+        if arm is not None and (values["arm"] == arm).any():
+            ax.axhline(
+                values.loc[values["arm"] == arm, "top1"].mean(),
+                color="0.35",
+                ls=("--", ":")[k],
+                lw=1.2,
+                label=f"{label} ({ARM_TITLES.get(arm, arm)})" if label != "positive control" else label,
+            )
+    ax.set_xticks(x, ["minimal augmentation", "paper's augmentation"])
+    ax.set_xlim(-0.4, 1.4)
+    ax.set_ylabel("readout top-1 (%)")
+    ax.legend(frameon=False, fontsize=7, loc="best")
+    if title:
+        ax.set_title(title, fontsize=10)
     return fig

@@ -475,6 +475,7 @@ def write_readout(profile: str, seeds: list[int], pilot_path: Path, registered: 
             "failed runs": "a run that did not finish is missing from its pairs; nothing else is dropped",
             "subsets": f"{prof.study.readout_draws} draws of {prof.study.readout_per_class} labelled images per class per seed, outside the control pool; every arm of a seed on the same draws",
             "confirmatory": "only with this digest (configs, claims, rules, readouts, the code of analysis, study, train and fractals, the pins), these seeds, and runs started after this registration",
+            "a further design": "a later design on these claims is read together with this one in a combined analysis pre-registered before its runs, not as a fresh start",
         },
         "pilot": {
             "record": str(Path(pilot_path).name),
