@@ -147,7 +147,9 @@ def profile_of(cfg: TrainConfig) -> tuple[str | None, bool]:
     fits = [
         name for name, prof in PROFILES.items() if not _differences(cfg, getattr(prof, cfg.phase), ignore)
     ]
-    return (fits[0], False) if len(fits) == 1 else (None, False)
+    # profiles that share one recipe (smoke-readout runs smoke's) are one fit: the first to define it
+    recipes = {getattr(PROFILES[name], cfg.phase).digest() for name in fits}
+    return (fits[0], False) if len(recipes) == 1 else (None, False)
 
 
 def changes_from_profile(cfg: TrainConfig) -> tuple[str | None, dict[str, tuple]]:
