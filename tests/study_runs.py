@@ -42,3 +42,37 @@ GPU_TWIN = dict(
     checkpoint_every=1,
     num_workers=0,
 )
+
+
+def results_archive(members: dict[str, bytes], out, runs: list[str] | None = None):
+    """A ``results pack`` archive of ``members`` (archive path -> bytes) whose PACK.json lists each
+    with its right sha256 and size, whatever the members hold; ``runs`` defaults to the run
+    folders the members name (``runs/<phase>/<name>/<file>``)."""
+    import gzip
+    import hashlib
+    import io
+    import json
+    import tarfile
+    from pathlib import Path
+
+    from ofdb_study.study import pack
+
+    if runs is None:
+        runs = sorted(
+            {"/".join(n.split("/")[1:3]) for n in members if n.startswith("runs/") and n.count("/") == 3}
+        )
+    manifest = {
+        "format": pack.FORMAT,
+        "format_version": pack.FORMAT_VERSION,
+        "profile": "smoke",
+        "runs": runs,
+        "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in members.items()},
+    }
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in {"PACK.json": json.dumps(manifest).encode(), **members}.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    Path(out).write_bytes(gzip.compress(buf.getvalue()))
+    return Path(out)

@@ -4,14 +4,10 @@ left that the command does not own."""
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import io
-import json
-import tarfile
 from pathlib import Path
 
 import pytest
+from study_runs import results_archive
 
 from ofdb_study.cli import main
 
@@ -97,31 +93,13 @@ def test_finetune_from_a_text_file_is_one_line(fashion, tmp_path, capsys):
     assert not out.exists()
 
 
-def _archive(members: dict[str, bytes], runs: list[str], out: Path) -> Path:
-    manifest = {
-        "format": "ofdb-study-results",
-        "format_version": 1,
-        "profile": "smoke",
-        "runs": runs,
-        "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in members.items()},
-    }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for name, data in {"PACK.json": json.dumps(manifest).encode(), **members}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    out.write_bytes(gzip.compress(buf.getvalue()))
-    return out
-
-
 def test_unpack_refuses_a_300_character_run_name_and_writes_nothing(tmp_path, capsys):
     name = "r" * 300
     members = {
         f"runs/finetune/{name}/{f}": b"{}"
         for f in ("config.yaml", "manifest.json", "metrics.jsonl", "summary.json")
     }
-    bad = _archive(members, [f"finetune/{name}"], tmp_path / "long.tar.gz")
+    bad = results_archive(members, tmp_path / "long.tar.gz", [f"finetune/{name}"])
     out = tmp_path / "out"
     assert main(["results", "unpack", str(bad), "--root", str(out), "--data-root", str(tmp_path / "d")]) == 2
     err = _one_line(capsys)

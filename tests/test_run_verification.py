@@ -10,7 +10,6 @@ copies it and damages the copy one way (the families: renamed, edited, truncated
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import shutil
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from study_runs import results_archive
 
 from ofdb_study.cli import main
 from ofdb_study.errors import ParamError
@@ -207,26 +207,6 @@ def test_study_without_training_fails_early_naming_the_file(damage, trained, tmp
 
 
 # ---- results unpack -----------------------------------------------------------------------------
-def _archive(members: dict[str, bytes], out: Path) -> Path:
-    """A results archive of ``members`` whose PACK.json lists each with its right sha256."""
-    runs = sorted(
-        {"/".join(n.split("/")[1:3]) for n in members if n.startswith("runs/") and n.count("/") == 3}
-    )
-    manifest = {
-        "format": "ofdb-study-results",
-        "format_version": 1,
-        "profile": "smoke",
-        "runs": runs,
-        "files": {n: {"sha256": hashlib.sha256(d).hexdigest(), "size": len(d)} for n, d in members.items()},
-    }
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in {"PACK.json": json.dumps(manifest).encode(), **members}.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    out.write_bytes(gzip.compress(buf.getvalue()))
-    return out
 
 
 def _members(spec) -> dict[str, bytes]:
@@ -277,7 +257,7 @@ def test_unpack_refuses_runs_whose_hashes_match_but_are_not_what_they_say(case, 
     members = _members(spec)
     change, words = UNPACK_CASES[case]
     change(members)
-    bad = _archive(members, tmp_path / "bad.tar.gz")
+    bad = results_archive(members, tmp_path / "bad.tar.gz")
     out = tmp_path / "out"
     assert main(["results", "unpack", str(bad), "--root", str(out), "--data-root", str(tmp_path / "d")]) == 2
     err = capsys.readouterr().err
@@ -314,7 +294,7 @@ def test_unpack_takes_the_output_lock(trained, tmp_path, capsys):
     """A second writer of the run root (another unpack) is refused while the first holds it, and
     nothing is written; once it is released the unpack goes through and leaves no lock file."""
     _, spec, _ = trained
-    archive = _archive(_members(spec), tmp_path / "ok.tar.gz")
+    archive = results_archive(_members(spec), tmp_path / "ok.tar.gz")
     out = tmp_path / "out"
     out.mkdir()
     holder = subprocess.Popen(
