@@ -3,6 +3,8 @@ its source."""
 
 from __future__ import annotations
 
+import dataclasses
+
 from ..errors import ParamError
 from ..fractals.defaults import OFDB3D_POINTS, OFDB3D_SIZE, ONEPFRAC_PAD, ONEPFRAC_POINTS, ONEPFRAC_SIZE
 from .schema import (
@@ -525,16 +527,11 @@ SMOKE_READOUT = Profile(
     name="smoke-readout",
     pretrain_recipe=_SMOKE_PRETRAIN,
     finetune_recipe=_SMOKE_FINETUNE,
-    study=StudyPlan(
+    study=dataclasses.replace(
+        MINI.study,
         categories=4,
         scaling_categories=(2, 4),
-        scaling_row="ofdb+aug",
         seeds=(0, 1),
-        dataset="fashion-mnist",
-        train_per_class=None,
-        rows=MINI.study.rows,
-        controls=MINI.study.controls,
-        endpoint="readout",
         readout_per_class=2,
         readout_draws=2,
         control_pool_per_class=3,
@@ -543,6 +540,7 @@ SMOKE_READOUT = Profile(
             ("ofdb+fluctuation+aug", PAPER_AUGMENT),
             ("supervised", (("categories", 10), *_SMOKE_STEPS)),
         ),
+        workers=1,
     ),
     data=SMOKE.data,
 )
